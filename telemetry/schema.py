@@ -1,0 +1,123 @@
+"""The canonical telemetry model: what every source (simulator, Prometheus, files) must produce.
+
+Two tables. ``instance_samples`` holds one row per serving instance per fixed interval; the
+signal study, the policies and the dashboards read nothing else about instances.
+``service_load`` holds the offered load of a service per interval, the ground truth a
+signal is judged against. Column meanings and units: docs/telemetry-schema.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+ROLES = ("prefill", "decode", "colocated")
+
+INSTANCE_SAMPLES = "instance_samples"
+SERVICE_LOAD = "service_load"
+
+#: Identity of a sample: which instance, which interval.
+INSTANCE_KEY_COLUMNS: dict[str, pl.DataType] = {
+    "ts": pl.Datetime("us", "UTC"),
+    "interval_s": pl.Float64(),
+    "service": pl.String(),
+    "role": pl.String(),
+    "instance_id": pl.String(),
+    "gpu_type": pl.String(),
+    "gpus_per_instance": pl.Int32(),
+    "ready": pl.Boolean(),
+}
+
+#: The candidate autoscaling signals and the gauges that explain them (all per instance).
+INSTANCE_METRIC_COLUMNS: dict[str, pl.DataType] = {
+    "gpu_util_ratio": pl.Float64(),
+    "sm_active_ratio": pl.Float64(),
+    "prefill_tps_cache_missed": pl.Float64(),
+    "prefill_tps_total": pl.Float64(),
+    "decode_tps": pl.Float64(),
+    "ttft_p50_s": pl.Float64(),
+    "ttft_p90_s": pl.Float64(),
+    "ttft_p99_s": pl.Float64(),
+    "tbt_p50_s": pl.Float64(),
+    "tbt_p90_s": pl.Float64(),
+    "tbt_p99_s": pl.Float64(),
+    "queue_depth": pl.Float64(),
+    "running_requests": pl.Float64(),
+    "kv_usage_ratio": pl.Float64(),
+}
+
+INSTANCE_SAMPLES_SCHEMA: dict[str, pl.DataType] = {
+    **INSTANCE_KEY_COLUMNS,
+    **INSTANCE_METRIC_COLUMNS,
+}
+
+SERVICE_LOAD_SCHEMA: dict[str, pl.DataType] = {
+    "ts": pl.Datetime("us", "UTC"),
+    "interval_s": pl.Float64(),
+    "service": pl.String(),
+    "request_rate_rps": pl.Float64(),
+    "input_tps": pl.Float64(),
+    "output_tps": pl.Float64(),
+}
+
+#: Columns that may be null: a latency quantile has no value in an interval with no samples.
+NULLABLE_COLUMNS = frozenset(
+    {"ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tbt_p50_s", "tbt_p90_s", "tbt_p99_s"}
+)
+
+#: Columns bounded to [0, 1].
+RATIO_COLUMNS = frozenset({"gpu_util_ratio", "sm_active_ratio", "kv_usage_ratio"})
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A canonical table: its name, its typed columns and its partition key."""
+
+    name: str
+    schema: dict[str, pl.DataType]
+    partition_columns: tuple[str, ...] = ("service", "day")
+
+
+CANONICAL_TABLES = {
+    INSTANCE_SAMPLES: TableSpec(INSTANCE_SAMPLES, INSTANCE_SAMPLES_SCHEMA),
+    SERVICE_LOAD: TableSpec(SERVICE_LOAD, SERVICE_LOAD_SCHEMA),
+}
+
+
+class SchemaError(ValueError):
+    """A frame does not conform to a canonical table; the message says which column and why."""
+
+
+def conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
+    """Return ``frame`` with exactly the canonical columns of ``table``, in order and typed.
+
+    Raises
+    ------
+    SchemaError
+        If a column is missing, cannot be cast losslessly, a required value is null, a role is
+        unknown, or a ratio lies outside [0, 1].
+    """
+    spec = CANONICAL_TABLES[table]
+    missing = [c for c in spec.schema if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"{table}: missing columns {missing}")
+    try:
+        out = frame.select(
+            [pl.col(c).cast(dtype, strict=True) for c, dtype in spec.schema.items()]
+        )
+    except pl.exceptions.InvalidOperationError as exc:
+        raise SchemaError(f"{table}: a column has the wrong type: {exc}") from exc
+    required = [c for c in spec.schema if c not in NULLABLE_COLUMNS]
+    nulls = {c: n for c, n in zip(required, out.select(required).null_count().row(0)) if n}
+    if nulls:
+        raise SchemaError(f"{table}: null values in required columns {nulls}")
+    if "role" in out.columns:
+        bad = out.filter(~pl.col("role").is_in(ROLES))["role"].unique().to_list()
+        if bad:
+            raise SchemaError(f"{table}: unknown roles {bad}; expected one of {ROLES}")
+    for c in RATIO_COLUMNS & set(out.columns):
+        outside = out.filter((pl.col(c) < 0) | (pl.col(c) > 1)).height
+        if outside:
+            raise SchemaError(f"{table}: {outside} values of {c} outside [0, 1]")
+    return out

@@ -1,0 +1,50 @@
+"""conform() turns a frame into the canonical table or says precisely what is wrong."""
+
+from datetime import datetime, timezone
+
+import polars as pl
+import pytest
+
+from telemetry.schema import INSTANCE_SAMPLES_SCHEMA, SchemaError, conform
+
+
+def one_sample(**overrides) -> pl.DataFrame:
+    row = {c: 0.5 for c in INSTANCE_SAMPLES_SCHEMA}
+    row.update(
+        ts=datetime(2023, 11, 16, 18, tzinfo=timezone.utc),
+        interval_s=15.0,
+        service="chat",
+        role="decode",
+        instance_id="decode-0",
+        gpu_type="H20",
+        gpus_per_instance=4,
+        ready=True,
+        ttft_p50_s=None,
+    )
+    row.update(overrides)
+    return pl.DataFrame([row])
+
+
+def test_conform_orders_and_types_columns():
+    frame = one_sample().select(list(reversed(INSTANCE_SAMPLES_SCHEMA))).with_columns(extra=1)
+    out = conform(frame, "instance_samples")
+    assert out.schema == pl.Schema(INSTANCE_SAMPLES_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"role": "router"}, "unknown roles"),
+        ({"gpu_util_ratio": 87.0}, "gpu_util_ratio outside"),
+        ({"decode_tps": None}, "null values"),
+        ({"gpus_per_instance": "four"}, "wrong type"),
+    ],
+)
+def test_conform_names_the_problem(overrides, message):
+    with pytest.raises(SchemaError, match=message):
+        conform(one_sample(**overrides), "instance_samples")
+
+
+def test_conform_names_missing_columns():
+    with pytest.raises(SchemaError, match="kv_usage_ratio"):
+        conform(one_sample().drop("kv_usage_ratio"), "instance_samples")

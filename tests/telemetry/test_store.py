@@ -1,0 +1,80 @@
+"""The store's promises: idempotent partition writes, untouched neighbours, atomic failure."""
+
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from telemetry.schema import SchemaError
+from telemetry.store import TelemetryStore
+
+MIDNIGHT = datetime(2023, 11, 17, tzinfo=timezone.utc)
+
+
+def load_frame(service: str, minutes: list[int], rate: float = 1.0) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "ts": [MIDNIGHT + timedelta(minutes=m) for m in minutes],
+            "interval_s": 60.0,
+            "service": service,
+            "request_rate_rps": rate,
+            "input_tps": 1000.0 * rate,
+            "output_tps": 200.0 * rate,
+        }
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    return TelemetryStore(tmp_path / "store.duckdb")
+
+
+def test_rewriting_a_partition_replaces_it(store):
+    store.write("service_load", load_frame("chat", [0, 1, 2]))
+    store.write("service_load", load_frame("chat", [0, 1], rate=2.0))
+    rows = store.read("service_load")
+    assert rows.height == 2
+    assert rows["request_rate_rps"].to_list() == [2.0, 2.0]
+
+
+def test_partitions_are_service_by_utc_day(store):
+    store.write("service_load", load_frame("chat", [-1, 0]))  # 23:59 and 00:00 UTC
+    store.write("service_load", load_frame("code", [5]))
+    store.write("service_load", load_frame("chat", [10], rate=3.0))  # replaces day 2 only
+    rows = store.read("service_load").sort("service", "ts")
+    assert rows.select("service", "day", "request_rate_rps").rows() == [
+        ("chat", MIDNIGHT.date() - timedelta(days=1), 1.0),
+        ("chat", MIDNIGHT.date(), 3.0),
+        ("code", MIDNIGHT.date(), 1.0),
+    ]
+    assert rows["ts"].dtype.time_zone in {"UTC", "Etc/UTC"}
+
+
+def test_a_bad_frame_writes_nothing(store):
+    store.write("service_load", load_frame("chat", [0]))
+    bad = load_frame("chat", [0]).with_columns(pl.lit(None, pl.Float64).alias("input_tps"))
+    with pytest.raises(SchemaError, match="input_tps"):
+        store.write("service_load", bad)
+    assert store.read("service_load")["input_tps"].to_list() == [1000.0]
+
+
+def test_a_failed_insert_rolls_back_the_delete(store):
+    scores = pl.DataFrame({"service": ["chat"], "signal": ["decode_tps"], "r": [0.9]})
+    store.write("signal_scores", scores, ("service",))
+    wrong_type = pl.DataFrame({"service": ["chat"], "signal": ["decode_tps"], "r": ["high"]})
+    with pytest.raises(Exception):
+        store.write("signal_scores", wrong_type, ("service",))
+    assert store.read("signal_scores")["r"].to_list() == [0.9]
+
+
+def test_derived_tables_need_partition_columns(store):
+    with pytest.raises(ValueError, match="partition"):
+        store.write("signal_scores", pl.DataFrame({"r": [1.0]}))
+    with pytest.raises(ValueError, match=r"\['service'\]"):
+        store.write("signal_scores", pl.DataFrame({"r": [1.0]}), ("service",))
+
+
+def test_row_counts(store):
+    assert store.row_counts() == {}
+    store.write("service_load", load_frame("chat", [0, 1]))
+    assert store.row_counts() == {"service_load": 2}
