@@ -1,6 +1,6 @@
 """conform() turns a frame into the canonical table or says precisely what is wrong."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
@@ -11,7 +11,7 @@ from telemetry.schema import INSTANCE_SAMPLES_SCHEMA, SchemaError, conform
 def one_sample(**overrides) -> pl.DataFrame:
     row = {c: 0.5 for c in INSTANCE_SAMPLES_SCHEMA}
     row.update(
-        ts=datetime(2023, 11, 16, 18, tzinfo=timezone.utc),
+        ts=datetime(2023, 11, 16, 18, tzinfo=UTC),
         interval_s=15.0,
         service="chat",
         role="decode",

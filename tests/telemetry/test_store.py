@@ -1,14 +1,15 @@
 """The store's promises: idempotent partition writes, untouched neighbours, atomic failure."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+import duckdb
 import polars as pl
 import pytest
 
 from telemetry.schema import SchemaError
 from telemetry.store import TelemetryStore
 
-MIDNIGHT = datetime(2023, 11, 17, tzinfo=timezone.utc)
+MIDNIGHT = datetime(2023, 11, 17, tzinfo=UTC)
 
 
 def load_frame(service: str, minutes: list[int], rate: float = 1.0) -> pl.DataFrame:
@@ -62,7 +63,7 @@ def test_a_failed_insert_rolls_back_the_delete(store):
     scores = pl.DataFrame({"service": ["chat"], "signal": ["decode_tps"], "r": [0.9]})
     store.write("signal_scores", scores, ("service",))
     wrong_type = pl.DataFrame({"service": ["chat"], "signal": ["decode_tps"], "r": ["high"]})
-    with pytest.raises(Exception):
+    with pytest.raises(duckdb.ConversionException):
         store.write("signal_scores", wrong_type, ("service",))
     assert store.read("signal_scores")["r"].to_list() == [0.9]
 

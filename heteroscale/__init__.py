@@ -1,0 +1,1 @@
+"""heteroscale: the application package (CLI and project paths)."""

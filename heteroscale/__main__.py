@@ -1,0 +1,3 @@
+from heteroscale.cli import main
+
+raise SystemExit(main())
