@@ -103,13 +103,13 @@ def conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     if missing:
         raise SchemaError(f"{table}: missing columns {missing}")
     try:
-        out = frame.select(
-            [pl.col(c).cast(dtype, strict=True) for c, dtype in spec.schema.items()]
-        )
+        out = frame.select([pl.col(c).cast(dtype, strict=True) for c, dtype in spec.schema.items()])
     except pl.exceptions.InvalidOperationError as exc:
         raise SchemaError(f"{table}: a column has the wrong type: {exc}") from exc
     required = [c for c in spec.schema if c not in NULLABLE_COLUMNS]
-    nulls = {c: n for c, n in zip(required, out.select(required).null_count().row(0)) if n}
+    nulls = {
+        c: n for c, n in zip(required, out.select(required).null_count().row(0), strict=False) if n
+    }
     if nulls:
         raise SchemaError(f"{table}: null values in required columns {nulls}")
     if "role" in out.columns:

@@ -66,9 +66,7 @@ class TelemetryStore:
             If a canonical table's frame does not conform; nothing is written.
         """
         if table in CANONICAL_TABLES:
-            frame = conform(frame, table).with_columns(
-                pl.col("ts").dt.date().alias("day")
-            )
+            frame = conform(frame, table).with_columns(pl.col("ts").dt.date().alias("day"))
             partition_by = CANONICAL_TABLES[table].partition_columns
         if not partition_by:
             raise ValueError(f"{table}: name the partition columns a write replaces")
@@ -82,8 +80,7 @@ class TelemetryStore:
             conn.execute("BEGIN TRANSACTION")
             try:
                 conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {_quote(table)} AS "
-                    "SELECT * FROM incoming LIMIT 0"
+                    f"CREATE TABLE IF NOT EXISTS {_quote(table)} AS SELECT * FROM incoming LIMIT 0"
                 )
                 conn.execute(
                     f"DELETE FROM {_quote(table)} t WHERE EXISTS "
