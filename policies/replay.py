@@ -1,0 +1,123 @@
+"""Open-loop replay of the coordinated controller over recorded telemetry.
+
+The run was recorded at whatever size it had, so the controller's actions never reach the
+cluster: each decision sees the recorded decode TPS, not the TPS its own earlier decisions
+would have produced. This shows what the controller would have asked for and when; the closed
+loop (decisions -> placement -> simulated cluster -> telemetry) replaces it in the backtest.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from policies.config import CoordinatedPolicyConfig
+from policies.coordinated import HOLD, PoolCounts, decide
+from signals import role_series
+
+#: Columns and types of the frame :func:`replay_decisions` returns.
+DECISIONS_SCHEMA: dict[str, pl.DataType] = {
+    "ts": pl.Datetime("us", "UTC"),
+    "service": pl.String(),
+    "decode_tps_observed": pl.Float64(),
+    "current_prefill": pl.Int64(),
+    "current_decode": pl.Int64(),
+    "target_prefill": pl.Int64(),
+    "target_decode": pl.Int64(),
+    "action": pl.String(),
+    "reason": pl.String(),
+}
+
+
+def replay_decisions(
+    instance_samples: pl.DataFrame, config: CoordinatedPolicyConfig, *, service: str
+) -> pl.DataFrame:
+    """Replay the coordinated controller over one service's recorded run, interval by interval.
+
+    Parameters
+    ----------
+    instance_samples : pl.DataFrame
+        The canonical ``instance_samples`` table; aggregated with :func:`signals.role_series`.
+    config : CoordinatedPolicyConfig
+        The controller's target, ratio, bounds, hysteresis and control interval.
+    service : str
+        The service to replay.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per control interval with data, in time order, with the columns of
+        :data:`DECISIONS_SCHEMA`: ``ts`` (UTC) is the end of the control interval, when the
+        decision is taken; ``decode_tps_observed`` the decode pool's mean total TPS over it;
+        ``current_*`` the counts before the decision; ``target_*`` the counts
+        :func:`policies.pool_targets` wants; ``action`` and ``reason`` from
+        :func:`policies.decide`.
+
+    Raises
+    ------
+    ValueError
+        If the service has no decode samples.
+
+    Notes
+    -----
+    Control intervals start at the service's first sample and are ``control_interval_s`` long;
+    a sample belongs to the interval its ``ts`` (start) falls in. The observed decode TPS is
+    the duration-weighted mean of the pool's total TPS over the interval's samples. Intervals
+    without decode samples give no decision (nothing was observed). The starting counts are the
+    instances of each role reporting at the first sample, ready or not; after a scale action
+    the current counts become its targets, as if it had been applied at once (open loop).
+
+    References
+    ----------
+    HeteroScale (arXiv 2508.19559) §5.3.3 (coordinated proportional control), §5.5 (hysteresis).
+    """
+    series = role_series(instance_samples).filter(pl.col("service") == service)
+    decode = series.filter(pl.col("role") == "decode")
+    if decode.is_empty():
+        raise ValueError(f"instance_samples has no decode samples for service {service!r}")
+    start = series["ts"].min()
+    interval_us = round(config.control_interval_s * 1_000_000)
+    windows = (
+        decode.with_columns(
+            window=(pl.col("ts") - start).dt.total_microseconds() // interval_us,
+            tokens=pl.col("decode_tps") * pl.col("interval_s"),
+        )
+        .group_by("window")
+        .agg(decode_tps_observed=pl.col("tokens").sum() / pl.col("interval_s").sum())
+        .sort("window")
+    )
+    first = series.filter(pl.col("ts") == start)
+    current = PoolCounts(
+        prefill=_instances(first, "prefill"),
+        decode=_instances(first, "decode"),
+    )
+    rows = []
+    for window, decode_tps in windows.iter_rows():
+        decision = decide(decode_tps, current, config)
+        rows.append(
+            {
+                "window": window,
+                "decode_tps_observed": decode_tps,
+                "current_prefill": current.prefill,
+                "current_decode": current.decode,
+                "target_prefill": decision.target.prefill,
+                "target_decode": decision.target.decode,
+                "action": decision.action,
+                "reason": decision.reason,
+            }
+        )
+        if decision.action != HOLD:
+            current = decision.target
+    return (
+        pl.DataFrame(rows)
+        .with_columns(
+            ts=pl.lit(start) + pl.duration(microseconds=(pl.col("window") + 1) * interval_us),
+            service=pl.lit(service),
+        )
+        .select([pl.col(name).cast(dtype) for name, dtype in DECISIONS_SCHEMA.items()])
+    )
+
+
+def _instances(series_at_ts: pl.DataFrame, role: str) -> int:
+    """Instances of ``role`` reporting in a one-timestamp slice of the role series (0 if none)."""
+    counts = series_at_ts.filter(pl.col("role") == role)["instances"]
+    return int(counts.item()) if counts.len() else 0

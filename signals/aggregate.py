@@ -1,0 +1,81 @@
+"""Per-role time series of the candidate signals, the unit the signal study and controllers read.
+
+The paper judges signals at the level of a role (all prefill or all decode instances of a
+service), not of one instance (§5.3.2, Fig. 2): a throughput is the pool's total, a gauge the
+pool's average.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from telemetry.schema import INSTANCE_METRIC_COLUMNS, INSTANCE_SAMPLES, conform
+
+#: Throughputs add up across a pool: the pool's rate is the sum of its instances' rates.
+SUM_SIGNALS = ("prefill_tps_cache_missed", "prefill_tps_total", "decode_tps")
+
+#: Every other candidate signal (utilisation, queues, KV usage, latency quantiles) is averaged.
+MEAN_SIGNALS = tuple(c for c in INSTANCE_METRIC_COLUMNS if c not in SUM_SIGNALS)
+
+#: All candidate signals, in schema order.
+SIGNALS = tuple(INSTANCE_METRIC_COLUMNS)
+
+SERIES_KEY = ("ts", "service", "role")
+
+
+def role_series(instance_samples: pl.DataFrame) -> pl.DataFrame:
+    """Aggregate every candidate signal per (ts, service, role) over the ready instances.
+
+    Parameters
+    ----------
+    instance_samples : pl.DataFrame
+        The canonical ``instance_samples`` table (checked with ``telemetry.schema.conform``).
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per (ts, service, role), sorted by service, role, ts, with ``interval_s``,
+        ``instances`` (all instances reporting), ``ready_instances`` and one column per signal:
+        the sum over ready instances for :data:`SUM_SIGNALS`, the mean of the non-null values
+        over ready instances for :data:`MEAN_SIGNALS`.
+
+    Raises
+    ------
+    ValueError
+        If instances of one (ts, service, role) report different ``interval_s``.
+
+    Notes
+    -----
+    Instances that are starting or draining (``ready`` false) serve nothing and would dilute the
+    averages, so only ready instances enter the signals; they are still counted in
+    ``instances``. A group with no ready instance keeps its row: its throughputs are 0 and its
+    averages null. A latency quantile averaged over instances is the mean of the instances'
+    quantiles, not the pool's quantile (which per-instance quantiles cannot give); it is null
+    where no ready instance produced that latency, e.g. TTFT on decode instances.
+
+    References
+    ----------
+    HeteroScale (arXiv 2508.19559) §5.3.2, the metrics-driven scaling study, and its Fig. 2.
+    """
+    samples = conform(instance_samples, INSTANCE_SAMPLES)
+    ready = pl.col("ready")
+    series = (
+        samples.group_by(*SERIES_KEY)
+        .agg(
+            pl.col("interval_s").max(),
+            pl.col("interval_s").n_unique().alias("interval_variants"),
+            pl.len().cast(pl.Int64).alias("instances"),
+            ready.sum().cast(pl.Int64).alias("ready_instances"),
+            *[pl.col(c).filter(ready).sum() for c in SUM_SIGNALS],
+            *[pl.col(c).filter(ready).mean() for c in MEAN_SIGNALS],
+        )
+        .sort("service", "role", "ts")
+    )
+    mixed = series.filter(pl.col("interval_variants") > 1)
+    if mixed.height:
+        first = mixed.row(0, named=True)
+        raise ValueError(
+            f"instance_samples: {mixed.height} (ts, service, role) groups mix interval_s values, "
+            f"first at ts={first['ts']} service={first['service']!r} role={first['role']!r}"
+        )
+    return series.select(*SERIES_KEY, "interval_s", "instances", "ready_instances", *SIGNALS)
