@@ -17,8 +17,9 @@ from policies.coordinated import (
     decide,
     pool_targets,
 )
+from policies.deployment import deployed_pd_ratio, deployed_requirements
 from policies.replay import DECISIONS_SCHEMA, replay_decisions
-from policies.target import deployed_pd_ratio, target_from_telemetry
+from policies.target import target_from_telemetry
 
 __all__ = [
     "ACTIONS",
@@ -31,6 +32,7 @@ __all__ = [
     "PoolCounts",
     "decide",
     "deployed_pd_ratio",
+    "deployed_requirements",
     "pool_targets",
     "replay_decisions",
     "target_from_telemetry",

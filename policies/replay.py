@@ -25,6 +25,8 @@ DECISIONS_SCHEMA: dict[str, pl.DataType] = {
     "target_decode": pl.Int64(),
     "action": pl.String(),
     "reason": pl.String(),
+    "next_prefill": pl.Int64(),
+    "next_decode": pl.Int64(),
 }
 
 
@@ -50,7 +52,8 @@ def replay_decisions(
         decision is taken; ``decode_tps_observed`` the decode pool's mean total TPS over it;
         ``current_*`` the counts before the decision; ``target_*`` the counts
         :func:`policies.pool_targets` wants; ``action`` and ``reason`` from
-        :func:`policies.decide`.
+        :func:`policies.decide`; ``next_*`` the counts after the decision (the targets after a
+        scale action, the current counts after a hold): what the cluster is asked to run.
 
     Raises
     ------
@@ -107,6 +110,7 @@ def replay_decisions(
         )
         if decision.action != HOLD:
             current = decision.target
+        rows[-1] |= {"next_prefill": current.prefill, "next_decode": current.decode}
     return (
         pl.DataFrame(rows)
         .with_columns(

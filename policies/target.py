@@ -59,32 +59,3 @@ def target_from_telemetry(
             f"tbt_p99_s <= {tbt_slo_s} s"
         )
     return float((within_slo["decode_tps"] / within_slo["ready_instances"]).max())
-
-
-def deployed_pd_ratio(instance_samples: pl.DataFrame, *, service: str) -> float:
-    """Prefill instances per decode instance as deployed in the recorded run.
-
-    Returns
-    -------
-    float
-        Distinct prefill instances / distinct decode instances of ``service``.
-
-    Raises
-    ------
-    ValueError
-        If the run has no prefill or no decode instance of the service.
-
-    Notes
-    -----
-    A stand-in for the P/D ratio the paper finds by pressure test (r_opt of Algorithm 1): the
-    operator's deployed split is taken as the ratio to keep until that test exists.
-    """
-    counts = dict(
-        instance_samples.filter(pl.col("service") == service)
-        .group_by("role")
-        .agg(pl.col("instance_id").n_unique())
-        .iter_rows()
-    )
-    if not counts.get("prefill") or not counts.get("decode"):
-        raise ValueError(f"service {service!r} needs prefill and decode instances, has {counts}")
-    return counts["prefill"] / counts["decode"]

@@ -54,6 +54,13 @@ def test_both_pools_move_together_from_the_observed_start():
         acted.select("target_prefill", "target_decode").rows()
         == following.select("current_prefill", "current_decode").rows()
     )
+    # What the cluster is asked to run: the targets after an action, unchanged after a hold.
+    assert decisions.select("next_prefill", "next_decode").rows() == [
+        (5, 10),
+        (10, 20),
+        (5, 9),
+        (5, 9),
+    ]
 
 
 def test_observed_tps_is_the_duration_weighted_mean_over_the_interval():

@@ -1,11 +1,8 @@
 """target_from_telemetry: the busiest per-instance decode TPS that still met the TBT SLO."""
 
-from datetime import UTC, datetime, timedelta
-
-import polars as pl
 import pytest
 
-from policies import deployed_pd_ratio, target_from_telemetry
+from policies import target_from_telemetry
 from tests.canonical_frames import instance_samples
 
 
@@ -36,16 +33,3 @@ def test_no_interval_within_the_slo_is_an_error():
         target_from_telemetry(decode_pool(0.05), 0.01, service="svc")
     with pytest.raises(ValueError, match="must be > 0"):
         target_from_telemetry(decode_pool(0.05), 0.0, service="svc")
-
-
-def test_deployed_pd_ratio_counts_distinct_instances_per_role():
-    start = datetime(2023, 11, 16, tzinfo=UTC)
-    rows = [
-        {"ts": start + timedelta(seconds=15 * k), "service": "chat", "role": role, "instance_id": i}
-        for k in range(3)
-        for role, i in [("prefill", "p0"), ("prefill", "p1"), ("decode", "d0"), ("decode", "d1")]
-    ] + [{"ts": start, "service": "chat", "role": "decode", "instance_id": "d2"}]
-    samples = pl.DataFrame(rows)
-    assert deployed_pd_ratio(samples, service="chat") == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match="prefill and decode"):
-        deployed_pd_ratio(samples.filter(pl.col("role") == "decode"), service="chat")

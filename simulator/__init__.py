@@ -1,0 +1,28 @@
+"""P/D disaggregated serving simulator: real request traces, a calibrated roofline GPU model, and
+a discrete-event cluster that emits telemetry in the canonical schema.
+
+The pipelines call :func:`simulate` with a request frame from :mod:`simulator.traces` (or
+:mod:`simulator.servegen`) and a :class:`ClusterSpec`, by default :func:`default_cluster`.
+Mechanisms, sources and measured accuracy: docs/simulator.md.
+"""
+
+from simulator.cluster import ClusterSpec, PoolSpec, default_cluster
+from simulator.engine import SimulationResult, simulate
+from simulator.servegen import load_servegen_windows, servegen_requests
+from simulator.traces import Trace, TraceError, default_trace, load_azure, load_mooncake, thin
+
+__all__ = [
+    "ClusterSpec",
+    "PoolSpec",
+    "SimulationResult",
+    "Trace",
+    "TraceError",
+    "default_cluster",
+    "default_trace",
+    "load_azure",
+    "load_mooncake",
+    "load_servegen_windows",
+    "servegen_requests",
+    "simulate",
+    "thin",
+]

@@ -1,0 +1,156 @@
+"""A decode instance: admission bounded by KV memory, then continuous batching.
+
+Admission is first-come first-served and reserves each request's whole KV footprint
+(prompt + output tokens), like TensorRT-LLM's guaranteed-no-evict scheduler: nothing is ever
+preempted, at the price of admitting fewer requests than a paging engine would. Admitted
+requests pull their KV from the prefill instance, then join the running batch at the next step
+boundary. Each step emits one token per running request; a request's finishing step is known on
+joining, so a heap keyed by step index retires requests in O(log n) without per-step scans.
+
+The instance steps back to back for as long as any request is resident, however few: this is
+why decode GPU utilisation stays high at light load while prefill's falls with it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+
+from simulator.perf_model import PerfModel
+from simulator.recorder import Recorder
+from simulator.request_table import RequestTable
+
+
+class DecodeInstance:
+    """One decode instance's state; the engine drives it and schedules its events.
+
+    Parameters
+    ----------
+    index : int
+        Global instance index used in logs.
+    perf : PerfModel
+        Latency model of this instance's (model, GPU, TP).
+    max_num_seqs : int
+        Most requests admitted at once.
+    kv_capacity_tokens : int
+        KV tokens the instance can reserve.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        perf: PerfModel,
+        max_num_seqs: int,
+        kv_capacity_tokens: int,
+        requests: RequestTable,
+        recorder: Recorder,
+    ) -> None:
+        self.index = index
+        self.perf = perf
+        self.max_num_seqs = max_num_seqs
+        self.kv_capacity_tokens = kv_capacity_tokens
+        self._requests = requests
+        self._recorder = recorder
+        self._waiting: deque[int] = deque()  # routed, not yet admitted
+        self._waiting_tokens = 0  # KV those requests will reserve
+        self._reserved_tokens = 0  # KV reserved by admitted requests
+        self._admitted = 0  # admitted and not finished: transferring, joining or running
+        self._joining: list[int] = []  # KV arrived, waiting for the next step boundary
+        self._not_running = 0  # routed but not yet running: the queue gauge
+        self._running = 0
+        self._resident_kv_tokens = 0  # KV the next step reads
+        self._finish_heap: list[tuple[int, int]] = []  # (finishing step index, request id)
+        self._steps_done = 0
+        self.stepping = False
+
+    @property
+    def router_load(self) -> int:
+        """KV tokens reserved here plus those of requests waiting for admission: the JSQ key."""
+        return self._reserved_tokens + self._waiting_tokens
+
+    def reservation_tokens(self, rid: int) -> int:
+        """KV a request reserves for its whole life: prompt plus every output token."""
+        return self._requests.input_tokens[rid] + self._requests.output_tokens[rid]
+
+    def enqueue(self, rid: int, now: float) -> None:
+        """Accept a request whose prefill finished; it waits for admission."""
+        self._waiting.append(rid)
+        self._waiting_tokens += self.reservation_tokens(rid)
+        self._set_not_running(self._not_running + 1, now)
+
+    def admit(self, now: float) -> list[int]:
+        """Admit waiting requests in order while KV and sequence slots allow; return their ids.
+
+        The engine starts their KV transfers.
+        """
+        admitted = []
+        while self._waiting and self._admitted < self.max_num_seqs:
+            need = self.reservation_tokens(self._waiting[0])
+            if self._reserved_tokens + need > self.kv_capacity_tokens:
+                break
+            rid = self._waiting.popleft()
+            self._waiting_tokens -= need
+            self._reserved_tokens += need
+            self._admitted += 1
+            admitted.append(rid)
+        if admitted:
+            self._record_kv(now)
+        return admitted
+
+    def join(self, rid: int) -> None:
+        """The request's KV has arrived; it runs from the next step on."""
+        self._joining.append(rid)
+
+    def start_step(self, now: float) -> float | None:
+        """Start a step over the running batch if idle and any request is resident; return its
+        end time."""
+        if self.stepping:
+            return None
+        if self._joining:
+            req = self._requests
+            for rid in self._joining:
+                req.decode_start_s[rid] = now
+                self._resident_kv_tokens += req.input_tokens[rid]
+                # The first token came from prefill; decode generates the rest.
+                finish_step = self._steps_done + req.output_tokens[rid] - 1
+                heapq.heappush(self._finish_heap, (finish_step, rid))
+            self._running += len(self._joining)
+            self._set_not_running(self._not_running - len(self._joining), now)
+            self._joining.clear()
+        if self._running == 0:
+            return None
+        cost = self.perf.decode(self._running, self._resident_kv_tokens)
+        self._recorder.forward_pass(
+            self.index, now, cost.duration_s, cost.sm_active_fraction, self._running
+        )
+        self.stepping = True
+        return now + cost.duration_s
+
+    def finish_step(self, now: float) -> list[int]:
+        """End the running step: every running request gained a token; return those that are
+        now complete."""
+        self.stepping = False
+        self._steps_done += 1
+        self._resident_kv_tokens += self._running
+        heap = self._finish_heap
+        finished = []
+        while heap and heap[0][0] == self._steps_done:
+            finished.append(heapq.heappop(heap)[1])
+        if finished:
+            req = self._requests
+            for rid in finished:
+                generated = req.output_tokens[rid] - 1
+                self._resident_kv_tokens -= req.input_tokens[rid] + generated
+                self._reserved_tokens -= self.reservation_tokens(rid)
+                req.finish_s[rid] = now
+            self._running -= len(finished)
+            self._admitted -= len(finished)
+            self._record_kv(now)
+        return finished
+
+    def _set_not_running(self, depth: int, now: float) -> None:
+        self._not_running = depth
+        self._recorder.queue_changed(self.index, now, depth)
+
+    def _record_kv(self, now: float) -> None:
+        self._recorder.kv_changed(self.index, now, self._reserved_tokens / self.kv_capacity_tokens)

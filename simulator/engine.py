@@ -1,0 +1,251 @@
+"""Discrete-event replay of a request trace on a P/D disaggregated cluster.
+
+A request's life: it arrives and is routed (join-shortest-queue) to a prefill instance; a batch
+computes its prompt and emits its first token; it is routed to a decode instance, waits for
+admission, pulls its KV over the transfer link (``prompt tokens * KV bytes per token /
+bandwidth``), then joins continuous batching until its last token. One event heap orders
+arrivals, batch ends, transfer ends and decode step ends; instances are passive state machines
+(:mod:`simulator.prefill`, :mod:`simulator.decode`) and this module wires their events together.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from simulator.calibration import default_efficiency
+from simulator.cluster import PREFILL, ClusterSpec
+from simulator.decode import DecodeInstance
+from simulator.hardware import GPUS, MODELS
+from simulator.metrics import Bins, InstanceInfo, instance_samples, service_load
+from simulator.perf_model import PerfModel
+from simulator.prefill import PrefillInstance
+from simulator.prefix_cache import PrefixCache
+from simulator.recorder import Recorder
+from simulator.request_table import RequestTable
+from simulator.router import shortest_queue
+from simulator.traces import validate_requests
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Telemetry and per-request outcomes of one simulated run.
+
+    Attributes
+    ----------
+    instance_samples : pl.DataFrame
+        Canonical ``instance_samples`` (one row per instance per interval).
+    service_load : pl.DataFrame
+        Canonical ``service_load`` (offered load per interval), on the same interval grid.
+    requests : pl.DataFrame
+        One row per request, in arrival order: ``arrival_s``, ``input_tokens``,
+        ``output_tokens``, ``cached_tokens``, ``prefill_instance``, ``prefill_start_s``,
+        ``first_token_s``, ``ttft_s``, ``decode_instance``, ``decode_start_s`` (joined the
+        decode batch), ``finish_s``. Decode columns are null for single-token requests.
+    """
+
+    instance_samples: pl.DataFrame
+    service_load: pl.DataFrame
+    requests: pl.DataFrame
+
+
+class _Simulation:
+    """One run: the cluster's instances, the event heap and the handlers that connect them."""
+
+    def __init__(self, requests: pl.DataFrame, cluster: ClusterSpec) -> None:
+        self.table = RequestTable(requests)
+        self.recorder = Recorder()
+        model = MODELS[cluster.model]
+        self.kv_transfer_s_per_token = model.kv_bytes_per_token / (cluster.kv_transfer_gbps * 1e9)
+        self.infos: list[InstanceInfo] = []
+        self.prefill: list[PrefillInstance] = []
+        self.decode: list[DecodeInstance] = []
+        self._build_instances(cluster, use_cache=requests["prefix_hashes"].list.len().sum() > 0)
+        self._check_fits()
+        self.prefill_of: list[PrefillInstance | None] = [None] * self.table.size
+        self.decode_of: list[DecodeInstance | None] = [None] * self.table.size
+        self.heap: list[tuple[float, int, Callable, object]] = []
+        self.sequence = itertools.count()
+        self.now = 0.0
+
+    def _build_instances(self, cluster: ClusterSpec, use_cache: bool) -> None:
+        """Instantiate every pool's instances; ids are ``{role}-{gpu}-{k}``, k counting per role.
+
+        Prefix caches exist only when the trace carries prefix hashes.
+        """
+        model = MODELS[cluster.model]
+        efficiency = cluster.efficiency or default_efficiency()
+        for pool in (*cluster.prefill_pools, *cluster.decode_pools):
+            perf = PerfModel(model, GPUS[pool.gpu_type], pool.tp, efficiency)
+            capacity = perf.kv_capacity_tokens(cluster.kv_memory_fraction)
+            same_role = self.prefill if pool.role == PREFILL else self.decode
+            for _ in range(pool.count):
+                index = len(self.infos)
+                self.infos.append(
+                    InstanceInfo(
+                        f"{pool.role}-{pool.gpu_type}-{len(same_role)}",
+                        pool.role,
+                        pool.gpu_type,
+                        pool.tp,
+                    )
+                )
+                if pool.role == PREFILL:
+                    blocks = capacity // cluster.prefix_block_tokens
+                    self.prefill.append(
+                        PrefillInstance(
+                            index,
+                            perf,
+                            cluster.prefill_token_budget,
+                            capacity,
+                            PrefixCache(blocks) if use_cache else None,
+                            cluster.prefix_block_tokens,
+                            self.table,
+                            self.recorder,
+                        )
+                    )
+                else:
+                    self.decode.append(
+                        DecodeInstance(
+                            index,
+                            perf,
+                            cluster.decode_max_num_seqs,
+                            capacity,
+                            self.table,
+                            self.recorder,
+                        )
+                    )
+
+    def _check_fits(self) -> None:
+        """Refuse requests no instance could ever hold: they would wait forever."""
+        req = self.table
+        prefill_cap = min(p.kv_capacity_tokens for p in self.prefill)
+        decode_cap = min(d.kv_capacity_tokens for d in self.decode)
+        for rid in range(req.size):
+            prompt, output = req.input_tokens[rid], req.output_tokens[rid]
+            if prompt > prefill_cap or prompt + output > decode_cap:
+                raise ValueError(
+                    f"requests: row {rid}: {prompt} input + {output} output tokens exceed the KV "
+                    f"capacity of the smallest instance (prefill {prefill_cap}, "
+                    f"decode {decode_cap} tokens)"
+                )
+
+    def schedule(self, at_s: float, handler: Callable, arg: object) -> None:
+        heapq.heappush(self.heap, (at_s, next(self.sequence), handler, arg))
+
+    def run(self) -> float:
+        """Process every event; return the time of the last one."""
+        for rid, at_s in enumerate(self.table.arrival_s):
+            self.heap.append((at_s, next(self.sequence), self.on_arrival, rid))
+        heapq.heapify(self.heap)
+        heap = self.heap
+        while heap:
+            self.now, _, handler, arg = heapq.heappop(heap)
+            handler(arg)
+        return self.now
+
+    def on_arrival(self, rid: int) -> None:
+        instance = shortest_queue(self.prefill)
+        self.prefill_of[rid] = instance
+        instance.enqueue(rid, self.now)
+        self.try_prefill(instance)
+
+    def try_prefill(self, instance: PrefillInstance) -> None:
+        end_s = instance.start_batch(self.now)
+        if end_s is not None:
+            self.schedule(end_s, self.on_prefill_done, instance)
+
+    def on_prefill_done(self, instance: PrefillInstance) -> None:
+        now = self.now
+        req = self.table
+        for rid in instance.finish_batch(now):
+            if req.output_tokens[rid] == 1:
+                req.finish_s[rid] = now
+                instance.release_kv(rid, now)
+                continue
+            target = shortest_queue(self.decode)
+            self.decode_of[rid] = target
+            req.decode_instance[rid] = target.index
+            target.enqueue(rid, now)
+            self.admit(target)
+        self.try_prefill(instance)
+
+    def admit(self, instance: DecodeInstance) -> None:
+        for rid in instance.admit(self.now):
+            transfer_s = self.table.input_tokens[rid] * self.kv_transfer_s_per_token
+            self.schedule(self.now + transfer_s, self.on_transfer_done, rid)
+
+    def on_transfer_done(self, rid: int) -> None:
+        source = self.prefill_of[rid]
+        source.release_kv(rid, self.now)
+        self.try_prefill(source)
+        target = self.decode_of[rid]
+        target.join(rid)
+        self.try_step(target)
+
+    def try_step(self, instance: DecodeInstance) -> None:
+        end_s = instance.start_step(self.now)
+        if end_s is not None:
+            self.schedule(end_s, self.on_step_done, instance)
+
+    def on_step_done(self, instance: DecodeInstance) -> None:
+        if instance.finish_step(self.now):
+            self.admit(instance)
+        self.try_step(instance)
+
+
+def simulate(
+    requests: pl.DataFrame,
+    cluster: ClusterSpec,
+    *,
+    service: str,
+    start: datetime,
+    interval_s: float = 15.0,
+) -> SimulationResult:
+    """Replay ``requests`` on ``cluster`` and return its telemetry and per-request outcomes.
+
+    Parameters
+    ----------
+    requests : pl.DataFrame
+        Canonical request frame (:data:`simulator.traces.REQUEST_SCHEMA`), sorted by arrival.
+    cluster : ClusterSpec
+        Instances and serving knobs; fixed for the whole run.
+    service : str
+        Service name written into the telemetry.
+    start : datetime
+        Time-zone-aware wall-clock instant of ``arrival_s == 0``.
+    interval_s : float
+        Telemetry interval; intervals start at ``start`` and run until every request finished.
+
+    Returns
+    -------
+    SimulationResult
+
+    Raises
+    ------
+    ValueError
+        If the requests are malformed, ``start`` is naive, or a request exceeds every
+        instance's KV capacity.
+    """
+    if start.tzinfo is None:
+        raise ValueError("start must be time-zone aware (UTC)")
+    requests = validate_requests(requests)
+    sim = _Simulation(requests, cluster)
+    end_s = sim.run()
+    instance_ids = [info.instance_id for info in sim.infos]
+    bins = Bins.covering(start, interval_s, end_s)
+    return SimulationResult(
+        instance_samples=instance_samples(sim.recorder, sim.infos, bins, service),
+        service_load=service_load(
+            requests["arrival_s"].to_numpy(),
+            requests["input_tokens"].to_numpy(),
+            requests["output_tokens"].to_numpy(),
+            bins,
+            service,
+        ),
+        requests=sim.table.to_frame(instance_ids),
+    )

@@ -1,0 +1,266 @@
+"""Per-interval telemetry from the simulator's event logs, in the canonical telemetry schema.
+
+Every quantity comes from exact event accounting over the interval ``[ts, ts + interval_s)``:
+
+- ``gpu_util_ratio``: share of the interval during which a forward pass (any kernel) ran, the
+  semantics of DCGM_FI_DEV_GPU_UTIL. A pass counts whole, overhead included, because serving
+  engines keep the GPU's stream fed through a pass.
+- ``sm_active_ratio``: share of the interval with warps resident on the SMs, the semantics of
+  DCGM_FI_PROF_SM_ACTIVE. A pass contributes its time in SM-wide roofline kernels
+  (``max(compute_s, memory_s)``: a GEMM stalled on memory still holds its warps), not its
+  all-reduce or fixed overhead (:class:`simulator.perf_model.StepCost`). So a decode step that
+  runs back to back is fully "utilised" yet only partly SM-active.
+- ``prefill_tps_total`` / ``prefill_tps_cache_missed``: prompt tokens of batches finished in the
+  interval, all of them / only those computed (prefix-cache misses), per second.
+- ``decode_tps``: tokens emitted by decode steps finished in the interval, per second.
+- ``ttft_p*_s``: first-token latencies stamped in the interval, on the prefill instance that
+  produced the token; ``tbt_p*_s``: decode step durations finished in the interval, weighted by
+  the tokens each step emitted. Quantiles are inverted-CDF (the smallest sample whose
+  cumulative weight reaches q); null when the interval has no sample.
+- ``queue_depth``, ``running_requests``, ``kv_usage_ratio``: time averages over the interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from simulator.cluster import DECODE
+from simulator.recorder import Recorder
+from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD, conform
+
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    """Identity of a simulated instance as telemetry labels it."""
+
+    instance_id: str
+    role: str
+    gpu_type: str
+    gpus: int
+
+
+@dataclass(frozen=True)
+class Bins:
+    """The interval grid: ``count`` intervals of ``interval_s`` from the trace start."""
+
+    start: datetime
+    interval_s: float
+    count: int
+
+    @classmethod
+    def covering(cls, start: datetime, interval_s: float, end_s: float) -> Bins:
+        """The fewest intervals that contain every instant in ``[0, end_s]``."""
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be > 0, got {interval_s}")
+        return cls(start, interval_s, int(end_s // interval_s) + 1)
+
+    def of(self, at_s: np.ndarray) -> np.ndarray:
+        """Interval index of each instant."""
+        return np.minimum((at_s // self.interval_s).astype(np.int64), self.count - 1)
+
+    def key_frame(self) -> pl.DataFrame:
+        """One row per interval: ``bin`` and ``ts``, the interval's start (UTC, microseconds)."""
+        index = np.arange(self.count, dtype=np.int64)
+        offset_us = np.round(index * self.interval_s * 1e6).astype(np.int64)
+        return pl.DataFrame({"bin": index}).with_columns(
+            ts=pl.lit(self.start).dt.cast_time_unit("us").dt.convert_time_zone("UTC")
+            + pl.Series(offset_us).cast(pl.Duration("us"))
+        )
+
+
+def instance_samples(
+    recorder: Recorder, instances: list[InstanceInfo], bins: Bins, service: str
+) -> pl.DataFrame:
+    """The ``instance_samples`` table: one row per instance per interval, conformed."""
+    n_inst = len(instances)
+    rec = recorder
+    pass_inst = np.asarray(rec.pass_instance, dtype=np.int64)
+    pass_start = np.asarray(rec.pass_start_s, dtype=float)
+    pass_dur = np.asarray(rec.pass_duration_s, dtype=float)
+    pass_batch = np.asarray(rec.pass_batch_size, dtype=float)
+    pass_end = pass_start + pass_dur
+    sm_active_fraction = np.asarray(rec.pass_sm_active_fraction, dtype=float)
+
+    def integral(inst, start, dur, rate):
+        return _integrate(inst, start, dur, rate, n_inst, bins)
+
+    def per_bin_sum(inst, at_s, weight):
+        flat = inst * bins.count + bins.of(np.asarray(at_s, dtype=float))
+        return np.bincount(flat, weights=weight, minlength=n_inst * bins.count)
+
+    is_decode = np.array([i.role == DECODE for i in instances], dtype=bool)
+    decode_pass = is_decode[pass_inst]
+    interval = bins.interval_s
+    columns = {
+        "gpu_util_ratio": integral(pass_inst, pass_start, pass_dur, np.ones_like(pass_dur)),
+        "sm_active_ratio": integral(pass_inst, pass_start, pass_dur, sm_active_fraction),
+        "running_requests": integral(pass_inst, pass_start, pass_dur, pass_batch),
+        "queue_depth": _gauge_integral(
+            rec.queue_instance, rec.queue_at_s, rec.queue_depth, n_inst, bins
+        ),
+        "kv_usage_ratio": _gauge_integral(
+            rec.kv_instance, rec.kv_at_s, rec.kv_usage_ratio, n_inst, bins
+        ),
+        "prefill_tps_total": per_bin_sum(
+            np.asarray(rec.prefill_instance, dtype=np.int64),
+            rec.prefill_end_s,
+            np.asarray(rec.prefill_total_tokens, dtype=float),
+        ),
+        "prefill_tps_cache_missed": per_bin_sum(
+            np.asarray(rec.prefill_instance, dtype=np.int64),
+            rec.prefill_end_s,
+            np.asarray(rec.prefill_missed_tokens, dtype=float),
+        ),
+        "decode_tps": per_bin_sum(
+            pass_inst[decode_pass], pass_end[decode_pass], pass_batch[decode_pass]
+        ),
+    }
+    frame = pl.DataFrame(
+        {
+            "instance": np.repeat(np.arange(n_inst, dtype=np.int64), bins.count),
+            "bin": np.tile(np.arange(bins.count, dtype=np.int64), n_inst),
+            **{name: values / interval for name, values in columns.items()},
+        }
+    ).with_columns(pl.col("gpu_util_ratio", "sm_active_ratio", "kv_usage_ratio").clip(0.0, 1.0))
+    ttft = _weighted_quantiles(
+        np.asarray(rec.ttft_instance, dtype=np.int64),
+        bins.of(np.asarray(rec.ttft_at_s)),
+        np.asarray(rec.ttft_s, dtype=float),
+        np.ones(len(rec.ttft_s)),
+        "ttft",
+    )
+    tbt = _weighted_quantiles(
+        pass_inst[decode_pass],
+        bins.of(pass_end[decode_pass]),
+        pass_dur[decode_pass],
+        pass_batch[decode_pass],
+        "tbt",
+    )
+    labels = pl.DataFrame(
+        {
+            "instance": np.arange(n_inst, dtype=np.int64),
+            "instance_id": [i.instance_id for i in instances],
+            "role": [i.role for i in instances],
+            "gpu_type": [i.gpu_type for i in instances],
+            "gpus_per_instance": [i.gpus for i in instances],
+        }
+    )
+    out = (
+        frame.join(ttft, on=["instance", "bin"], how="left")
+        .join(tbt, on=["instance", "bin"], how="left")
+        .join(labels, on="instance", how="left")
+        .join(bins.key_frame(), on="bin", how="left")
+        .with_columns(interval_s=pl.lit(interval), service=pl.lit(service), ready=pl.lit(True))
+        .sort("ts", "instance")
+    )
+    return conform(out, INSTANCE_SAMPLES)
+
+
+def service_load(
+    arrival_s: np.ndarray,
+    input_tokens: np.ndarray,
+    output_tokens: np.ndarray,
+    bins: Bins,
+    service: str,
+) -> pl.DataFrame:
+    """The ``service_load`` table: offered load per interval, by arrival time, conformed."""
+    index = bins.of(np.asarray(arrival_s, dtype=float))
+    interval = bins.interval_s
+
+    def rate(weights):
+        return np.bincount(index, weights=weights, minlength=bins.count) / interval
+
+    frame = pl.DataFrame(
+        {
+            "bin": np.arange(bins.count, dtype=np.int64),
+            "request_rate_rps": rate(None),
+            "input_tps": rate(np.asarray(input_tokens, dtype=float)),
+            "output_tps": rate(np.asarray(output_tokens, dtype=float)),
+        }
+    )
+    out = (
+        frame.join(bins.key_frame(), on="bin", how="left")
+        .with_columns(interval_s=pl.lit(interval), service=pl.lit(service))
+        .sort("ts")
+    )
+    return conform(out, SERVICE_LOAD)
+
+
+def _integrate(
+    inst: np.ndarray,
+    start: np.ndarray,
+    duration: np.ndarray,
+    rate: np.ndarray,
+    n_inst: int,
+    bins: Bins,
+) -> np.ndarray:
+    """Integral over each interval of piecewise-constant signals, flattened (instance, bin).
+
+    Segment ``k`` contributes ``rate[k]`` per second over ``[start[k], start[k] + duration[k])``
+    to instance ``inst[k]``; segments spanning several intervals are split at the boundaries.
+    """
+    out_size = n_inst * bins.count
+    if inst.size == 0:
+        return np.zeros(out_size)
+    interval = bins.interval_s
+    end = start + duration
+    first = bins.of(start)
+    last = bins.of(end)
+    spans = last - first + 1
+    seg = np.repeat(np.arange(inst.size), spans)
+    offset = np.arange(seg.size) - np.repeat(np.cumsum(spans) - spans, spans)
+    b = first[seg] + offset
+    lo = np.maximum(start[seg], b * interval)
+    hi = np.minimum(end[seg], (b + 1) * interval)
+    weight = rate[seg] * np.maximum(hi - lo, 0.0)
+    return np.bincount(inst[seg] * bins.count + b, weights=weight, minlength=out_size)
+
+
+def _gauge_integral(
+    inst: list[int], at_s: list[float], value: list[float], n_inst: int, bins: Bins
+) -> np.ndarray:
+    """Integral per interval of gauges logged as (instance, time, new value) changes.
+
+    A gauge is 0 before its first change and holds each value until the next change of the
+    same instance, or the end of the grid.
+    """
+    inst_a = np.asarray(inst, dtype=np.int64)
+    at = np.asarray(at_s, dtype=float)
+    val = np.asarray(value, dtype=float)
+    order = np.lexsort((at, inst_a))  # stable: same-instant changes keep their log order
+    inst_a, at, val = inst_a[order], at[order], val[order]
+    grid_end = bins.count * bins.interval_s
+    following = np.append(at[1:], grid_end)
+    same_instance_next = np.append(inst_a[1:] == inst_a[:-1], False)
+    until = np.where(same_instance_next, following, grid_end)
+    return _integrate(inst_a, at, until - at, val, n_inst, bins)
+
+
+def _weighted_quantiles(
+    inst: np.ndarray, bin_index: np.ndarray, value: np.ndarray, weight: np.ndarray, name: str
+) -> pl.DataFrame:
+    """Inverted-CDF weighted quantiles of ``value`` per (instance, bin), as ``{name}_pXX_s``."""
+    frame = pl.DataFrame(
+        {"instance": inst, "bin": bin_index, "value": value, "weight": weight},
+        schema={"instance": pl.Int64, "bin": pl.Int64, "value": pl.Float64, "weight": pl.Float64},
+    ).sort("instance", "bin", "value")
+    keys = ["instance", "bin"]
+    frame = frame.with_columns(
+        cumulative=pl.col("weight").cum_sum().over(keys),
+        total=pl.col("weight").sum().over(keys),
+    )
+    return frame.group_by(keys).agg(
+        [
+            pl.col("value")
+            .filter(pl.col("cumulative") >= q * pl.col("total"))
+            .first()
+            .alias(f"{name}_p{round(q * 100)}_s")
+            for q in QUANTILES
+        ]
+    )

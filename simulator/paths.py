@@ -1,0 +1,20 @@
+"""Where the real data the simulator ships with lives (``data/`` at the repository root).
+
+The product never reads ``../shared`` at run time: everything it needs is copied under ``data/``
+with its licence and origin (``data/traces/README.md``, ``data/perf/README.md``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+#: Azure LLM inference trace 2023, conversation (CC BY 4.0): the embedded default workload.
+AZURE_CONV_CSV = DATA_DIR / "traces" / "AzureLLMInferenceTrace_conv.csv"
+#: First 500 requests of the Mooncake FAST'25 conversation trace (Apache-2.0).
+MOONCAKE_CONV_SLICE_JSONL = DATA_DIR / "traces" / "mooncake_conversation_first500.jsonl"
+#: ServeGen language m-large, clients 20, 57 and 140, day 1 (Apache-2.0).
+SERVEGEN_SLICE_CSV_GZ = DATA_DIR / "traces" / "servegen_language_m-large_3clients_day1.csv.gz"
+#: Splitwise measured prefill/decode latencies, Llama2-70B and BLOOM-176B on A100/H100 (MIT).
+SPLITWISE_PERF_CSV = DATA_DIR / "perf" / "splitwise_perf_model.csv"

@@ -1,0 +1,147 @@
+"""ServeGen per-client rate windows, and arrivals regenerated from them.
+
+ServeGen (Xiang et al., arXiv 2505.09999; Alibaba Bailian) publishes no per-request log: for each
+client and 10-minute window it gives the mean rate and a Gamma or Weibull fit of the
+inter-arrival times. It is the only multi-day arrival source in reach, so multi-day workloads
+are rebuilt from it: arrivals from the fitted gaps, lengths sampled from a real per-request trace.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from simulator.paths import SERVEGEN_SLICE_CSV_GZ
+from simulator.traces import SYNTHETIC_EPOCH, Trace, TraceError, canonical_frame
+
+#: Width of a ServeGen window.
+WINDOW_S = 600.0
+
+WINDOW_SCHEMA: dict[str, pl.DataType] = {
+    "client_id": pl.Int64(),
+    "window_start_s": pl.Float64(),
+    "rate_rps": pl.Float64(),
+    "iat_cv": pl.Float64(),
+    "iat_dist": pl.String(),
+    "dist_param1": pl.Float64(),
+    "dist_param2": pl.Float64(),
+}
+
+_FAMILIES = ("Gamma", "Weibull")
+
+
+def load_servegen_windows(path: Path = SERVEGEN_SLICE_CSV_GZ) -> pl.DataFrame:
+    """Load ServeGen rate windows (plain or gzipped CSV with the :data:`WINDOW_SCHEMA` columns).
+
+    ``window_start_s`` counts from 00:00 of the first day. ``iat_dist`` is null for idle
+    windows (rate 0); an active window must name ``Gamma`` or ``Weibull`` with a positive shape
+    ``dist_param1`` (``dist_param2`` is the fitted scale). Line numbers in errors count lines of
+    the decompressed CSV, the header being line 1.
+
+    Returns
+    -------
+    pl.DataFrame
+        Typed windows sorted by client and window start.
+    """
+    try:
+        raw = pl.read_csv(path, infer_schema=False)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise TraceError(f"{path}: cannot read as CSV: {exc}") from exc
+    missing = [c for c in WINDOW_SCHEMA if c not in raw.columns]
+    if missing:
+        raise TraceError(f"{path}: missing column(s) {missing}; found {raw.columns}")
+    columns = {}
+    for column, dtype in WINDOW_SCHEMA.items():
+        text = raw[column]
+        if dtype == pl.String():
+            columns[column] = text.str.strip_chars().replace("", None)
+            continue
+        parsed = text.str.strip_chars().cast(dtype, strict=False)
+        bad = parsed.is_null() | parsed.is_nan() if dtype == pl.Float64() else parsed.is_null()
+        if bad.any():
+            row = int(bad.arg_true()[0])
+            raise TraceError(
+                f"{path}:{row + 2}: column '{column}': cannot parse {text[row]!r} as a number"
+            )
+        columns[column] = parsed
+    windows = pl.DataFrame(columns)
+    active = pl.col("rate_rps") > 0
+    checks = {
+        ("rate_rps", "negative rate"): pl.col("rate_rps") < 0,
+        ("iat_dist", f"an active window needs one of {_FAMILIES}"): active
+        & ~pl.col("iat_dist").is_in(_FAMILIES).fill_null(False),
+        ("dist_param1", "an active window needs a positive shape"): active
+        & (pl.col("dist_param1") <= 0),
+    }
+    for (column, reason), bad in checks.items():
+        rows = windows.with_row_index("row").filter(bad)
+        if rows.height:
+            row = int(rows["row"][0])
+            raise TraceError(
+                f"{path}:{row + 2}: column '{column}': {reason} (got {rows[column][0]!r})"
+            )
+    return windows.sort("client_id", "window_start_s")
+
+
+def servegen_requests(
+    windows: pl.DataFrame,
+    lengths: pl.DataFrame,
+    *,
+    seed: int = 0,
+    window_s: float = WINDOW_S,
+) -> Trace:
+    """Regenerate per-request arrivals from rate windows and give them real request lengths.
+
+    For a window with rate ``r`` the request count is ``round(r * window_s)`` (ServeGen's rate is
+    a count over the window, so this is exact). Gaps are drawn from the fitted family with shape
+    ``dist_param1``, and the window's ``n + 1`` gaps are rescaled to span the window: the count,
+    hence the mean rate, holds exactly, and the shape keeps the window's burstiness (the fitted
+    scale cancels in the rescaling). Lengths come from rows of ``lengths`` (a canonical request
+    frame, e.g. the Azure trace) drawn uniformly with replacement; prefix hashes are dropped,
+    since sharing them across unrelated synthetic requests would invent prefix reuse.
+
+    Parameters
+    ----------
+    windows : pl.DataFrame
+        From :func:`load_servegen_windows`, filtered to the clients and windows wanted.
+    lengths : pl.DataFrame
+        Canonical request frame to sample ``input_tokens`` and ``output_tokens`` from.
+    seed : int
+        Seeds both the gaps and the length sampling.
+
+    Returns
+    -------
+    Trace
+        Starts at the first window: :data:`~simulator.traces.SYNTHETIC_EPOCH` (a midnight) plus
+        that window's ``window_start_s``, so the hour of day is ServeGen's.
+    """
+    active = windows.filter(pl.col("rate_rps") > 0)
+    if active.height == 0:
+        raise ValueError("servegen_requests: no window with a positive rate")
+    if lengths.height == 0:
+        raise ValueError("servegen_requests: no requests to sample lengths from")
+    rng = np.random.default_rng(seed)
+    origin_s = float(windows["window_start_s"].min())
+    arrivals = []
+    for start_s, rate, family, shape in active.select(
+        "window_start_s", "rate_rps", "iat_dist", "dist_param1"
+    ).iter_rows():
+        n = round(rate * window_s)
+        if n == 0:
+            continue
+        gaps = rng.gamma(shape, size=n + 1) if family == "Gamma" else rng.weibull(shape, n + 1)
+        offsets = np.cumsum(gaps)
+        arrivals.append(start_s - origin_s + window_s * offsets[:-1] / offsets[-1])
+    arrival_s = np.concatenate(arrivals)
+    rows = rng.integers(0, lengths.height, arrival_s.size)
+    return Trace(
+        requests=canonical_frame(
+            arrival_s,
+            lengths["input_tokens"].to_numpy()[rows],
+            lengths["output_tokens"].to_numpy()[rows],
+        ),
+        start=SYNTHETIC_EPOCH + timedelta(seconds=origin_s),
+    )

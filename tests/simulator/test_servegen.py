@@ -1,0 +1,86 @@
+"""ServeGen windows load and regenerate arrivals that keep each window's count."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from simulator import TraceError, load_servegen_windows, servegen_requests
+from simulator.servegen import WINDOW_S
+from simulator.traces import SYNTHETIC_EPOCH
+
+
+def test_loads_the_shipped_slice():
+    windows = load_servegen_windows()
+    assert windows.height == 3 * 144
+    assert sorted(windows["client_id"].unique().to_list()) == [20, 57, 140]
+    assert set(windows["iat_dist"].drop_nulls().unique().to_list()) <= {"Gamma", "Weibull"}
+    assert windows.filter(pl.col("rate_rps") > 0)["iat_dist"].null_count() == 0
+
+
+def test_arrivals_keep_each_window_count_and_stay_inside_it(azure):
+    windows = load_servegen_windows().filter(pl.col("window_start_s").is_between(3600, 7199))
+    trace = servegen_requests(windows, azure.requests, seed=7)
+    requests = trace.requests
+    assert trace.start == SYNTHETIC_EPOCH + timedelta(seconds=3600)
+    expected = windows.select((pl.col("rate_rps") * WINDOW_S).round().sum()).item()
+    assert requests.height == expected
+    per_window = np.bincount((requests["arrival_s"].to_numpy() // WINDOW_S).astype(int))
+    expected_per_window = (
+        windows.group_by("window_start_s")
+        .agg((pl.col("rate_rps") * WINDOW_S).round().sum())
+        .sort("window_start_s")["rate_rps"]
+        .to_numpy()
+    )
+    np.testing.assert_array_equal(per_window, expected_per_window)
+    assert requests["input_tokens"].is_in(azure.requests["input_tokens"].implode()).all()
+    assert requests.equals(servegen_requests(windows, azure.requests, seed=7).requests)
+
+
+@pytest.mark.parametrize("client", [57, 140])
+def test_each_window_keeps_its_recorded_burstiness(azure, client):
+    # Client 57 is near-periodic (CV ~0.2), client 140 bursty (CV ~3): both must survive.
+    windows = load_servegen_windows().filter(
+        pl.col("client_id") == client, pl.col("window_start_s") < 6 * 3600
+    )
+    arrival_s = servegen_requests(windows, azure.requests, seed=0).requests["arrival_s"]
+    arrival_s = arrival_s.to_numpy()
+    recorded, generated = [], []
+    for start_s, cv, rate in windows.select("window_start_s", "iat_cv", "rate_rps").iter_rows():
+        inside = arrival_s[(arrival_s >= start_s) & (arrival_s < start_s + WINDOW_S)]
+        if rate * WINDOW_S < 50:
+            continue
+        gaps = np.diff(inside)
+        recorded.append(cv)
+        generated.append(gaps.std() / gaps.mean())
+    log_ratio = np.abs(np.log(np.asarray(generated) / np.asarray(recorded)))
+    assert len(recorded) >= 30
+    assert np.median(log_ratio) < 0.25
+
+
+HEADER = "client_id,window_start_s,rate_rps,iat_cv,iat_dist,dist_param1,dist_param2\n"
+GOOD = "1,0,0.5,1.2,Gamma,0.7,2.8\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("client_id,window_start_s,rate_rps\n1,0,0.5\n", r"missing column\(s\)"),
+        (
+            HEADER + GOOD + "1,600,fast,1.2,Gamma,0.7,2.8\n",
+            r":3: column 'rate_rps': cannot parse 'fast'",
+        ),
+        (HEADER + GOOD + "1,600,0.5,1.2,,0,0\n", r":3: column 'iat_dist': an active window"),
+        (HEADER + "1,0,-0.5,0,,0,0\n", r":2: column 'rate_rps': negative rate"),
+        (HEADER + "1,0,0.5,1.2,Weibull,0,1\n", r":2: column 'dist_param1'"),
+    ],
+)
+def test_rejects_bad_windows_naming_file_and_line(tmp_path, body, message):
+    path = tmp_path / "windows.csv"
+    path.write_text(body)
+    with pytest.raises(TraceError, match=message) as error:
+        load_servegen_windows(path)
+    assert str(path) in str(error.value)
