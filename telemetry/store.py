@@ -32,6 +32,14 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def _add_missing_columns(conn: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Evolve ``table`` additively so it can take every column of the registered ``incoming``."""
+    existing = {row[0] for row in conn.execute(f"DESCRIBE {_quote(table)}").fetchall()}
+    for column, column_type, *_ in conn.execute("DESCRIBE SELECT * FROM incoming").fetchall():
+        if column not in existing:
+            conn.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(column)} {column_type}")
+
+
 class TelemetryStore:
     """Partitioned, idempotent reads and writes of polars frames in one DuckDB file.
 
@@ -55,7 +63,9 @@ class TelemetryStore:
         """Replace, in one transaction, every partition of ``table`` that ``frame`` touches.
 
         A partition is one distinct combination of the ``partition_by`` columns. Rows of the
-        table in partitions ``frame`` does not touch are kept. Canonical telemetry tables are
+        table in partitions ``frame`` does not touch are kept. The table evolves additively: a
+        column it lacks is added (older rows read null there), and a column the frame lacks is
+        null in the new rows. Canonical telemetry tables are
         conformed first and get their ``day`` (UTC date of ``ts``) derived here, so their
         partitions are always service x day; derived tables must name ``partition_by``.
         Returns the number of rows written.
@@ -82,6 +92,7 @@ class TelemetryStore:
                 conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {_quote(table)} AS SELECT * FROM incoming LIMIT 0"
                 )
+                _add_missing_columns(conn, table)
                 conn.execute(
                     f"DELETE FROM {_quote(table)} t WHERE EXISTS "
                     f"(SELECT 1 FROM (SELECT DISTINCT {keys} FROM incoming) k WHERE {matches})"

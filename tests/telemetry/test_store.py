@@ -79,3 +79,10 @@ def test_row_counts(store):
     assert store.row_counts() == {}
     store.write("service_load", load_frame("chat", [0, 1]))
     assert store.row_counts() == {"service_load": 2}
+
+
+def test_derived_tables_evolve_additively(store):
+    store.write("signal_scores", pl.DataFrame({"service": ["chat"], "r": [0.9]}), ("service",))
+    store.write("signal_scores", pl.DataFrame({"service": ["code"], "rho": [0.5]}), ("service",))
+    rows = store.read("signal_scores").sort("service")
+    assert rows.select("service", "r", "rho").rows() == [("chat", 0.9, None), ("code", None, 0.5)]
