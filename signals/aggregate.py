@@ -7,6 +7,8 @@ pool's average.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from telemetry.schema import INSTANCE_METRIC_COLUMNS, INSTANCE_SAMPLES, conform
@@ -79,3 +81,48 @@ def role_series(instance_samples: pl.DataFrame) -> pl.DataFrame:
             f"first at ts={first['ts']} service={first['service']!r} role={first['role']!r}"
         )
     return series.select(*SERIES_KEY, "interval_s", "instances", "ready_instances", *SIGNALS)
+
+
+def resample(frame: pl.DataFrame, window_s: float, by: Sequence[str]) -> pl.DataFrame:
+    """Duration-weighted means of every value column of ``frame`` over ``window_s`` windows.
+
+    Parameters
+    ----------
+    frame : pl.DataFrame
+        Rows keyed by ``ts`` (interval start) and ``by``, with ``interval_s`` and value columns
+        that are rates or gauges (a role series, or ``service_load``).
+    window_s : float
+        Window length; windows are aligned to multiples of it since the Unix epoch.
+    by : sequence of str
+        Key columns kept apart, e.g. ``("service", "role")``.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per (window start, *by), sorted by ``by`` then ``ts``, with ``interval_s`` the
+        covered seconds and each value column the mean weighted by ``interval_s`` over its
+        non-null values (null when it has none).
+
+    Notes
+    -----
+    A rate averaged by duration is the window's rate, and a time-averaged gauge stays
+    time-averaged, so the study can judge signals at the timescale a controller acts on
+    instead of the sampling one. Latency quantiles are averaged the same way: an
+    approximation, since quantiles do not compose.
+    """
+    if not window_s > 0:
+        raise ValueError(f"window_s must be > 0, got {window_s}")
+    weight = pl.col("interval_s")
+    values = [c for c in frame.columns if c not in ("ts", "interval_s", *by)]
+
+    def weighted_mean(column: str) -> pl.Expr:
+        covered = weight.filter(pl.col(column).is_not_null()).sum()
+        return pl.when(covered > 0).then((pl.col(column) * weight).sum() / covered).alias(column)
+
+    return (
+        frame.with_columns(pl.col("ts").dt.truncate(f"{round(window_s * 1e6)}us"))
+        .group_by("ts", *by)
+        .agg(weight.sum(), *[weighted_mean(c) for c in values])
+        .sort(*by, "ts")
+        .select(frame.columns)
+    )

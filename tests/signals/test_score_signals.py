@@ -118,3 +118,27 @@ def test_unknown_load_column_and_disjoint_tables_are_errors(study):
         score_signals(samples, service_load(list(load)), load_column="gpu_util_ratio")
     with pytest.raises(ValueError, match="matches"):
         score_signals(samples, service_load(list(load), service="other"))
+
+
+def test_each_role_is_judged_against_the_load_it_serves(study):
+    load, samples, scores = study
+    assert dict(scores.select("role", "load_column").unique().iter_rows()) == {
+        "decode": "output_tps",
+        "prefill": "input_tps",
+    }
+    # Prefill work that follows the prompt tokens, not the output tokens, still scores 1.
+    prompts = np.sqrt(load) * 40.0
+    prefill = instance_samples(
+        role="prefill", instances=2, intervals=INTERVALS, prefill_tps_cache_missed=list(prompts)
+    )
+    scores = score_signals(prefill, service_load(list(load), input_tps=list(prompts)))
+    assert_allclose(score(scores, "prefill", "prefill_tps_cache_missed")["pearson_r"], 1.0)
+
+
+def test_a_window_judges_signals_at_a_controllers_timescale(study):
+    _, samples, native = study
+    windowed = score_signals(samples, service_load(list(study[0])), window_s=60.0)
+    row = score(windowed, "decode", "decode_tps")
+    assert row["n_intervals"] == INTERVALS * 15 // 60
+    assert row["n_intervals"] < score(native, "decode", "decode_tps")["n_intervals"]
+    assert_allclose(row["pearson_r"], 1.0)  # a proportional signal stays proportional
