@@ -24,6 +24,12 @@ class CoordinatedPolicyConfig:
         Instance bounds per role. The paper's values are not public; these defaults are ours.
     control_interval_s : float, default 60.0
         How often the controller observes and decides; the paper's period is not public.
+    scale_out_cooldown_s, scale_in_cooldown_s : float, default 0 and 300
+        Least time since the last scale action before another scale-out or scale-in (§5.5
+        cool-downs). The paper's values are not public. Ours: scale out at once, since an
+        under-provisioned pool breaks latency SLOs, but wait 300 s before shrinking (the
+        default scale-down stabilisation window of the Kubernetes HPA), since with few
+        instances one instance is a large step and a proportional rule would otherwise flap.
 
     Raises
     ------
@@ -41,11 +47,16 @@ class CoordinatedPolicyConfig:
     min_decode: int = 1
     max_decode: int = 256
     control_interval_s: float = 60.0
+    scale_out_cooldown_s: float = 0.0
+    scale_in_cooldown_s: float = 300.0
 
     def __post_init__(self) -> None:
         for name in ("target_decode_tps_per_instance", "pd_ratio", "control_interval_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("scale_out_cooldown_s", "scale_in_cooldown_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.scale_out_threshold >= 0:
             raise ValueError(f"scale_out_threshold must be >= 0, got {self.scale_out_threshold}")
         if not 0 <= self.scale_in_threshold < 1:

@@ -95,7 +95,13 @@ def pool_targets(decode_tps: float, config: CoordinatedPolicyConfig) -> PoolCoun
     return PoolCounts(prefill=prefill, decode=decode)
 
 
-def decide(decode_tps: float, current: PoolCounts, config: CoordinatedPolicyConfig) -> Decision:
+def decide(
+    decode_tps: float,
+    current: PoolCounts,
+    config: CoordinatedPolicyConfig,
+    *,
+    since_last_action_s: float = math.inf,
+) -> Decision:
     """Decide one control step: scale both pools to :func:`pool_targets`, or hold.
 
     Parameters
@@ -105,20 +111,23 @@ def decide(decode_tps: float, current: PoolCounts, config: CoordinatedPolicyConf
     current : PoolCounts
         The pools' counts now.
     config : CoordinatedPolicyConfig
-        Target, ratio, bounds and the hysteresis band.
+        Target, ratio, bounds, the hysteresis band and the cool-downs.
+    since_last_action_s : float, default inf
+        Seconds since the pools last scaled (infinite when they never have).
 
     Returns
     -------
     Decision
         ``target`` is always the desired counts; ``action`` is ``scale_out`` when desired/current
         total instances exceeds ``1 + scale_out_threshold``, ``scale_in`` when it is below
-        ``1 - scale_in_threshold``, else ``hold`` (the pools keep their current counts).
+        ``1 - scale_in_threshold``, else ``hold`` (the pools keep their current counts). A
+        scale action inside its cool-down becomes ``hold``.
 
     Notes
     -----
     The band is applied to the total of both pools because both always move together; a ratio
     is infinite when no instance runs and some are wanted. Asymmetric thresholds give the
-    paper's hysteresis (§5.5); cool-downs and damping come later.
+    paper's hysteresis, and the cool-downs its anti-flapping (§5.5); damping comes later.
     """
     target = pool_targets(decode_tps, config)
     change = _desired_over_current(target.total, current.total)
@@ -129,6 +138,10 @@ def decide(decode_tps: float, current: PoolCounts, config: CoordinatedPolicyConf
         action, verdict = SCALE_IN, f"< {band_low:.2f}"
     else:
         action, verdict = HOLD, f"within [{band_low:.2f}, {band_high:.2f}]"
+    cooldown_s = {SCALE_OUT: config.scale_out_cooldown_s, SCALE_IN: config.scale_in_cooldown_s}
+    if action != HOLD and since_last_action_s < cooldown_s[action]:
+        verdict += f", but {action} cools down for {cooldown_s[action]:g} s"
+        action = HOLD
     reason = (
         f"decode {decode_tps:.1f} tok/s at {config.target_decode_tps_per_instance:g} per instance"
         f" wants {target.decode}D/{target.prefill}P (P:D {config.pd_ratio:g});"

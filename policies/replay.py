@@ -8,6 +8,8 @@ loop (decisions -> placement -> simulated cluster -> telemetry) replaces it in t
 
 from __future__ import annotations
 
+import math
+
 import polars as pl
 
 from policies.config import CoordinatedPolicyConfig
@@ -94,8 +96,14 @@ def replay_decisions(
         decode=_instances(first, "decode"),
     )
     rows = []
+    last_action_window = None
     for window, decode_tps in windows.iter_rows():
-        decision = decide(decode_tps, current, config)
+        since_last_action_s = (
+            math.inf
+            if last_action_window is None
+            else (window - last_action_window) * config.control_interval_s
+        )
+        decision = decide(decode_tps, current, config, since_last_action_s=since_last_action_s)
         rows.append(
             {
                 "window": window,
@@ -110,6 +118,7 @@ def replay_decisions(
         )
         if decision.action != HOLD:
             current = decision.target
+            last_action_window = window
         rows[-1] |= {"next_prefill": current.prefill, "next_decode": current.decode}
     return (
         pl.DataFrame(rows)

@@ -55,7 +55,9 @@ def tables():
         "service_load": offered,
         "signal_scores": score_signals(samples, offered),
         "decisions": replay_decisions(
-            samples, CoordinatedPolicyConfig(100.0, control_interval_s=60.0), service="svc"
+            samples,
+            CoordinatedPolicyConfig(100.0, control_interval_s=60.0, scale_in_cooldown_s=0.0),
+            service="svc",
         ),
         "placement": placement,
     }

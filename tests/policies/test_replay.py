@@ -40,9 +40,8 @@ def test_one_decision_per_control_interval_at_its_end():
 
 
 def test_both_pools_move_together_from_the_observed_start():
-    decisions = replay_decisions(
-        recorded_run(), CoordinatedPolicyConfig(100.0, pd_ratio=0.5), service="svc"
-    )
+    config = CoordinatedPolicyConfig(100.0, pd_ratio=0.5, scale_in_cooldown_s=0.0)
+    decisions = replay_decisions(recorded_run(), config, service="svc")
     assert decisions.select("current_prefill", "current_decode").row(0) == (8, 10)
     assert decisions["action"].to_list() == ["scale_in", "scale_out", "scale_in", HOLD]
     assert decisions["target_decode"].to_list() == [10, 20, 9, 10]
@@ -75,3 +74,11 @@ def test_observed_tps_is_the_duration_weighted_mean_over_the_interval():
 def test_a_service_without_decode_samples_is_an_error():
     with pytest.raises(ValueError, match="no decode samples for service 'missing'"):
         replay_decisions(recorded_run(), CoordinatedPolicyConfig(100.0), service="missing")
+
+
+def test_a_scale_in_waits_out_its_cool_down_after_any_scale_action():
+    config = CoordinatedPolicyConfig(100.0, pd_ratio=0.5, scale_in_cooldown_s=120.0)
+    decisions = replay_decisions(recorded_run(), config, service="svc")
+    # The first scale-in is free; the one 60 s after the scale-out is held, the next one not.
+    assert decisions["action"].to_list() == ["scale_in", "scale_out", HOLD, "scale_in"]
+    assert "cools down for 120 s" in decisions["reason"][2]
