@@ -8,10 +8,14 @@ Mechanisms, sources and measured accuracy: docs/simulator.md.
 
 from simulator.cluster import ClusterSpec, PoolSpec, default_cluster
 from simulator.engine import SimulationResult, simulate
+from simulator.paths import AZURE_CONV_CSV as DEFAULT_TRACE_PATH
 from simulator.servegen import load_servegen_windows, servegen_requests
 from simulator.traces import Trace, TraceError, default_trace, load_azure, load_mooncake, thin
+from simulator.workloads import TRACE_FORMATS, load_trace
 
 __all__ = [
+    "DEFAULT_TRACE_PATH",
+    "TRACE_FORMATS",
     "ClusterSpec",
     "PoolSpec",
     "SimulationResult",
@@ -21,6 +25,7 @@ __all__ = [
     "default_trace",
     "load_azure",
     "load_mooncake",
+    "load_trace",
     "load_servegen_windows",
     "servegen_requests",
     "simulate",

@@ -84,6 +84,13 @@ class ClusterSpec:
         if self.kv_transfer_gbps <= 0 or not 0 < self.kv_memory_fraction <= 1:
             raise ValueError("kv_transfer_gbps must be > 0 and kv_memory_fraction in (0, 1]")
 
+    def describe(self) -> str:
+        """One line for logs, e.g. ``Llama-3.1-70B: 15 prefill x 4 L20, 3 decode x 4 H20``."""
+        pools = (*self.prefill_pools, *self.decode_pools)
+        return f"{self.model}: " + ", ".join(
+            f"{p.count} {p.role} x {p.tp} {p.gpu_type}" for p in pools
+        )
+
 
 def default_cluster() -> ClusterSpec:
     """The embedded default: Llama-3.1-70B on 15 prefill instances of 4 x L20 and 3 decode
