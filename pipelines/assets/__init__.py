@@ -1,0 +1,1 @@
+"""One module per domain; each asset is a thin call into its plain package."""

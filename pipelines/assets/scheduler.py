@@ -1,0 +1,56 @@
+"""The placement asset: the policy's decisions placed on the scenario's topology."""
+
+import dagster as dg
+import polars as pl
+
+from pipelines.assets.policies import SCALING_DECISIONS_KEY
+from pipelines.assets.telemetry import INSTANCE_SAMPLES_KEY
+from pipelines.resources import ScenarioResource, StoreResource
+from policies import deployed_requirements
+from scheduler import load_topology, replay_targets
+from telemetry.schema import INSTANCE_SAMPLES
+
+PLACEMENT_PLAN_KEY = dg.AssetKey(["scheduler", "placement_plan"])
+
+
+@dg.asset(
+    key=PLACEMENT_PLAN_KEY,
+    deps=[SCALING_DECISIONS_KEY, INSTANCE_SAMPLES_KEY],
+    group_name="scheduler",
+    description="Where each decision's instances go: node, S1, S2, RDMA subgroup priority.",
+)
+def placement_plan(
+    context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
+) -> dg.MaterializeResult:
+    """Replay the decisions' targets through Algorithm 4, cycle by cycle, from an empty cluster.
+
+    Cycle 0 places the starting deployment, every later cycle the counts one control
+    interval's decision asks the cluster to run.
+    """
+    service = scenario.service
+    decisions = store.read("scaling_decisions", service=service).sort("ts")
+    starting = decisions.head(1).select(
+        "service", target_prefill="current_prefill", target_decode="current_decode"
+    )
+    asked = decisions.select("service", target_prefill="next_prefill", target_decode="next_decode")
+    targets = pl.concat([starting, asked]).with_row_index("cycle")
+    requirements = deployed_requirements(
+        store.read(INSTANCE_SAMPLES, service=service), service=service
+    )
+    context.log.info(f"placing {targets.height} cycles for {requirements}")
+    replay = replay_targets(
+        load_topology(scenario.topology_path),
+        targets.with_columns(pl.col("cycle").cast(pl.Int64)),
+        {service: requirements},
+    )
+    rows = store.write("placement_plan", replay.plan, ("service",))
+    store.write("placement_outcomes", replay.outcomes, ("service",))
+    shortfall = int(replay.outcomes["shortfall_instances"].sum())
+    return dg.MaterializeResult(
+        metadata={
+            "rows": rows,
+            "cycles": targets.height,
+            "shortfall_instances": shortfall,
+            "affinity_violations": replay.plan.filter(~pl.col("affinity_satisfied")).height,
+        }
+    )

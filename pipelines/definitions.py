@@ -1,0 +1,34 @@
+"""The code location: every asset, check and job, bound to the store and the scenario."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.assets import dashboards as dashboards_assets
+from pipelines.assets import policies as policies_assets
+from pipelines.assets import scheduler as scheduler_assets
+from pipelines.assets import signals as signals_assets
+from pipelines.assets import telemetry as telemetry_assets
+from pipelines.jobs import heteroscale_job
+from pipelines.resources import ScenarioResource, StoreResource
+
+ASSET_MODULES = [
+    telemetry_assets,
+    signals_assets,
+    policies_assets,
+    scheduler_assets,
+    dashboards_assets,
+]
+
+
+def build_definitions(store: StoreResource, scenario: ScenarioResource) -> dg.Definitions:
+    """Definitions bound to one store and one scenario (the CLI binds its own ``--out``)."""
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules(ASSET_MODULES),
+        asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
+        jobs=[heteroscale_job],
+        resources={"store": store, "scenario": scenario},
+    )
+
+
+defs = build_definitions(StoreResource(), ScenarioResource())
