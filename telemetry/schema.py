@@ -76,12 +76,15 @@ class TableSpec:
 
     name: str
     schema: dict[str, pl.DataType]
+    key: tuple[str, ...]
     partition_columns: tuple[str, ...] = ("service", "day")
 
 
 CANONICAL_TABLES = {
-    INSTANCE_SAMPLES: TableSpec(INSTANCE_SAMPLES, INSTANCE_SAMPLES_SCHEMA),
-    SERVICE_LOAD: TableSpec(SERVICE_LOAD, SERVICE_LOAD_SCHEMA),
+    INSTANCE_SAMPLES: TableSpec(
+        INSTANCE_SAMPLES, INSTANCE_SAMPLES_SCHEMA, key=("ts", "service", "instance_id")
+    ),
+    SERVICE_LOAD: TableSpec(SERVICE_LOAD, SERVICE_LOAD_SCHEMA, key=("ts", "service")),
 }
 
 
@@ -96,7 +99,8 @@ def conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     ------
     SchemaError
         If a column is missing, cannot be cast losslessly, a required value is null, a role is
-        unknown, or a ratio lies outside [0, 1].
+        unknown, a measurement is negative, NaN or infinite, a ratio lies outside [0, 1], or
+        two rows share a key (one instance, one interval).
     """
     spec = CANONICAL_TABLES[table]
     missing = [c for c in spec.schema if c not in frame.columns]
@@ -116,8 +120,22 @@ def conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
         bad = out.filter(~pl.col("role").is_in(ROLES))["role"].unique().to_list()
         if bad:
             raise SchemaError(f"{table}: unknown roles {bad}; expected one of {ROLES}")
+    measurements = [c for c, dtype in spec.schema.items() if dtype == pl.Float64()]
+    for c in measurements:
+        invalid = out.filter(~pl.col(c).is_finite() | (pl.col(c) < 0)).height
+        if invalid:
+            raise SchemaError(f"{table}: {invalid} values of {c} are negative, NaN or infinite")
+    if out.filter(pl.col("interval_s") == 0).height:
+        raise SchemaError(f"{table}: interval_s must be > 0")
     for c in RATIO_COLUMNS & set(out.columns):
-        outside = out.filter((pl.col(c) < 0) | (pl.col(c) > 1)).height
+        outside = out.filter(pl.col(c) > 1).height
         if outside:
             raise SchemaError(f"{table}: {outside} values of {c} outside [0, 1]")
+    duplicates = out.filter(pl.struct(spec.key).is_duplicated())
+    if duplicates.height:
+        first = duplicates.row(0, named=True)
+        raise SchemaError(
+            f"{table}: {duplicates.height} rows share a key {spec.key}, first "
+            + ", ".join(f"{c}={first[c]}" for c in spec.key)
+        )
     return out

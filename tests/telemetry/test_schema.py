@@ -36,6 +36,10 @@ def test_conform_orders_and_types_columns():
     [
         ({"role": "router"}, "unknown roles"),
         ({"gpu_util_ratio": 87.0}, "gpu_util_ratio outside"),
+        ({"decode_tps": -1.0}, "decode_tps are negative"),
+        ({"ttft_p99_s": float("nan")}, "ttft_p99_s are negative, NaN"),
+        ({"queue_depth": float("inf")}, "queue_depth are negative, NaN or infinite"),
+        ({"interval_s": 0.0}, "interval_s must be > 0"),
         ({"decode_tps": None}, "null values"),
         ({"gpus_per_instance": "four"}, "wrong type"),
     ],
@@ -48,3 +52,9 @@ def test_conform_names_the_problem(overrides, message):
 def test_conform_names_missing_columns():
     with pytest.raises(SchemaError, match="kv_usage_ratio"):
         conform(one_sample().drop("kv_usage_ratio"), "instance_samples")
+
+
+def test_conform_refuses_two_samples_of_one_instance_in_one_interval():
+    twice = pl.concat([one_sample(), one_sample(decode_tps=9.0)])
+    with pytest.raises(SchemaError, match="share a key.*instance_id=decode-0"):
+        conform(twice, "instance_samples")
