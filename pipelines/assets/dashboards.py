@@ -23,7 +23,9 @@ from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
     group_name="dashboards",
     description="Telemetry, signal scores, decisions and placement on one offline HTML page.",
 )
-def report_html(scenario: ScenarioResource, store: StoreResource) -> dg.MaterializeResult:
+def report_html(
+    context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
+) -> dg.MaterializeResult:
     service = scenario.service
     path = write_report(
         store.report_path(),
@@ -33,6 +35,7 @@ def report_html(scenario: ScenarioResource, store: StoreResource) -> dg.Material
         decisions=store.read("scaling_decisions", service=service),
         placement=store.read("placement_plan", service=service),
     )
+    context.log.info(f"report written to {path}")
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(path)), "bytes": path.stat().st_size}
     )

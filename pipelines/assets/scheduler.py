@@ -54,3 +54,29 @@ def placement_plan(
             "affinity_violations": replay.plan.filter(~pl.col("affinity_satisfied")).height,
         }
     )
+
+
+@dg.asset_check(asset=PLACEMENT_PLAN_KEY, blocking=True)
+def placement_plan_respects_affinity(
+    scenario: ScenarioResource, store: StoreResource
+) -> dg.AssetCheckResult:
+    """Every placed instance sits in its Deployment Group's affinity domain."""
+    plan = store.read("placement_plan", service=scenario.service)
+    violations = plan.filter(~pl.col("affinity_satisfied")).height
+    return dg.AssetCheckResult(
+        passed=violations == 0, metadata={"rows": plan.height, "violations": violations}
+    )
+
+
+@dg.asset_check(asset=PLACEMENT_PLAN_KEY)
+def placement_plan_places_every_instance(
+    scenario: ScenarioResource, store: StoreResource
+) -> dg.AssetCheckResult:
+    """Warn when the topology could not host what the policy asked for (a shortfall)."""
+    outcomes = store.read("placement_outcomes", service=scenario.service)
+    shortfall = int(outcomes["shortfall_instances"].sum())
+    return dg.AssetCheckResult(
+        passed=shortfall == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"shortfall_instances": shortfall},
+    )

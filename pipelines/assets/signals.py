@@ -17,7 +17,10 @@ SIGNAL_SCORES_KEY = dg.AssetKey(["signals", "signal_scores"])
     group_name="signals",
     description="Per role and signal: correlation with offered load, scale-in response, noise.",
 )
-def signal_scores(scenario: ScenarioResource, store: StoreResource) -> dg.MaterializeResult:
+def signal_scores(
+    context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
+) -> dg.MaterializeResult:
+    context.log.info(f"scoring signals over {scenario.control_interval_s:g} s windows")
     scores = score_signals(
         store.read(INSTANCE_SAMPLES, service=scenario.service),
         store.read(SERVICE_LOAD, service=scenario.service),
