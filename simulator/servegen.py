@@ -15,7 +15,13 @@ import numpy as np
 import polars as pl
 
 from simulator.paths import SERVEGEN_SLICE_CSV_GZ
-from simulator.traces import SYNTHETIC_EPOCH, Trace, TraceError, canonical_frame
+from simulator.traces import (
+    SYNTHETIC_EPOCH,
+    Trace,
+    TraceError,
+    canonical_frame,
+    read_csv_as_text,
+)
 
 #: Width of a ServeGen window.
 WINDOW_S = 600.0
@@ -46,13 +52,7 @@ def load_servegen_windows(path: Path = SERVEGEN_SLICE_CSV_GZ) -> pl.DataFrame:
     pl.DataFrame
         Typed windows sorted by client and window start.
     """
-    try:
-        raw = pl.read_csv(path, infer_schema=False)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise TraceError(f"{path}: cannot read as CSV: {exc}") from exc
-    missing = [c for c in WINDOW_SCHEMA if c not in raw.columns]
-    if missing:
-        raise TraceError(f"{path}: missing column(s) {missing}; found {raw.columns}")
+    raw = read_csv_as_text(path, list(WINDOW_SCHEMA))
     columns = {}
     for column, dtype in WINDOW_SCHEMA.items():
         text = raw[column]

@@ -121,7 +121,7 @@ def load_azure(path: Path = AZURE_CONV_CSV) -> Trace:
     (the trace's README gives no zone, and UTC keeps the timestamps unambiguous). The trace start
     is the first timestamp. The format has no prefix hashes.
     """
-    raw = _read_csv_strings(path, ["TIMESTAMP", "ContextTokens", "GeneratedTokens"])
+    raw = read_csv_as_text(path, ["TIMESTAMP", "ContextTokens", "GeneratedTokens"])
     stamps = _parse_column(
         path,
         raw,
@@ -189,7 +189,7 @@ def default_trace() -> Trace:
     return load_azure(AZURE_CONV_CSV)
 
 
-def _read_csv_strings(path: Path, required: list[str]) -> pl.DataFrame:
+def read_csv_as_text(path: Path, required: list[str]) -> pl.DataFrame:
     """Read a CSV with every column as text, so that parse errors can name their line."""
     try:
         raw = pl.read_csv(path, infer_schema=False)
