@@ -1,32 +1,11 @@
-"""The ``heteroscale`` command line."""
-
-from __future__ import annotations
+"""The ``heteroscale`` command line: one subcommand per module of :mod:`heteroscale.commands`."""
 
 import argparse
-import sys
-import time
-from pathlib import Path
 
-from telemetry.store import DB_ENV_VAR, TelemetryStore, default_db_path
+from heteroscale.commands import run
 
-
-def _run(args: argparse.Namespace) -> int:
-    from pipelines.run import DB_NAME, run_main_job  # dagster is slow to import: only here
-
-    db_path = args.out / DB_NAME if args.out else default_db_path()
-    print(f"heteroscale: running the main job, writing to {db_path}", file=sys.stderr)
-    started = time.perf_counter()
-    outputs = run_main_job(db_path, log_level=args.log_level)
-    elapsed_s = time.perf_counter() - started
-    counts = TelemetryStore(outputs.db_path).row_counts()
-    verdict = "succeeded" if outputs.success else "FAILED"
-    print(f"{verdict} in {elapsed_s:.1f} s (run {outputs.run_id})")
-    print(f"DuckDB store: {outputs.db_path}")
-    for table, rows in counts.items():
-        print(f"  {table:<20} {rows:>9,} rows")
-    if outputs.report_path.exists():
-        print(f"HTML report:  {outputs.report_path}")
-    return 0 if outputs.success else 1
+#: Registered subcommands, in the order ``--help`` lists them.
+COMMANDS = [run]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,27 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Coordinated autoscaling study, policy and placement for P/D LLM serving.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = commands.add_parser(
-        "run",
-        help="materialise the main job on the embedded default (trace -> dashboard)",
-        description=(
-            "Replay the embedded Azure 2023 trace through the simulated P/D cluster, score the "
-            "candidate autoscaling signals, replay the coordinated policy, place its decisions "
-            "and write the DuckDB store and an HTML report."
-        ),
-    )
-    run.add_argument(
-        "--out",
-        type=Path,
-        help=f"output directory (default: the store at ${DB_ENV_VAR}, else ./out)",
-    )
-    run.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="Dagster console log level (default INFO: one line per step)",
-    )
-    run.set_defaults(handler=_run)
+    for command in COMMANDS:
+        command.register(commands)
     return parser
 
 
