@@ -2,10 +2,10 @@
 
 import argparse
 
-from heteroscale.commands import run
+from heteroscale.commands import run, simulate
 
 #: Registered subcommands, in the order ``--help`` lists them.
-COMMANDS = [run]
+COMMANDS = [run, simulate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,11 +5,12 @@ import polars as pl
 
 from pipelines.resources import ScenarioResource, StoreResource
 from simulator import default_cluster, load_trace, simulate
+from simulator.persist import REQUEST_OUTCOMES, write_result
 from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
 
 INSTANCE_SAMPLES_KEY = dg.AssetKey(["telemetry", INSTANCE_SAMPLES])
 SERVICE_LOAD_KEY = dg.AssetKey(["telemetry", SERVICE_LOAD])
-REQUEST_OUTCOMES_KEY = dg.AssetKey(["telemetry", "request_outcomes"])
+REQUEST_OUTCOMES_KEY = dg.AssetKey(["telemetry", REQUEST_OUTCOMES])
 
 
 @dg.multi_asset(
@@ -48,19 +49,18 @@ def simulated_telemetry(
         start=trace.start,
         interval_s=scenario.interval_s,
     )
-    samples = store.write(INSTANCE_SAMPLES, result.instance_samples)
-    load = store.write(SERVICE_LOAD, result.service_load)
-    outcomes = store.write(
-        "request_outcomes",
-        result.requests.with_columns(service=pl.lit(scenario.service)),
-        ("service",),
-    )
+    rows = write_result(store.store(), result, service=scenario.service)
     yield dg.MaterializeResult(
         asset_key=INSTANCE_SAMPLES_KEY,
-        metadata={"rows": samples, "instances": result.instance_samples["instance_id"].n_unique()},
+        metadata={
+            "rows": rows[INSTANCE_SAMPLES],
+            "instances": result.instance_samples["instance_id"].n_unique(),
+        },
     )
-    yield dg.MaterializeResult(asset_key=SERVICE_LOAD_KEY, metadata={"rows": load})
-    yield dg.MaterializeResult(asset_key=REQUEST_OUTCOMES_KEY, metadata={"rows": outcomes})
+    yield dg.MaterializeResult(asset_key=SERVICE_LOAD_KEY, metadata={"rows": rows[SERVICE_LOAD]})
+    yield dg.MaterializeResult(
+        asset_key=REQUEST_OUTCOMES_KEY, metadata={"rows": rows[REQUEST_OUTCOMES]}
+    )
 
 
 @dg.asset_check(asset=INSTANCE_SAMPLES_KEY, blocking=True)
