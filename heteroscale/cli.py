@@ -2,10 +2,10 @@
 
 import argparse
 
-from heteroscale.commands import run, simulate
+from heteroscale.commands import fidelity, run, simulate
 
 #: Registered subcommands, in the order ``--help`` lists them.
-COMMANDS = [run, simulate]
+COMMANDS = [run, simulate, fidelity]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,13 @@ The pipelines call :func:`simulate` with a request frame from :mod:`simulator.tr
 Mechanisms, sources and measured accuracy: docs/simulator.md.
 """
 
-from simulator.cluster import ClusterSpec, PoolSpec, default_cluster
+from simulator.cluster import (
+    ClusterSpec,
+    ColocatedClusterSpec,
+    EngineConfig,
+    PoolSpec,
+    default_cluster,
+)
 from simulator.engine import SimulationResult, simulate
 from simulator.paths import AZURE_CONV_CSV as DEFAULT_TRACE_PATH
 from simulator.servegen import load_servegen_windows, servegen_requests
@@ -17,6 +23,8 @@ __all__ = [
     "DEFAULT_TRACE_PATH",
     "TRACE_FORMATS",
     "ClusterSpec",
+    "ColocatedClusterSpec",
+    "EngineConfig",
     "PoolSpec",
     "SimulationResult",
     "Trace",

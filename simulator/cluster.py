@@ -1,7 +1,10 @@
-"""What a simulated P/D cluster is made of: pools of identical instances and the serving knobs.
+"""What a simulated cluster is made of: pools of identical instances and the serving knobs.
 
-The embedded default (:func:`default_cluster`) is the paper's heterogeneous setup: prefill on
-L20 (compute per dollar), decode on H20 (memory bandwidth per dollar), serving Llama-3.1-70B.
+A P/D disaggregated cluster (:class:`ClusterSpec`) has prefill and decode pools; a colocated
+cluster (:class:`ColocatedClusterSpec`) runs whole vLLM engines that do both on the same GPUs,
+the baseline P/D is compared against. The embedded default (:func:`default_cluster`) is the
+paper's heterogeneous setup: prefill on L20 (compute per dollar), decode on H20 (memory
+bandwidth per dollar), serving Llama-3.1-70B.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from simulator.perf_model import Efficiency
 
 PREFILL = "prefill"
 DECODE = "decode"
+COLOCATED = "colocated"
 
 
 @dataclass(frozen=True)
@@ -25,8 +29,10 @@ class PoolSpec:
     count: int
 
     def __post_init__(self) -> None:
-        if self.role not in (PREFILL, DECODE):
-            raise ValueError(f"pool role must be {PREFILL!r} or {DECODE!r}, got {self.role!r}")
+        if self.role not in (PREFILL, DECODE, COLOCATED):
+            raise ValueError(
+                f"pool role must be {PREFILL!r}, {DECODE!r} or {COLOCATED!r}, got {self.role!r}"
+            )
         if self.gpu_type not in GPUS:
             raise ValueError(f"unknown gpu_type {self.gpu_type!r}; known: {sorted(GPUS)}")
         if self.tp < 1 or self.count < 0:
@@ -108,3 +114,84 @@ def default_cluster() -> ClusterSpec:
         prefill_pools=(PoolSpec(PREFILL, "L20", tp=4, count=15),),
         decode_pools=(PoolSpec(DECODE, "H20", tp=4, count=3),),
     )
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The vLLM engine settings that shape scheduling (a run's ``meta.json`` ``engine_kwargs``).
+
+    Attributes
+    ----------
+    max_num_seqs : int
+        Most requests running (scheduled, prefilling or decoding) per data-parallel rank.
+    max_num_batched_tokens : int
+        Token budget of one step: decode tokens plus prefill chunk tokens.
+    block_size : int
+        Tokens per paged KV block.
+    num_gpu_blocks : int or None
+        KV blocks per rank as the engine reported them; None derives them from memory.
+    gpu_memory_utilization : float
+        Share of GPU memory for weights plus KV when ``num_gpu_blocks`` is None.
+    data_parallel_size : int
+        Engine ranks per instance, each with its own scheduler, stepping in lockstep.
+    enable_expert_parallel : bool
+        Split a MoE model's experts over the ``tp * data_parallel_size`` GPUs.
+    """
+
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 2048
+    block_size: int = 16
+    num_gpu_blocks: int | None = None
+    gpu_memory_utilization: float = 0.9
+    data_parallel_size: int = 1
+    enable_expert_parallel: bool = False
+
+    def __post_init__(self) -> None:
+        if min(self.max_num_seqs, self.max_num_batched_tokens, self.block_size) < 1:
+            raise ValueError("max_num_seqs, max_num_batched_tokens and block_size must be >= 1")
+        if self.data_parallel_size < 1 or not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError("data_parallel_size must be >= 1, gpu_memory_utilization in (0, 1]")
+        if self.num_gpu_blocks is not None and self.num_gpu_blocks < 1:
+            raise ValueError(f"num_gpu_blocks must be >= 1, got {self.num_gpu_blocks}")
+
+
+@dataclass(frozen=True)
+class ColocatedClusterSpec:
+    """A colocated deployment: ``pool.count`` vLLM engines doing prefill and decode together.
+
+    Attributes
+    ----------
+    model : str
+        Key of :data:`simulator.hardware.MODELS`.
+    pool : PoolSpec
+        Role ``colocated``; ``tp`` GPUs per data-parallel rank.
+    engine : EngineConfig
+        Scheduler settings shared by every engine.
+    efficiency : Efficiency or None
+        Roofline efficiencies; None uses the single-GPU engine fit
+        (:func:`simulator.engine_calibration.engine_efficiency`).
+    """
+
+    model: str
+    pool: PoolSpec
+    engine: EngineConfig = EngineConfig()
+    efficiency: Efficiency | None = None
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; known: {sorted(MODELS)}")
+        if self.pool.role != COLOCATED or self.pool.count < 1:
+            raise ValueError("a colocated cluster needs a colocated pool of at least 1 instance")
+
+    @property
+    def gpus_per_instance(self) -> int:
+        """GPUs of one engine: ``tp`` per rank times its data-parallel ranks."""
+        return self.pool.tp * self.engine.data_parallel_size
+
+    def describe(self) -> str:
+        """One line for logs, e.g. ``Llama-3.1-8B: 1 colocated x 1 RTX-4090 (dp 1)``."""
+        p = self.pool
+        return (
+            f"{self.model}: {p.count} colocated x {p.tp} {p.gpu_type} "
+            f"(dp {self.engine.data_parallel_size})"
+        )

@@ -121,7 +121,7 @@ class DecodeInstance:
             return None
         cost = self.perf.decode(self._running, self._resident_kv_tokens)
         self._recorder.forward_pass(
-            self.index, now, cost.duration_s, cost.sm_active_fraction, self._running
+            self.index, now, cost.duration_s, cost.sm_active_fraction, self._running, self._running
         )
         self.stepping = True
         return now + cost.duration_s

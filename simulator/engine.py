@@ -1,4 +1,4 @@
-"""Discrete-event replay of a request trace on a P/D disaggregated cluster.
+"""Discrete-event replay of a request trace on a P/D disaggregated or a colocated cluster.
 
 A request's life: it arrives and is routed (join-shortest-queue) to a prefill instance; a batch
 computes its prompt and emits its first token; it is routed to a decode instance, waits for
@@ -19,8 +19,10 @@ from datetime import datetime
 import polars as pl
 
 from simulator.calibration import default_efficiency
-from simulator.cluster import PREFILL, ClusterSpec
+from simulator.cluster import COLOCATED, PREFILL, ClusterSpec, ColocatedClusterSpec
+from simulator.colocated import ColocatedInstance
 from simulator.decode import DecodeInstance
+from simulator.engine_calibration import engine_efficiency
 from simulator.hardware import GPUS, MODELS
 from simulator.metrics import Bins, InstanceInfo, instance_samples, service_load
 from simulator.perf_model import PerfModel
@@ -198,9 +200,76 @@ class _Simulation:
         self.try_step(instance)
 
 
+class _ColocatedSimulation:
+    """One run of a colocated cluster: arrivals routed join-shortest-queue to vLLM engines that
+    step back to back while they have work."""
+
+    def __init__(self, requests: pl.DataFrame, cluster: ColocatedClusterSpec) -> None:
+        self.table = RequestTable(requests)
+        self.recorder = Recorder()
+        model = MODELS[cluster.model]
+        pool, engine = cluster.pool, cluster.engine
+        ep = pool.tp * engine.data_parallel_size if engine.enable_expert_parallel else 1
+        perf = PerfModel(
+            model, GPUS[pool.gpu_type], pool.tp, cluster.efficiency or engine_efficiency(), ep
+        )
+        blocks = engine.num_gpu_blocks or (
+            perf.kv_capacity_tokens(engine.gpu_memory_utilization) // engine.block_size
+        )
+        self.infos = [
+            InstanceInfo(
+                f"{COLOCATED}-{pool.gpu_type}-{k}",
+                COLOCATED,
+                pool.gpu_type,
+                cluster.gpus_per_instance,
+            )
+            for k in range(pool.count)
+        ]
+        self.instances = [
+            ColocatedInstance(k, perf, engine, blocks, self.table, self.recorder)
+            for k in range(pool.count)
+        ]
+        capacity = self.instances[0].kv_capacity_tokens
+        for rid in range(self.table.size):
+            need = self.table.input_tokens[rid] + self.table.output_tokens[rid]
+            if need > capacity:
+                raise ValueError(
+                    f"requests: row {rid}: {need} tokens exceed one engine rank's KV capacity "
+                    f"({capacity} tokens)"
+                )
+        self.heap: list[tuple[float, int, Callable, object]] = []
+        self.sequence = itertools.count()
+        self.now = 0.0
+
+    def run(self) -> float:
+        """Process every event; return the time of the last one."""
+        for rid, at_s in enumerate(self.table.arrival_s):
+            self.heap.append((at_s, next(self.sequence), self.on_arrival, rid))
+        heapq.heapify(self.heap)
+        while self.heap:
+            self.now, _, handler, arg = heapq.heappop(self.heap)
+            handler(arg)
+        return self.now
+
+    def on_arrival(self, rid: int) -> None:
+        instance = shortest_queue(self.instances)
+        self.table.decode_instance[rid] = self.table.prefill_instance[rid] = instance.index
+        instance.enqueue(rid, self.now)
+        self.try_step(instance)
+
+    def try_step(self, instance: ColocatedInstance) -> None:
+        end_s = instance.start_step(self.now)
+        if end_s is not None:
+            heapq.heappush(self.heap, (end_s, next(self.sequence), self.on_step_done, instance))
+
+    def on_step_done(self, instance: ColocatedInstance) -> None:
+        instance.finish_step(self.now)
+        self.try_step(instance)
+
+
 def simulate(
     requests: pl.DataFrame,
-    cluster: ClusterSpec,
+    cluster: ClusterSpec | ColocatedClusterSpec,
     *,
     service: str,
     start: datetime,
@@ -212,8 +281,10 @@ def simulate(
     ----------
     requests : pl.DataFrame
         Canonical request frame (:data:`simulator.traces.REQUEST_SCHEMA`), sorted by arrival.
-    cluster : ClusterSpec
-        Instances and serving knobs; fixed for the whole run.
+    cluster : ClusterSpec or ColocatedClusterSpec
+        Instances and serving knobs; fixed for the whole run. A colocated cluster runs
+        vLLM-style engines (:mod:`simulator.colocated`) whose telemetry has role
+        ``colocated``.
     service : str
         Service name written into the telemetry.
     start : datetime
@@ -234,7 +305,10 @@ def simulate(
     if start.tzinfo is None:
         raise ValueError("start must be time-zone aware (UTC)")
     requests = validate_requests(requests)
-    sim = _Simulation(requests, cluster)
+    if isinstance(cluster, ColocatedClusterSpec):
+        sim = _ColocatedSimulation(requests, cluster)
+    else:
+        sim = _Simulation(requests, cluster)
     end_s = sim.run()
     instance_ids = [info.instance_id for info in sim.infos]
     bins = Bins.covering(start, interval_s, end_s)

@@ -134,9 +134,9 @@ class ModelSpec:
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim * BF16_BYTES
 
 
-#: Spec sheets. Only A100-80GB and H100-SXM have public latency measurements
-#: (:mod:`simulator.calibration`); every other GPU's performance is *derived*: its spec sheet
-#: times the efficiencies fitted on those two.
+#: Spec sheets. Only A100 (40 and 80 GB) and H100-SXM have public latency measurements
+#: (:mod:`simulator.calibration`, :mod:`simulator.engine_calibration`); every other GPU's
+#: performance is *derived*: its spec sheet times the efficiencies fitted on those.
 GPUS: dict[str, GpuSpec] = {
     g.name: g
     for g in (
@@ -150,6 +150,19 @@ GPUS: dict[str, GpuSpec] = {
             source=(
                 "NVIDIA A100 Tensor Core GPU datasheet (2021), A100 80GB SXM: BF16 tensor 312 "
                 "TFLOPS dense (624 sparse), HBM2e 2,039 GB/s, NVLink 600 GB/s"
+            ),
+        ),
+        GpuSpec(
+            name="A100-40GB",
+            dense_bf16_tflops=312.0,
+            memory_bandwidth_gbps=1555.0,
+            memory_gb=40.0,
+            interconnect_gbps=600.0,
+            interconnect="NVLink 3",
+            source=(
+                "NVIDIA A100 Tensor Core GPU datasheet (2021), A100 40GB SXM: BF16 tensor 312 "
+                "TFLOPS dense, HBM2 1,555 GB/s, NVLink 600 GB/s (the GPU of Argonne's Polaris, "
+                "where LLM-Inference-Bench measured its A100 runs)"
             ),
         ),
         GpuSpec(
@@ -245,6 +258,32 @@ MODELS: dict[str, ModelSpec] = {
             params_b=68.98,
             tied_embeddings=False,
             source="huggingface.co/meta-llama/Llama-2-70b-hf config.json",
+        ),
+        ModelSpec(
+            "Llama-2-7B",
+            num_layers=32,
+            hidden_size=4096,
+            num_heads=32,
+            num_kv_heads=32,
+            head_dim=128,
+            intermediate_size=11008,
+            vocab_size=32000,
+            params_b=6.74,
+            tied_embeddings=False,
+            source="huggingface.co/meta-llama/Llama-2-7b-hf config.json",
+        ),
+        ModelSpec(
+            "Mistral-7B",
+            num_layers=32,
+            hidden_size=4096,
+            num_heads=32,
+            num_kv_heads=8,
+            head_dim=128,
+            intermediate_size=14336,
+            vocab_size=32000,
+            params_b=7.24,
+            tied_embeddings=False,
+            source="huggingface.co/mistralai/Mistral-7B-v0.1 config.json",
         ),
         ModelSpec(
             "Llama-3.1-8B",

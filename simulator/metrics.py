@@ -12,10 +12,11 @@ Every quantity comes from exact event accounting over the interval ``[ts, ts + i
   runs back to back is fully "utilised" yet only partly SM-active.
 - ``prefill_tps_total`` / ``prefill_tps_cache_missed``: prompt tokens of batches finished in the
   interval, all of them / only those computed (prefix-cache misses), per second.
-- ``decode_tps``: tokens emitted by decode steps finished in the interval, per second.
+- ``decode_tps``: output tokens beyond each request's first emitted by passes finished in the
+  interval, per second (decode steps; colocated passes' decode share).
 - ``ttft_p*_s``: first-token latencies stamped in the interval, on the prefill instance that
-  produced the token; ``tbt_p*_s``: decode step durations finished in the interval, weighted by
-  the tokens each step emitted. Quantiles are inverted-CDF (the smallest sample whose
+  produced the token; ``tbt_p*_s``: durations of passes that emitted decode tokens, finished in
+  the interval, weighted by those tokens. Quantiles are inverted-CDF (the smallest sample whose
   cumulative weight reaches q); null when the interval has no sample.
 - ``queue_depth``, ``running_requests``, ``kv_usage_ratio``: time averages over the interval.
 """
@@ -28,7 +29,6 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-from simulator.cluster import DECODE
 from simulator.recorder import Recorder
 from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD, conform
 
@@ -84,6 +84,7 @@ def instance_samples(
     pass_start = np.asarray(rec.pass_start_s, dtype=float)
     pass_dur = np.asarray(rec.pass_duration_s, dtype=float)
     pass_batch = np.asarray(rec.pass_batch_size, dtype=float)
+    pass_decode = np.asarray(rec.pass_decode_tokens, dtype=float)
     pass_end = pass_start + pass_dur
     sm_active_fraction = np.asarray(rec.pass_sm_active_fraction, dtype=float)
 
@@ -94,8 +95,7 @@ def instance_samples(
         flat = inst * bins.count + bins.of(np.asarray(at_s, dtype=float))
         return np.bincount(flat, weights=weight, minlength=n_inst * bins.count)
 
-    is_decode = np.array([i.role == DECODE for i in instances], dtype=bool)
-    decode_pass = is_decode[pass_inst]
+    decode_pass = pass_decode > 0
     interval = bins.interval_s
     columns = {
         "gpu_util_ratio": integral(pass_inst, pass_start, pass_dur, np.ones_like(pass_dur)),
@@ -117,9 +117,7 @@ def instance_samples(
             rec.prefill_end_s,
             np.asarray(rec.prefill_missed_tokens, dtype=float),
         ),
-        "decode_tps": per_bin_sum(
-            pass_inst[decode_pass], pass_end[decode_pass], pass_batch[decode_pass]
-        ),
+        "decode_tps": per_bin_sum(pass_inst, pass_end, pass_decode),
     }
     frame = pl.DataFrame(
         {
@@ -139,7 +137,7 @@ def instance_samples(
         pass_inst[decode_pass],
         bins.of(pass_end[decode_pass]),
         pass_dur[decode_pass],
-        pass_batch[decode_pass],
+        pass_decode[decode_pass],
         "tbt",
     )
     labels = pl.DataFrame(

@@ -18,3 +18,7 @@ MOONCAKE_CONV_SLICE_JSONL = DATA_DIR / "traces" / "mooncake_conversation_first50
 SERVEGEN_SLICE_CSV_GZ = DATA_DIR / "traces" / "servegen_language_m-large_3clients_day1.csv.gz"
 #: Splitwise measured prefill/decode latencies, Llama2-70B and BLOOM-176B on A100/H100 (MIT).
 SPLITWISE_PERF_CSV = DATA_DIR / "perf" / "splitwise_perf_model.csv"
+#: Argonne LLM-Inference-Bench, vLLM on one A100-40GB or H100, 7-8B models (BSD-3).
+ARGONNE_VLLM_CSV = DATA_DIR / "vllm_bench" / "argonne_vllm_1gpu.csv"
+#: Real vLLM 0.19 runs (LLMServingSim, MIT): one folder per run, replayed by simulator.fidelity.
+VLLM_BENCH_DIR = DATA_DIR / "vllm_bench" / "llmservingsim"

@@ -101,14 +101,29 @@ class PerfModel:
         Tensor-parallel degree: weights, FLOPs and KV heads are split over ``tp`` GPUs.
     efficiency : Efficiency
         Fitted efficiencies (:func:`simulator.calibration.default_efficiency`).
+    ep : int
+        Expert-parallel degree (vLLM ``enable_expert_parallel``: ``tp * data-parallel size``
+        GPUs each hold ``num_experts / ep`` whole experts). 1 means experts are TP-sliced. Under
+        EP a pass's experts serve the tokens of every data-parallel rank (``moe_tokens`` of
+        :meth:`step_work`), and each token's activations are exchanged with the other ranks.
     """
 
-    def __init__(self, model: ModelSpec, gpu: GpuSpec, tp: int, efficiency: Efficiency) -> None:
-        if tp < 1:
-            raise ValueError(f"tensor parallel degree must be >= 1, got {tp}")
+    def __init__(
+        self, model: ModelSpec, gpu: GpuSpec, tp: int, efficiency: Efficiency, ep: int = 1
+    ) -> None:
+        if tp < 1 or ep < 1:
+            raise ValueError(f"parallel degrees must be >= 1, got tp={tp}, ep={ep}")
+        if ep > 1 and (not model.is_moe or ep % tp or model.num_experts % ep):
+            raise ValueError(
+                f"expert parallelism {ep} needs a MoE model whose experts split evenly over a "
+                f"multiple of tp={tp} GPUs"
+            )
         self.model = model
         self.gpu = gpu
         self.tp = tp
+        self.ep = ep
+        # With EP the experts are split whole over ep GPUs; without it TP slices every expert.
+        self._expert_shards = ep if ep > 1 else tp
         self.efficiency = efficiency
         # KV heads cannot be split finer than one head per rank; beyond that they replicate.
         self._kv_shards = min(tp, model.num_kv_heads)
@@ -127,6 +142,10 @@ class PerfModel:
             m.num_layers * (m.attention_params_per_layer + m.router_params_per_layer)
             + m.lm_head_params
         )
+        self._dense_params_per_token = m.num_layers * (
+            m.attention_params_per_layer + m.router_params_per_layer
+        )
+        self._expert_params_per_token = m.num_layers * m.experts_per_token * m.expert_params
 
     def kv_capacity_tokens(self, memory_fraction: float) -> int:
         """Tokens of KV cache that fit in what the weights leave of ``memory_fraction`` of memory.
@@ -136,15 +155,80 @@ class PerfModel:
         ValueError
             If the weights alone do not fit.
         """
-        free_per_gpu = (
-            self.gpu.memory_gb * 1e9 * memory_fraction - self.model.weight_bytes / self.tp
-        )
+        free_per_gpu = self.gpu.memory_gb * 1e9 * memory_fraction - self.weight_bytes_per_gpu
         if free_per_gpu <= 0:
             raise ValueError(
-                f"{self.model.name} ({self.model.weight_bytes / 1e9:.0f} GB of weights) does not "
-                f"fit on {self.tp} x {self.gpu.name} at memory fraction {memory_fraction}"
+                f"{self.model.name} ({self.weight_bytes_per_gpu / 1e9:.0f} GB of weights per GPU) "
+                f"does not fit on {self.gpu.name} (tp={self.tp}, ep={self.ep}) at memory "
+                f"fraction {memory_fraction}"
             )
         return int(free_per_gpu * self._kv_shards / self.model.kv_bytes_per_token)
+
+    @property
+    def weight_bytes_per_gpu(self) -> float:
+        """Resident weights of one GPU: dense weights split by TP, experts by their shards."""
+        m = self.model
+        expert_bytes = m.num_layers * m.num_experts * m.expert_params * BF16_BYTES
+        dense_bytes = m.weight_bytes - expert_bytes
+        return dense_bytes / self.tp + expert_bytes / self._expert_shards
+
+    def step_work(
+        self,
+        prefill_new: Sequence[int] = (),
+        prefill_context: Sequence[int] = (),
+        decode_batch: int = 0,
+        decode_kv_tokens: int = 0,
+        moe_tokens: int | None = None,
+    ) -> Work:
+        """Work of one forward pass mixing prefill chunks and decode tokens (one rank).
+
+        The pass reads the weights once for all its tokens, which is why a chunk riding along
+        with a decode batch costs little while decode is memory-bound.
+
+        Parameters
+        ----------
+        prefill_new : sequence of int
+            Prompt tokens each prefilling request computes in this pass (a whole prompt, a
+            chunk of one, or its cache misses).
+        prefill_context : sequence of int
+            Tokens each of those requests already has in KV (cached prefix or earlier chunks):
+            attended to and read, not recomputed.
+        decode_batch : int
+            Requests generating one token each.
+        decode_kv_tokens : int
+            KV those decode requests attend to, all together.
+        moe_tokens : int or None
+            Tokens, over all data-parallel ranks, that this pass's experts serve under expert
+            parallelism; None means this pass's own tokens (no EP).
+
+        Returns
+        -------
+        Work
+        """
+        total_new = sum(prefill_new)
+        tokens = total_new + decode_batch
+        group_tokens = tokens if moe_tokens is None else moe_tokens
+        pairs = sum(
+            t * c + t * (t + 1) / 2 for t, c in zip(prefill_new, prefill_context, strict=True)
+        )
+        # Logits are computed only for each sequence's last position.
+        sequences = len(prefill_new) + decode_batch
+        expert_tokens = group_tokens * self.tp / self._expert_shards
+        flops = (
+            2 * self._dense_params_per_token * tokens
+            + 2 * self._expert_params_per_token * expert_tokens
+            + 2 * self.model.lm_head_params * sequences
+            + self._attention_flops_per_pair * (pairs + decode_kv_tokens)
+        )
+        kv_bytes = (total_new + sum(prefill_context) + decode_kv_tokens) * (
+            self.model.kv_bytes_per_token
+        )
+        return Work(
+            flops=flops,
+            bytes_per_gpu=self._weight_bytes_per_gpu(group_tokens) + kv_bytes / self._kv_shards,
+            allreduce_bytes_per_gpu=self._allreduce_bytes(tokens)
+            + self._expert_exchange_bytes(tokens),
+        )
 
     def prefill_work(self, new_tokens: Sequence[int], cached_tokens: Sequence[int]) -> Work:
         """Work of prefilling a batch of requests.
@@ -156,33 +240,11 @@ class PerfModel:
         cached_tokens : sequence of int
             Prefix tokens each request finds in the prefix cache; attended to, not recomputed.
         """
-        total_new = sum(new_tokens)
-        pairs = sum(t * c + t * (t + 1) / 2 for t, c in zip(new_tokens, cached_tokens, strict=True))
-        # Logits are computed only for each request's last position.
-        flops = (
-            2 * self._body_params_per_token * total_new
-            + 2 * self.model.lm_head_params * len(new_tokens)
-            + self._attention_flops_per_pair * pairs
-        )
-        kv_bytes = (total_new + sum(cached_tokens)) * self.model.kv_bytes_per_token
-        return Work(
-            flops=flops,
-            bytes_per_gpu=self._weight_bytes(total_new) / self.tp + kv_bytes / self._kv_shards,
-            allreduce_bytes_per_gpu=self._allreduce_bytes(total_new),
-        )
+        return self.step_work(prefill_new=new_tokens, prefill_context=cached_tokens)
 
     def decode_work(self, batch_size: int, kv_tokens: int) -> Work:
         """Work of one decode step: ``batch_size`` new tokens over ``kv_tokens`` resident KV."""
-        flops = (
-            2 * (self._body_params_per_token + self.model.lm_head_params) * batch_size
-            + self._attention_flops_per_pair * kv_tokens
-        )
-        kv_bytes = kv_tokens * self.model.kv_bytes_per_token
-        return Work(
-            flops=flops,
-            bytes_per_gpu=self._weight_bytes(batch_size) / self.tp + kv_bytes / self._kv_shards,
-            allreduce_bytes_per_gpu=self._allreduce_bytes(batch_size),
-        )
+        return self.step_work(decode_batch=batch_size, decode_kv_tokens=kv_tokens)
 
     def ideal_seconds(self, work: Work) -> tuple[float, float, float]:
         """Compute, memory and all-reduce time of ``work`` at 100% efficiency.
@@ -213,19 +275,32 @@ class PerfModel:
         """Cost of one decode step (see :meth:`decode_work`)."""
         return self.cost(self.decode_work(batch_size, kv_tokens))
 
-    def _weight_bytes(self, tokens: int) -> float:
-        """Weight bytes a pass over ``tokens`` tokens reads (all ranks together).
+    def _weight_bytes_per_gpu(self, group_tokens: int) -> float:
+        """Weight bytes one GPU reads in a pass whose experts serve ``group_tokens`` tokens.
 
-        With uniform routing a token picks ``k`` of ``E`` experts, so ``tokens`` tokens touch
-        ``E * (1 - (1 - k/E)**tokens)`` distinct experts per layer; dense models have
-        ``E = k = 1`` and read their single FFN.
+        With uniform routing a token picks ``k`` of ``E`` experts, so ``n`` tokens touch
+        ``E * (1 - (1 - k/E)**n)`` distinct experts per layer; dense models have ``E = k = 1``
+        and read their single FFN. Under EP the experts serve ``group_tokens`` (every rank's)
+        and each GPU reads its ``1 / ep`` share of those touched.
         """
         m = self.model
-        touched = m.num_experts * (1 - (1 - m.experts_per_token / m.num_experts) ** tokens)
-        params = self._dense_weight_params + m.num_layers * touched * m.expert_params
-        return params * BF16_BYTES
+        touched = m.num_experts * (1 - (1 - m.experts_per_token / m.num_experts) ** group_tokens)
+        dense = self._dense_weight_params / self.tp
+        experts = m.num_layers * touched * m.expert_params / self._expert_shards
+        return (dense + experts) * BF16_BYTES
 
     def _allreduce_bytes(self, tokens: int) -> float:
         """Bytes one rank sends for the two ring all-reduces per layer of ``tokens`` activations."""
         message = tokens * self.model.hidden_size * BF16_BYTES
         return 2 * self.model.num_layers * self._ring_factor * message
+
+    def _expert_exchange_bytes(self, tokens: int) -> float:
+        """Bytes one GPU sends to move its ``tokens`` activations to and from the other EP ranks.
+
+        Each MoE layer gathers every rank's hidden states before the experts and scatters the
+        results back after them (two exchanges of ``(ep - 1) / ep`` of the activations).
+        """
+        if self.ep == 1:
+            return 0.0
+        message = tokens * self.model.hidden_size * BF16_BYTES
+        return 2 * self.model.num_layers * (self.ep - 1) / self.ep * message

@@ -104,7 +104,7 @@ class PrefillInstance:
         self._held_kv_tokens += kv_tokens
         self.busy = True
         self._recorder.forward_pass(
-            self.index, now, cost.duration_s, cost.sm_active_fraction, len(batch)
+            self.index, now, cost.duration_s, cost.sm_active_fraction, len(batch), 0
         )
         self._recorder.queue_changed(self.index, now, len(self._queue))
         self._record_kv(now)

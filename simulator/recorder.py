@@ -17,6 +17,7 @@ class Recorder:
         self.pass_duration_s: list[float] = []
         self.pass_sm_active_fraction: list[float] = []
         self.pass_batch_size: list[int] = []
+        self.pass_decode_tokens: list[int] = []
         # One row per finished prefill batch.
         self.prefill_instance: list[int] = []
         self.prefill_end_s: list[float] = []
@@ -41,24 +42,28 @@ class Recorder:
         duration_s: float,
         sm_active_fraction: float,
         batch_size: int,
+        decode_tokens: int,
     ) -> None:
-        """A prefill batch or decode step of ``batch_size`` requests ran on ``instance``; the SMs
-        held warps resident for ``sm_active_fraction`` of it."""
+        """A pass over ``batch_size`` requests ran on ``instance``; the SMs held warps resident
+        for ``sm_active_fraction`` of it, and it emitted ``decode_tokens`` output tokens beyond
+        each request's first (a prefill batch emits none, a decode step one per request)."""
         self.pass_instance.append(instance)
         self.pass_start_s.append(start_s)
         self.pass_duration_s.append(duration_s)
         self.pass_sm_active_fraction.append(sm_active_fraction)
         self.pass_batch_size.append(batch_size)
+        self.pass_decode_tokens.append(decode_tokens)
 
     def prefill_done(self, instance: int, end_s: float, total_tokens: int, missed: int) -> None:
-        """A prefill batch finished: ``total_tokens`` prompt tokens, ``missed`` of them computed."""
+        """A pass finished prefilling ``total_tokens`` prompt tokens, ``missed`` of them
+        computed (the rest hit the prefix cache)."""
         self.prefill_instance.append(instance)
         self.prefill_end_s.append(end_s)
         self.prefill_total_tokens.append(total_tokens)
         self.prefill_missed_tokens.append(missed)
 
     def first_token(self, instance: int, at_s: float, ttft_s: float) -> None:
-        """A request got its first token from prefill ``instance``."""
+        """A request got its first token on ``instance`` (prefill or colocated)."""
         self.ttft_instance.append(instance)
         self.ttft_at_s.append(at_s)
         self.ttft_s.append(ttft_s)
