@@ -36,9 +36,9 @@ def summary_lines(
     -------
     list of str
         The telemetry covered; per (service, role) the signal with the highest |Pearson r| and
-        the correlated signal that gives up least at low load (lowest scale-in response, the
-        paper's "decode utilisation stays busy" test, §5.3.2); the scale actions taken; the
-        instances placed.
+        the signal that gives up least at low load (lowest scale-in response: the paper's
+        "decode utilisation stays busy" test, §5.3.2); the scale actions taken; the instances
+        placed.
     """
     span = instance_samples.select(pl.col("ts").min().alias("start"), pl.col("ts").max())
     start, end = span.row(0)
@@ -64,8 +64,8 @@ def summary_lines(
         if responsive.height:
             weakest = responsive.sort("scale_in_response", "signal").row(0, named=True)
             line += (
-                f"; {weakest['signal']} falls least at low load "
-                f"(scale-in response {weakest['scale_in_response']:.2f})"
+                f"; {weakest['signal']} gives up least at low load "
+                f"(scale-in response {weakest['scale_in_response']:.2f}), unfit to scale in on"
             )
         lines.append(line + ".")
     taken = dict(decisions["action"].value_counts().iter_rows())

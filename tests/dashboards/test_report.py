@@ -39,4 +39,4 @@ def test_summary_is_computed_from_the_tables(tables):
     assert decode_line.startswith(
         "svc decode: decode_tps tracks offered load best (Pearson r = 1.00"
     )
-    assert "gpu_util_ratio falls least at low load" in decode_line
+    assert "gpu_util_ratio gives up least at low load" in decode_line
