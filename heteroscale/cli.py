@@ -2,10 +2,10 @@
 
 import argparse
 
-from heteroscale.commands import fidelity, run, simulate
+from heteroscale.commands import fidelity, place, run, simulate
 
 #: Registered subcommands, in the order ``--help`` lists them.
-COMMANDS = [run, simulate, fidelity]
+COMMANDS = [run, simulate, fidelity, place]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,14 +31,15 @@ with the choices it leaves open made explicit (docs/scheduler.md lists them):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from scheduler.domains import affinity_domains, domain_nodes, node_domain
+from scheduler.domains import node_domain
+from scheduler.free_index import BucketKey, FreeIndex, Profile, total_free
 from scheduler.requirements import ROLES, RoleRequirements, ServiceRequirements
 from scheduler.state import DeploymentGroup, Member, PlacementState
 from scheduler.subgroups import Priority, classify_subgroups
-from scheduler.topology import Node, Topology
+from scheduler.topology import Topology
 
 SCALE_OUT = "scale_out"
 SCALE_IN = "scale_in"
@@ -221,26 +222,41 @@ class _Group:
 
 @dataclass(frozen=True)
 class _Plan:
-    """A candidate scale-out: the group to grow (None: a new group in ``domain``) and its steps."""
+    """A candidate scale-out: the group to grow (None: a new group in ``domain``) and the role
+    of each instance to add, in order."""
 
     group_id: str | None
+    affinity: str
     domain: str
-    steps: tuple[tuple[str, Node], ...]
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Fill:
+    """A dry-run fill: the roles to add in order, whether they strand the rest of the request,
+    and the GPUs they take."""
+
+    roles: tuple[str, ...]
+    strands: bool
+    gpus: int
 
 
 class _Cycle:
-    """The working view of one cycle: free GPUs per node, the groups, the records so far."""
+    """The working view of one cycle: the free-GPU index, the groups, the records so far."""
 
     def __init__(self, topology: Topology, state: PlacementState, cycle: int) -> None:
         self.topology = topology
         self.subgroups = classify_subgroups(topology)
-        used = state.used_gpus()
-        self.free = {node.id: node.gpu_count - used[node.id] for node in topology.nodes}
+        self.index = FreeIndex(topology, self.subgroups, state.used_gpus())
         self.groups = {group.id: _Group.of(group) for group in state.groups}
+        self.by_service: dict[str, list[str]] = {}
+        for group_id in sorted(self.groups):
+            self.by_service.setdefault(self.groups[group_id].service, []).append(group_id)
         self.groups_created = state.groups_created
         self.cycle = cycle
         #: (action, group id, role, node id, GPUs per instance) -> instances, in decision order
         self.moves: Counter[tuple[str, str, str, str, int]] = Counter()
+        self._orders: dict[tuple[tuple[str, ...], int, Priority], tuple[BucketKey, ...]] = {}
 
     # -- scale-out ---------------------------------------------------------------------------
 
@@ -251,132 +267,186 @@ class _Cycle:
         left = {role: wanted.get(role, 0) for role in ROLES}
         for allow_fallback in (False, True):
             for cap in Priority:
+                orders = {r: self._order(needs.role(r), allow_fallback, cap) for r in ROLES}
                 while any(left.values()):
-                    plan = self._best_plan(service, needs, left, allow_fallback, cap)
+                    plan = self._best_plan(service, needs, left, orders)
                     if plan is None:
                         break
-                    self._commit(plan, service, needs)
-                    for role, _ in plan.steps:
+                    self._commit(plan, service, needs, orders)
+                    for role in plan.roles:
                         left[role] -= 1
         return {role: wanted.get(role, 0) - left[role] for role in ROLES}
+
+    def _order(
+        self, role_needs: RoleRequirements, allow_fallback: bool, cap: Priority
+    ) -> tuple[BucketKey, ...]:
+        """The buckets one instance of a role may go to, best first.
+
+        Preferred GPU type first, then lowest subgroup priority up to ``cap``, then the
+        tightest fit (fewest GPUs left over); within a bucket the smallest node id wins.
+        """
+        types = role_needs.gpu_types if allow_fallback else role_needs.gpu_types[:1]
+        size = role_needs.gpus_per_instance
+        key = (types, size, cap)
+        if key not in self._orders:
+            self._orders[key] = tuple(
+                (gpu_type, priority, free)
+                for gpu_type in types
+                for priority in range(cap + 1)
+                for free in range(size, self.index.max_free + 1)
+            )
+        return self._orders[key]
 
     def _best_plan(
         self,
         service: str,
         needs: ServiceRequirements,
         left: dict[str, int],
-        allow_fallback: bool,
-        cap: Priority,
+        orders: dict[str, tuple[BucketKey, ...]],
     ) -> _Plan | None:
-        """The candidate to commit next, ranked as the module docstring says; None if none fits."""
+        """The candidate to commit next, ranked as the module docstring says; None if none fits.
+
+        Existing groups are tried first; one that strands nothing beats every new group, so
+        the domains are then not searched at all.
+        """
         best_key, best = None, None
-        for group in sorted(self.groups.values(), key=lambda g: g.id):
+        for group_id in self.by_service.get(service, ()):
+            group = self.groups[group_id]
             counts = group.counts()
-            if group.service != service or not any(counts.values()):
+            if not any(counts.values()):
                 continue
-            nodes = domain_nodes(self.topology, group.affinity, group.domain)
-            steps, strands = self._fill(counts, nodes, left, needs, allow_fallback, cap)
-            key = (strands, 0, -len(steps), group.id)
-            if steps and (best_key is None or key < best_key):
-                best_key, best = key, _Plan(group.id, group.domain, steps)
-        for domain in affinity_domains(self.topology, needs.affinity):
-            nodes = domain_nodes(self.topology, needs.affinity, domain)
-            empty = dict.fromkeys(ROLES, 0)
-            steps, strands = self._fill(empty, nodes, left, needs, allow_fallback, cap)
-            if not steps:
-                continue
-            taken = sum(needs.role(role).gpus_per_instance for role, _ in steps)
-            leftover = sum(self.free[node.id] for node in nodes) - taken
-            key = (strands, 1, -len(steps), leftover, domain)
-            if best_key is None or key < best_key:
-                best_key, best = key, _Plan(None, domain, steps)
+            profile = self.index.profile(group.affinity, group.domain)
+            fill = self._fill(counts, profile, left, needs, orders)
+            key = (fill.strands, 0, -len(fill.roles), group_id)
+            if fill.roles and (best_key is None or key < best_key):
+                best_key = key
+                best = _Plan(group_id, group.affinity, group.domain, fill.roles)
+        if best_key is not None and not best_key[0]:
+            return best
+        new_key, new = self._best_new_group(needs, left, orders)
+        if new is not None and (best_key is None or new_key < best_key):
+            return new
         return best
+
+    def _best_new_group(
+        self,
+        needs: ServiceRequirements,
+        left: dict[str, int],
+        orders: dict[str, tuple[BucketKey, ...]],
+    ) -> tuple[tuple | None, _Plan | None]:
+        """The best domain to open a new group in, and its ranking key.
+
+        Every domain with the same profile gives the same fill, so one fill per distinct
+        profile suffices, on its smallest domain id. Profiles are visited by total free GPUs,
+        fewest first: a fill that places the whole request strands nothing and, among such
+        fills (which all add the same roles), the one leaving the fewest free GPUs wins, so the
+        first complete fill ends the search. A profile whose capacity cannot hold the whole
+        request is only filled if no complete fill exists.
+        """
+        wanted = sum(left.values())
+        empty = dict.fromkeys(ROLES, 0)
+        ranked = sorted(
+            (total_free(profile), domains[0], profile)
+            for profile, domains in self.index.profiles(needs.affinity).items()
+        )
+        best_key, best_domain, best_fill = None, None, None
+        short = []
+        for free, domain, profile in ranked:
+            bound = _capacity_bound(profile, left, needs, orders)
+            if bound < wanted:
+                short.append((bound, free, domain, profile))
+                continue
+            fill = self._fill(empty, profile, left, needs, orders)
+            if not fill.roles:
+                continue
+            key = (fill.strands, 1, -len(fill.roles), free - fill.gpus, domain)
+            if best_key is None or key < best_key:
+                best_key, best_domain, best_fill = key, domain, fill
+            if len(fill.roles) == wanted:
+                break
+        else:
+            for bound, free, domain, profile in short:
+                beaten = best_key is not None and not best_key[0] and bound < -best_key[2]
+                if bound == 0 or beaten:
+                    continue
+                fill = self._fill(empty, profile, left, needs, orders)
+                key = (fill.strands, 1, -len(fill.roles), free - fill.gpus, domain)
+                if fill.roles and (best_key is None or key < best_key):
+                    best_key, best_domain, best_fill = key, domain, fill
+        if best_fill is None:
+            return None, None
+        return best_key, _Plan(None, needs.affinity, best_domain, best_fill.roles)
 
     def _fill(
         self,
         counts: dict[str, int],
-        nodes: Sequence[Node],
+        profile: Profile,
         left: dict[str, int],
         needs: ServiceRequirements,
-        allow_fallback: bool,
-        cap: Priority,
-    ) -> tuple[tuple[tuple[str, Node], ...], bool]:
-        """Dry run of growing a group by the ratio walk.
+        orders: dict[str, tuple[BucketKey, ...]],
+    ) -> _Fill:
+        """Dry run of growing a group by the ratio walk, on the domain's bucket sizes only.
 
-        Returns the steps to commit and whether they strand the rest of the request: every
-        prefix that ends with the group balanced is a candidate, and the longest one whose
-        remainder could still form a balanced group of its own is preferred over a longer one
-        whose remainder could not (say two decoders and no prefill), which then only an
+        Every prefix that ends with the group balanced is a candidate, and the longest one
+        whose remainder could still form a balanced group of its own is preferred over a longer
+        one whose remainder could not (say two decoders and no prefill), which then only an
         existing group could absorb.
         """
         counts, left = dict(counts), dict(left)
-        taken: Counter[str] = Counter()
-        steps: list[tuple[str, Node]] = []
+        sizes = dict(profile)
+        roles: list[str] = []
+        gpus = [0]
         longest = longest_unstranded = 0
         while True:
-            step = None
             for role in _roles_by_ratio(counts, left, needs, +1):
-                node = self._pick_node(nodes, needs.role(role), allow_fallback, cap, taken)
-                if node is not None:
-                    step = (role, node)
+                bucket = next((k for k in orders[role] if sizes.get(k)), None)
+                if bucket is not None:
                     break
-            if step is None:
+            else:
                 break
-            role, node = step
-            taken[node.id] += needs.role(role).gpus_per_instance
+            gpu_type, priority, free = bucket
+            size = needs.role(role).gpus_per_instance
+            sizes[bucket] -= 1
+            after = (gpu_type, priority, free - size)
+            sizes[after] = sizes.get(after, 0) + 1
             counts[role] += 1
             left[role] -= 1
-            steps.append(step)
+            roles.append(role)
+            gpus.append(gpus[-1] + size)
             if needs.is_balanced(counts["prefill"], counts["decode"]):
-                longest = len(steps)
+                longest = len(roles)
                 if needs.is_balanced(left["prefill"], left["decode"]):
                     longest_unstranded = longest
-        if longest_unstranded:
-            return tuple(steps[:longest_unstranded]), False
-        return tuple(steps[:longest]), True
+        keep = longest_unstranded or longest
+        return _Fill(tuple(roles[:keep]), not longest_unstranded, gpus[keep])
 
-    def _pick_node(
+    def _commit(
         self,
-        nodes: Sequence[Node],
-        role_needs: RoleRequirements,
-        allow_fallback: bool,
-        cap: Priority,
-        taken: Counter[str],
-    ) -> Node | None:
-        """The node for one more instance: preferred type, lowest priority, tightest fit, id."""
-        types = role_needs.gpu_types if allow_fallback else role_needs.gpu_types[:1]
-        size = role_needs.gpus_per_instance
-        best_key, best = None, None
-        for node in nodes:
-            if node.gpu_type not in types:
-                continue
-            priority = self.subgroups.priority_of(node.id)
-            spare = self.free[node.id] - taken[node.id] - size
-            if priority > cap or spare < 0:
-                continue
-            key = (types.index(node.gpu_type), priority, spare, node.id)
-            if best_key is None or key < best_key:
-                best_key, best = key, node
-        return best
-
-    def _commit(self, plan: _Plan, service: str, needs: ServiceRequirements) -> None:
+        plan: _Plan,
+        service: str,
+        needs: ServiceRequirements,
+        orders: dict[str, tuple[BucketKey, ...]],
+    ) -> None:
+        """Place the plan's instances, node by node as the dry run did, and reserve them."""
         if plan.group_id is None:
             self.groups_created += 1
             group = _Group(
                 f"{service}/dg{self.groups_created:05d}",
                 service,
-                needs.affinity,
+                plan.affinity,
                 plan.domain,
                 Counter(),
             )
             self.groups[group.id] = group
+            self.by_service.setdefault(service, []).append(group.id)
         else:
             group = self.groups[plan.group_id]
-        for role, node in plan.steps:
+        for role in plan.roles:
             size = needs.role(role).gpus_per_instance
-            self.free[node.id] -= size
-            group.members[(role, node.id, size)] += 1
-            self.moves[(SCALE_OUT, group.id, role, node.id, size)] += 1
+            node_id = self.index.first_node(plan.affinity, plan.domain, orders[role])
+            self.index.take(node_id, size)
+            group.members[(role, node_id, size)] += 1
+            self.moves[(SCALE_OUT, group.id, role, node_id, size)] += 1
 
     # -- scale-in ----------------------------------------------------------------------------
 
@@ -385,7 +455,7 @@ class _Cycle:
     ) -> dict[str, int]:
         """Remove up to ``excess`` instances per role; return how many were removed per role."""
         left = {role: excess.get(role, 0) for role in ROLES}
-        groups = [g for g in self.groups.values() if g.service == service]
+        groups = [self.groups[group_id] for group_id in self.by_service.get(service, ())]
         groups.sort(key=lambda g: (-self._highest_priority(g), g.id))
         for group in groups:
             if not any(left.values()):
@@ -455,6 +525,30 @@ class _Cycle:
                 )
             )
         return tuple(records)
+
+
+def _capacity_bound(
+    profile: Profile,
+    left: dict[str, int],
+    needs: ServiceRequirements,
+    orders: dict[str, tuple[BucketKey, ...]],
+) -> int:
+    """At most how many instances a fill of this profile could add: an upper bound, cheap.
+
+    Each node counts with the most instances of any role still wanted that fits it.
+    """
+    allowed = {}
+    for role in ROLES:
+        if left[role] > 0:
+            size = needs.role(role).gpus_per_instance
+            for gpu_type, priority, _ in orders[role]:
+                allowed[(gpu_type, priority)] = min(allowed.get((gpu_type, priority), size), size)
+    bound = 0
+    for (gpu_type, priority, free), count in profile:
+        size = allowed.get((gpu_type, priority))
+        if size is not None:
+            bound += count * (free // size)
+    return min(bound, sum(left.values()))
 
 
 def _roles_by_ratio(

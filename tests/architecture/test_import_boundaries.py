@@ -17,7 +17,8 @@ ALLOWED = {
     "policies": {"telemetry", "signals", "simulator", "scheduler"},
     "dashboards": {"telemetry", "signals", "policies", "simulator", "scheduler"},
     "pipelines": {"telemetry", "signals", "policies", "simulator", "scheduler", "dashboards"},
-    "heteroscale": {"telemetry", "pipelines"},
+    # The command line sits on top: each command drives the package it is about.
+    "heteroscale": {"telemetry", "simulator", "scheduler", "signals", "policies", "pipelines"},
 }
 PROJECT_PACKAGES = set(ALLOWED)
 

@@ -2,6 +2,7 @@
 
 import math
 from collections import Counter
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,7 +15,9 @@ from scheduler import (
     ServiceRequirements,
     generate_topology,
     place_cycle,
+    placement,
 )
+from tests.scheduler.naive_placement import NaiveCycle
 
 GPU_TYPES = ("H20", "L20")
 
@@ -146,3 +149,17 @@ def test_outcomes_account_for_every_instance_and_never_exceed_the_request(scenar
 @given(scenarios())
 def test_same_input_gives_the_same_placement(scenario):
     assert run(*scenario) == run(*scenario)
+
+
+def run_naive(topology, requirements, cycles):
+    """``run`` with the rescanning scale-out of :mod:`tests.scheduler.naive_placement`."""
+    with patch.object(placement, "_Cycle", NaiveCycle):
+        return run(topology, requirements, cycles)
+
+
+@settings(max_examples=100, deadline=None)
+@given(scenarios())
+def test_indexed_scale_out_places_exactly_as_rescanning_every_node(scenario):
+    # The free-GPU index and the per-profile search are speed-ups only: same groups, same
+    # nodes, same records, same outcomes as the node-by-node scan.
+    assert run(*scenario) == run_naive(*scenario)

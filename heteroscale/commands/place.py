@@ -1,0 +1,105 @@
+"""``heteroscale place``: place per-cycle instance targets on a topology and print the figures."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from scheduler import TARGET_COLUMNS, TopologyError, load_topology, replay_targets
+from scheduler.metrics import plan_metrics
+from scheduler.requirements_loader import (
+    RequirementsError,
+    build_requirements,
+    load_requirements_document,
+)
+
+#: Readers of the decisions file, by extension.
+_READERS = {".csv": pl.read_csv, ".parquet": pl.read_parquet, ".json": pl.read_json}
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    place = commands.add_parser(
+        "place",
+        help="place per-cycle P/D targets on a topology (Algorithm 4) and report the plan",
+        description=(
+            "Replay per-cycle instance targets through the topology-aware scheduler and print "
+            "the plan summary and its metrics: affinity satisfied, fragmentation, "
+            "priority-weighted cost, shortfall (docs/scheduler.md)."
+        ),
+    )
+    place.add_argument("--topology", type=Path, required=True, help="topology YAML or JSON")
+    place.add_argument(
+        "--decisions",
+        type=Path,
+        required=True,
+        help=f"CSV, Parquet or JSON (records) with columns {', '.join(TARGET_COLUMNS)}",
+    )
+    place.add_argument(
+        "--requirements",
+        type=Path,
+        help="service requirements YAML (default: 4 x L20 prefill, 4 x H20 decode, S2 affinity)",
+    )
+    place.add_argument("--json", action="store_true", help="print one JSON object")
+    place.set_defaults(handler=_place)
+
+
+def _place(args: argparse.Namespace) -> int:
+    try:
+        summary = place(args.topology, args.decisions, args.requirements)
+    except (OSError, TopologyError, RequirementsError, ValueError, pl.exceptions.PolarsError) as e:
+        print(f"heteroscale place: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for key, value in summary["metrics"].items():
+            print(f"{key:<28} {value}")
+        for row in summary["services"]:
+            print(
+                f"{row['service']}: {row['prefill_instances']} prefill,"
+                f" {row['decode_instances']} decode in {row['deployment_groups']} group(s)"
+            )
+    return 0
+
+
+def place(topology_path: Path, decisions_path: Path, requirements_path: Path | None) -> dict:
+    """Replay the decisions file on the topology; the figures as a JSON-ready dict.
+
+    Raises
+    ------
+    ValueError
+        On an unreadable or invalid file, with the file named.
+    """
+    topology = load_topology(topology_path)
+    reader = _READERS.get(decisions_path.suffix.lower())
+    if reader is None:
+        raise ValueError(f"{decisions_path}: unsupported extension; use {sorted(_READERS)}")
+    if not decisions_path.is_file():
+        raise ValueError(f"{decisions_path}: no such file")
+    targets = reader(decisions_path)
+    missing = [c for c in TARGET_COLUMNS if c not in targets.columns]
+    if missing:
+        raise ValueError(f"{decisions_path}: missing column(s) {missing}")
+    document = load_requirements_document(requirements_path) if requirements_path else {}
+    totals = targets.group_by("service").agg(pl.col("target_prefill", "target_decode").sum())
+    ratios = {
+        # Bad targets (negative, null) are refused by replay_targets with the row named.
+        service: prefill / decode if (prefill or 0) > 0 and (decode or 0) > 0 else 1.0
+        for service, prefill, decode in totals.sort("service").iter_rows()
+    }
+    requirements = build_requirements(
+        document, ratios, source=str(requirements_path or "default requirements")
+    )
+    try:
+        replay = replay_targets(topology, targets, requirements)
+    except ValueError as error:
+        raise ValueError(f"{decisions_path}: {error}") from error
+    final = replay.instances.sort("cycle").group_by("service", maintain_order=True).last()
+    return {
+        "topology": str(topology_path),
+        "decisions": str(decisions_path),
+        "metrics": plan_metrics(topology, replay, requirements),
+        "services": final.sort("service").drop("cycle").to_dicts(),
+    }

@@ -1,0 +1,110 @@
+"""``heteroscale place``, driven through its own parser (the lead registers it in the CLI)."""
+
+import argparse
+import json
+
+import polars as pl
+import pytest
+
+from heteroscale.commands import place
+from scheduler import DEFAULT_TOPOLOGY_PATH, SMALL_TOPOLOGY_PATH
+
+DECISIONS = pl.DataFrame(
+    {
+        "cycle": [0, 0, 1, 1],
+        "service": ["chat", "batch", "chat", "batch"],
+        "target_prefill": [2, 1, 3, 0],
+        "target_decode": [4, 1, 6, 0],
+    }
+)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="heteroscale")
+    place.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["place", *argv])
+    return args.handler(args)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json"])
+def test_prints_metrics_and_final_instances_as_json(tmp_path, capsys, suffix):
+    decisions = tmp_path / f"decisions{suffix}"
+    {
+        ".csv": DECISIONS.write_csv,
+        ".parquet": DECISIONS.write_parquet,
+        ".json": DECISIONS.write_json,
+    }[suffix](decisions)
+    code = main(["--topology", str(DEFAULT_TOPOLOGY_PATH), "--decisions", str(decisions), "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    metrics = summary["metrics"]
+    assert metrics["cycles"] == 2
+    assert metrics["affinity_satisfied"] == 1.0 and metrics["affinity_violations"] == 0
+    assert metrics["shortfall_instances"] == 0
+    assert 0.0 <= metrics["fragmentation"] <= 1.0
+    assert metrics["priority_weighted_cost"] > 0
+    assert {
+        r["service"]: (r["prefill_instances"], r["decode_instances"]) for r in summary["services"]
+    } == {
+        "batch": (0, 0),
+        "chat": (3, 6),
+    }
+
+
+def test_requirements_file_overrides_the_default(tmp_path, capsys):
+    decisions = tmp_path / "d.csv"
+    DECISIONS.write_csv(decisions)
+    needs = tmp_path / "needs.yaml"
+    needs.write_text(
+        "default:\n  prefill: {gpu_type: H20, fallback_gpu_types: [], gpus_per_instance: 8}\n"
+        "  decode: {gpu_type: H20, gpus_per_instance: 8}\n"
+        "services:\n  chat: {pd_ratio: 0.5, affinity: s1}\n"
+    )
+    argv = ["--topology", str(SMALL_TOPOLOGY_PATH), "--decisions", str(decisions)]
+    assert main([*argv, "--requirements", str(needs), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    # Every instance is a whole H20 node: nothing is left on a half-used node.
+    assert metrics["fragmentation"] == 0.0
+    assert metrics["affinity_violations"] == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "needs", "message"),
+    [
+        ("cycle,service,target_prefill\n0,a,1\n", None, "missing column(s) ['target_decode']"),
+        ("cycle,service,target_prefill,target_decode\n0,a,-1,1\n", None, "negative targets"),
+        (
+            "cycle,service,target_prefill,target_decode\n0,a,1,1\n",
+            "services: {b: {}}\n",
+            "['b'] have no decisions",
+        ),
+        (
+            "cycle,service,target_prefill,target_decode\n0,a,1,1\n",
+            "default: {affinity: s3}\n",
+            "affinity must be one of",
+        ),
+        (
+            "cycle,service,target_prefill,target_decode\n0,a,1,1\n",
+            "default: {colour: red}\n",
+            "unknown key(s) ['colour']",
+        ),
+    ],
+)
+def test_bad_input_exits_non_zero_naming_the_file(tmp_path, capsys, content, needs, message):
+    decisions = tmp_path / "d.csv"
+    decisions.write_text(content)
+    argv = ["--topology", str(SMALL_TOPOLOGY_PATH), "--decisions", str(decisions)]
+    if needs is not None:
+        (tmp_path / "n.yaml").write_text(needs)
+        argv += ["--requirements", str(tmp_path / "n.yaml")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert ("n.yaml" if needs is not None else "d.csv") in err
+
+
+def test_missing_or_unsupported_files_exit_non_zero(tmp_path, capsys):
+    assert main(["--topology", str(tmp_path / "none.yaml"), "--decisions", "x.csv"]) == 2
+    assert "none.yaml" in capsys.readouterr().err
+    assert main(["--topology", str(SMALL_TOPOLOGY_PATH), "--decisions", "x.txt"]) == 2
+    assert "unsupported extension" in capsys.readouterr().err
