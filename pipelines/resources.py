@@ -37,7 +37,7 @@ class ScenarioResource(dg.ConfigurableResource):
     """What the main job runs: a real request trace, the service it stands for, a topology.
 
     The defaults are the embedded ones: the Azure 2023 conversation trace replayed through
-    the simulator's default heterogeneous P/D cluster, placed on the shipped small topology.
+    the simulator's default heterogeneous P/D cluster, placed on the shipped default topology.
     """
 
     service: str = "chat"
