@@ -2,10 +2,10 @@
 
 import argparse
 
-from heteroscale.commands import fidelity, place, run, simulate
+from heteroscale.commands import fidelity, ingest, place, run, simulate
 
 #: Registered subcommands, in the order ``--help`` lists them.
-COMMANDS = [run, simulate, fidelity, place]
+COMMANDS = [run, ingest, simulate, fidelity, place]
 
 
 def build_parser() -> argparse.ArgumentParser:

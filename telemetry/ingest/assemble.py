@@ -1,0 +1,311 @@
+"""From signal values to canonical rows: attributes, fills, row checks, then ``conform``.
+
+Every reader ends here, so what makes a row loadable is decided once: an instance needs a role
+and a GPU type (from labels, columns or the mapping file), every signal its source has must
+have a value in the interval, values must be finite, non-negative and ratios within [0, 1].
+A row that fails goes to quarantine with the first reason that applies; the rest are conformed
+to the canonical schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from telemetry.ingest import catalog as cat
+from telemetry.ingest import quarantine
+from telemetry.ingest.mapping import Mapping
+from telemetry.ingest.semantics import Signals, sum_present
+from telemetry.schema import (
+    INSTANCE_METRIC_COLUMNS,
+    INSTANCE_SAMPLES,
+    INSTANCE_SAMPLES_SCHEMA,
+    NULLABLE_COLUMNS,
+    RATIO_COLUMNS,
+    SERVICE_LOAD,
+    SERVICE_LOAD_SCHEMA,
+    conform,
+)
+
+LOAD_METRICS = tuple(c for c in SERVICE_LOAD_SCHEMA if c not in ("ts", "interval_s", "service"))
+
+
+@dataclass
+class Canonical:
+    """Canonical frames ready to write, with what was quarantined and how values were made.
+
+    ``rows_loaded`` counts the input rows behind the canonical rows (not the canonical rows).
+    """
+
+    instance_samples: pl.DataFrame
+    service_load: pl.DataFrame
+    quarantine: pl.DataFrame
+    rows_loaded: int
+    notes: dict = field(default_factory=dict)
+
+
+def from_signals(
+    signals: Signals, *, interval_s: float, mapping: Mapping, source: str
+) -> Canonical:
+    """Pivot signal values to rows per (service, instance, interval) and finish them."""
+    values = signals.values
+    load_long = values.filter(pl.col("column").is_in(LOAD_METRICS))
+    inst_long = values.filter(~pl.col("column").is_in(LOAD_METRICS))
+    load = _pivot(
+        load_long.group_by("service", "ts", "column").agg(
+            sum_present("value"), pl.col("rows").sum()
+        ),
+        ["service", "ts"],
+    )
+    instances = _pivot(inst_long, ["service", "instance_id", "ts"])
+    if cat.PREFIX_HITS in instances.columns:
+        instances = instances.with_columns(
+            (pl.col("prefill_tps_total") - pl.col(cat.PREFIX_HITS))
+            .clip(lower_bound=0.0)
+            .alias("prefill_tps_cache_missed")
+        ).drop(cat.PREFIX_HITS)
+    notes = dict(signals.notes)
+    if (
+        "prefill_tps_total" in instances.columns
+        and cat.PREFIX_HITS not in inst_long["column"].unique().to_list()
+    ):
+        instances = instances.with_columns(
+            pl.col("prefill_tps_total").alias("prefill_tps_cache_missed")
+        )
+        notes["prefill_tps_cache_missed"] = "no prefix-cache hit counter: equals prefill_tps_total"
+    # Several sources may describe one instance (a GPU exporter and an engine, two files).
+    merged = signals.attributes.group_by("service", "instance_id").agg(
+        pl.col("roles").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(),
+        pl.col("gpu_type").drop_nulls().first(),
+        pl.col("gpus_per_instance").max(),
+    )
+    attributes = merged.with_columns(
+        pl.when(pl.col("roles").list.len() == 1).then(pl.col("roles").list.first()).alias("role"),
+        (pl.col("roles").list.len() > 1).alias("conflicting_role"),
+        pl.when(pl.col("gpus_per_instance") > 0).then(pl.col("gpus_per_instance")),
+    ).drop("roles")
+    instances = instances.join(attributes, on=["service", "instance_id"], how="left")
+    samples, bad_instances, instance_notes = finish_instances(
+        instances,
+        interval_s=interval_s,
+        mapping=mapping,
+        source=source,
+        null_reason="incomplete_interval",
+    )
+    loads, bad_loads, load_notes = finish_load(
+        load, interval_s=interval_s, mapping=mapping, source=source
+    )
+    return Canonical(
+        instance_samples=samples,
+        service_load=loads,
+        quarantine=pl.concat([signals.quarantine, bad_instances, bad_loads]),
+        rows_loaded=int(instances["rows"].sum())
+        + int(load["rows"].sum())
+        - int(bad_instances["rows"].sum())
+        - int(bad_loads["rows"].sum()),
+        notes={**notes, **instance_notes, **load_notes},
+    )
+
+
+def _pivot(long: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Wide rows with one column per signal and ``rows`` summed over the row's values."""
+    if long.height == 0:
+        return pl.DataFrame(schema={**{k: long.schema[k] for k in keys}, "rows": pl.Int64})
+    rows = long.group_by(keys).agg(pl.col("rows").sum())
+    wide = long.pivot(on="column", index=keys, values="value", aggregate_function="first")
+    return rows.join(wide, on=keys, how="left")
+
+
+def _attribute(frame: pl.DataFrame, name: str, mapping: Mapping) -> pl.Expr:
+    """Mapping rules first (explicit wins), then the data's own value, then the defaults."""
+    value = pl.col(name) if name in frame.columns else pl.lit(None)
+    for rule in reversed(mapping.instances):
+        if name in rule.attributes:
+            matched = pl.col("instance_id").str.contains(f"^(?:{rule.match})$")
+            value = pl.when(matched).then(pl.lit(rule.attributes[name])).otherwise(value)
+    if name in mapping.defaults:
+        value = pl.coalesce(value, pl.lit(mapping.defaults[name]))
+    return value
+
+
+def _location(frame: pl.DataFrame, keys: str) -> pl.Expr:
+    if "location" in frame.columns:
+        return pl.col("location")
+    return pl.format(keys, *(["instance_id", "ts"] if "instance_id" in frame.columns else ["ts"]))
+
+
+def _filled(frame: pl.DataFrame, columns, mapping: Mapping, notes: dict) -> pl.DataFrame:
+    """Add the columns no source provided: mapping constants, else null (latency) or 0."""
+    additions = []
+    for c in columns:
+        if c in frame.columns:
+            continue
+        if c in mapping.constants:
+            additions.append(pl.lit(float(mapping.constants[c])).alias(c))
+            notes.setdefault("constants", {})[c] = mapping.constants[c]
+        elif c in NULLABLE_COLUMNS:
+            additions.append(pl.lit(None, pl.Float64).alias(c))
+        else:
+            additions.append(pl.lit(0.0).alias(c))
+            notes.setdefault("filled_with_zero", []).append(c)
+    return frame.with_columns(additions) if additions else frame
+
+
+def _row_problems(
+    frame: pl.DataFrame, metrics, null_reason: str, checks: list[tuple[pl.Expr, str, pl.Expr]]
+) -> tuple[pl.Expr, pl.Expr]:
+    """The first reason each row fails (null when it passes) and its detail."""
+    required = [c for c in metrics if c not in NULLABLE_COLUMNS]
+    rules = list(checks)
+    missing = pl.concat_str(
+        [pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in required],
+        separator=", ",
+        ignore_nulls=True,
+    )
+    rules.append(
+        (
+            pl.any_horizontal(pl.col(c).is_null() for c in required),
+            null_reason,
+            pl.format("no value for {}", missing),
+        )
+    )
+    for c in metrics:
+        rules.append((~pl.col(c).is_finite(), "non_finite_value", pl.format(f"{c} = {{}}", c)))
+        rules.append((pl.col(c) < 0, "negative_value", pl.format(f"{c} = {{}}", c)))
+        if c in RATIO_COLUMNS:
+            rules.append(
+                (
+                    pl.col(c) > 1,
+                    "ratio_above_one",
+                    pl.format(f"{c} = {{}}; a percent? declare unit: percent", c),
+                )
+            )
+    reason = pl.lit(None, pl.String)
+    detail = pl.lit(None, pl.String)
+    for mask, why, what in reversed(rules):
+        hit = mask.fill_null(False)
+        reason = pl.when(hit).then(pl.lit(why)).otherwise(reason)
+        detail = pl.when(hit).then(what).otherwise(detail)
+    return reason, detail
+
+
+def _split(
+    frame: pl.DataFrame, source: str, location: pl.Expr
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows without a problem, and quarantine rows (one per reason) for the others."""
+    bad = frame.filter(pl.col("_reason").is_not_null())
+    parts = [
+        quarantine.rows(
+            group,
+            source=pl.col("source") if "source" in group.columns else source,
+            location=location,
+            reason=reason,
+            detail=pl.col("_detail"),
+            count=pl.col("rows"),
+        )
+        for (reason,), group in bad.group_by("_reason")
+    ]
+    good = frame.filter(pl.col("_reason").is_null()).drop("_reason", "_detail")
+    return good, pl.concat([quarantine.empty(), *parts])
+
+
+def finish_instances(
+    frame: pl.DataFrame,
+    *,
+    interval_s: float,
+    mapping: Mapping,
+    source: str,
+    null_reason: str = "missing_value",
+) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Conformed ``instance_samples`` rows, quarantine rows and notes from wide rows.
+
+    Parameters
+    ----------
+    frame : pl.DataFrame
+        ``service``, ``instance_id``, ``ts``, ``rows`` (input rows behind each row) and any
+        canonical columns; optional ``source`` and ``location`` for quarantine rows.
+    interval_s : float
+        Used where ``interval_s`` is not a column.
+    mapping : Mapping
+        Attributes by instance, defaults and constants.
+    source : str
+        Quarantine source when ``frame`` has no ``source`` column.
+    null_reason : str
+        Reason for a row missing a required value: ``incomplete_interval`` for series data
+        (a gap), ``missing_value`` for tables (an empty cell).
+    """
+    notes: dict = {}
+    if frame.height == 0:
+        return conform(_empty_instances(), INSTANCE_SAMPLES), quarantine.empty(), notes
+    frame = frame.with_columns(
+        _attribute(frame, name, mapping).alias(name)
+        for name in ("role", "gpu_type", "gpus_per_instance")
+    ).with_columns(pl.col("role").replace(cat.ROLE_ALIASES))
+    if "interval_s" not in frame.columns:
+        frame = frame.with_columns(pl.lit(float(interval_s)).alias("interval_s"))
+    if frame["gpus_per_instance"].null_count():
+        notes["gpus_per_instance"] = "no GPU labels or mapping for some instances: assumed 1"
+        frame = frame.with_columns(pl.col("gpus_per_instance").fill_null(1))
+    if "ready" not in frame.columns:
+        notes["ready"] = "no readiness series: every reporting instance counted as ready"
+        frame = frame.with_columns(pl.lit(True).alias("ready"))
+    elif frame.schema["ready"] != pl.Boolean:
+        frame = frame.with_columns((pl.col("ready").cast(pl.Float64) >= 0.5).alias("ready"))
+    frame = _filled(frame, INSTANCE_METRIC_COLUMNS, mapping, notes)
+    conflict = pl.col("conflicting_role") if "conflicting_role" in frame.columns else pl.lit(False)
+    checks = [
+        (
+            conflict,
+            "conflicting_role",
+            pl.format("instance {} has several role labels", "instance_id"),
+        ),
+        (
+            pl.col("role").is_null(),
+            "missing_role",
+            pl.format("instance {} has no role", "instance_id"),
+        ),
+        (
+            ~pl.col("role").is_in(cat.ROLE_ALIASES.values()),
+            "unknown_role",
+            pl.format("role {}", "role"),
+        ),
+        (
+            pl.col("gpu_type").is_null(),
+            "missing_gpu_type",
+            pl.format("instance {} has no GPU type", "instance_id"),
+        ),
+    ]
+    reason, detail = _row_problems(frame, INSTANCE_METRIC_COLUMNS, null_reason, checks)
+    frame = frame.with_columns(reason.alias("_reason"), detail.alias("_detail"))
+    good, bad = _split(frame, source, _location(frame, "instance {} at {}"))
+    return conform(good, INSTANCE_SAMPLES), bad, notes
+
+
+def finish_load(
+    frame: pl.DataFrame,
+    *,
+    interval_s: float,
+    mapping: Mapping,
+    source: str,
+    null_reason: str = "incomplete_interval",
+) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Conformed ``service_load`` rows, quarantine rows and notes from wide rows."""
+    notes: dict = {}
+    if frame.height == 0:
+        empty = pl.DataFrame(schema=SERVICE_LOAD_SCHEMA)
+        return empty, quarantine.empty(), notes
+    if "interval_s" not in frame.columns:
+        frame = frame.with_columns(pl.lit(float(interval_s)).alias("interval_s"))
+    before = dict(notes)
+    frame = _filled(frame, LOAD_METRICS, mapping, notes)
+    if notes != before and "filled_with_zero" in notes:
+        notes["service_load_filled_with_zero"] = notes.pop("filled_with_zero")
+    reason, detail = _row_problems(frame, LOAD_METRICS, null_reason, [])
+    frame = frame.with_columns(reason.alias("_reason"), detail.alias("_detail"))
+    good, bad = _split(frame, source, _location(frame, "service load at {}"))
+    return conform(good, SERVICE_LOAD), bad, notes
+
+
+def _empty_instances() -> pl.DataFrame:
+    return pl.DataFrame(schema=INSTANCE_SAMPLES_SCHEMA)

@@ -1,0 +1,288 @@
+"""Parse Prometheus text (0.0.4) and OpenMetrics 1.0 exposition into raw samples.
+
+Lines are matched with one vectorised regular expression; label sets, which repeat across every
+timestamp of a series, are parsed once each. That keeps a backfill file of millions of samples
+out of a Python loop. Lines that do not parse are quarantined with their line number and text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from telemetry.ingest import quarantine
+from telemetry.ingest.errors import IngestError
+
+#: name, {labels} (quoted values may hold braces), value, optional timestamp, optional exemplar.
+SAMPLE_LINE = (
+    r"^([a-zA-Z_:][a-zA-Z0-9_:]*)"
+    r'(?:\{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\})?'
+    r"[ \t]+([^ \t]+)(?:[ \t]+([^ \t#]+))?[ \t]*(?:#.*)?$"
+)
+LABEL_PAIR = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+ESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
+
+#: Timestamps outside these years are not real telemetry: the unit (s vs ms) was misread.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+#: Samples further ahead of the loader's clock than this come from a host with a skewed clock.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+#: The raw samples every reader of exposition text produces.
+RAW_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "line": pl.Int64(),
+    "metric": pl.String(),
+    "labels": pl.String(),
+    "ts": pl.Datetime("us", "UTC"),
+    "value": pl.Float64(),
+}
+
+SCRAPE_TIME = re.compile(r"[-_@](\d{9,10}(?:\.\d+)?)$")
+
+
+@dataclass
+class RawSamples:
+    """Samples of one or more exposition sources, before any semantics.
+
+    Attributes
+    ----------
+    samples : pl.DataFrame
+        One row per sample line, :data:`RAW_SCHEMA`.
+    labels : pl.DataFrame
+        One row per distinct label text: ``labels`` plus one column per label name.
+    quarantine : pl.DataFrame
+        Lines that could not be read, with the reason.
+    types : dict
+        ``# TYPE`` declarations by metric family.
+    rows_read : int
+        Sample lines read (comments and blank lines are not samples).
+    """
+
+    samples: pl.DataFrame
+    labels: pl.DataFrame
+    quarantine: pl.DataFrame = field(default_factory=quarantine.empty)
+    types: dict[str, str] = field(default_factory=dict)
+    rows_read: int = 0
+
+    @staticmethod
+    def concat(parts: list[RawSamples]) -> RawSamples:
+        """Samples of several sources as one, label tables merged."""
+        labels = pl.concat([p.labels for p in parts], how="diagonal_relaxed").unique("labels")
+        types: dict[str, str] = {}
+        for part in parts:
+            types.update(part.types)
+        return RawSamples(
+            samples=pl.concat([p.samples for p in parts]),
+            labels=labels,
+            quarantine=pl.concat([p.quarantine for p in parts]),
+            types=types,
+            rows_read=sum(p.rows_read for p in parts),
+        )
+
+
+def scrape_time_from_name(path: Path) -> tuple[str, datetime] | None:
+    """``(target, time)`` from a scrape file named ``<target>-<unix seconds>.prom``, else None."""
+    match = SCRAPE_TIME.search(path.stem)
+    if not match:
+        return None
+    seconds = float(match.group(1))
+    return path.stem[: match.start()], datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _parse_labels(text: str) -> dict[str, str] | None:
+    """Label pairs of one label text, or None when it is not valid exposition syntax."""
+    pairs: dict[str, str] = {}
+    position = 0
+    while position < len(text):
+        match = LABEL_PAIR.match(text, position)
+        if not match or match.end() == position:
+            return None
+        value = re.sub(r"\\[\\\"n]", lambda m: ESCAPES[m.group(0)], match.group(2))
+        pairs[match.group(1)] = value
+        position = match.end()
+    return pairs
+
+
+def parse(
+    text: str,
+    source: str,
+    *,
+    scrape: tuple[str, datetime] | None = None,
+    now: datetime | None = None,
+) -> RawSamples:
+    """Parse one exposition document.
+
+    Parameters
+    ----------
+    text : str
+        The document. A final ``# EOF`` line marks OpenMetrics, whose timestamps are seconds;
+        without it the text is Prometheus' format, whose timestamps are milliseconds.
+    source : str
+        The file name quarantine rows and errors refer to.
+    scrape : (str, datetime), optional
+        The target and time of a single scrape (from its file name): samples without a
+        timestamp take this time, and series without a pod/instance label this ``instance``.
+    now : datetime, optional
+        The loader's clock, for the future-timestamp check (default: the current time).
+
+    Returns
+    -------
+    RawSamples
+
+    Raises
+    ------
+    IngestError
+        If the document holds no sample, a sample has no timestamp and no scrape time is
+        known, or timestamps are implausible (before 2000 or after 2100: seconds read as
+        milliseconds or the reverse; a truncated OpenMetrics file loses its ``# EOF`` and with
+        it the unit).
+    """
+    now = now or datetime.now(UTC)
+    lines = text.split("\n")
+    truncated_last = bool(text) and not text.endswith("\n") and lines[-1].strip() != "# EOF"
+    openmetrics = any(line.strip() == "# EOF" for line in lines[-3:])
+    frame = pl.DataFrame({"raw": lines}).with_row_index("line", offset=1)
+    frame = frame.with_columns(pl.col("line").cast(pl.Int64)).filter(
+        pl.col("raw").str.strip_chars() != ""
+    )
+    comments = frame.filter(pl.col("raw").str.starts_with("#"))
+    types = {
+        parts[2]: parts[3]
+        for parts in (c.split() for c in comments["raw"].to_list())
+        if len(parts) >= 4 and parts[1] == "TYPE"
+    }
+    lines_frame = frame.filter(~pl.col("raw").str.starts_with("#"))
+    if lines_frame.height == 0:
+        raise IngestError(
+            source,
+            "no samples (the file is empty or holds only comments)",
+            "Check that the export or scrape succeeded; remove the file if it is a stray.",
+        )
+    parsed = lines_frame.with_columns(
+        pl.col("raw")
+        .str.extract_groups(SAMPLE_LINE)
+        .struct.rename_fields(["metric", "labels", "value_text", "ts_text"])
+        .alias("m")
+    ).unnest("m")
+    parsed = parsed.with_columns(
+        pl.col("labels").fill_null(""),
+        pl.col("value_text").cast(pl.Float64, strict=False).alias("value"),
+        pl.col("ts_text").cast(pl.Float64, strict=False).alias("ts_number"),
+    )
+    label_texts = parsed.filter(pl.col("metric").is_not_null())["labels"].unique().to_list()
+    label_rows = []
+    bad_labels = []
+    for label_text in label_texts:
+        pairs = _parse_labels(label_text)
+        if pairs is None:
+            bad_labels.append(label_text)
+        else:
+            label_rows.append({"labels": label_text, **pairs})
+    malformed = (
+        pl.col("metric").is_null()
+        | pl.col("value").is_null()
+        | (pl.col("ts_text").is_not_null() & pl.col("ts_number").is_null())
+        | pl.col("labels").is_in(bad_labels)
+    )
+    # Both formats end every line with a newline, so a last line without one was cut off,
+    # even when what is left of it still parses.
+    cut = (pl.col("line") == lines_frame["line"].max()) & pl.lit(truncated_last)
+    truncated = parsed.filter(cut)
+    bad = parsed.filter(malformed & ~cut)
+    quarantined = [
+        quarantine.rows(
+            bad,
+            source=source,
+            location=pl.format("line {}", pl.col("line")),
+            reason="malformed_line",
+            detail="not `name{labels} value [timestamp]` with a numeric value",
+            raw=pl.col("raw"),
+        ),
+        quarantine.rows(
+            truncated,
+            source=source,
+            location=pl.format("line {}", pl.col("line")),
+            reason="truncated",
+            detail="the file ends without a newline in the middle of this line",
+            raw=pl.col("raw"),
+        ),
+    ]
+    good = parsed.filter(~malformed & ~cut)
+    ts = _timestamps(good, source, openmetrics=openmetrics, scrape=scrape)
+    good = good.with_columns(ts.alias("ts"))
+    future = good.filter(pl.col("ts") > now + FUTURE_TOLERANCE)
+    quarantined.append(
+        quarantine.rows(
+            future,
+            source=source,
+            location=pl.format("line {}", pl.col("line")),
+            reason="future_timestamp",
+            detail=pl.format("timestamp {} is ahead of the loader's clock", pl.col("ts")),
+            raw=pl.col("raw"),
+        )
+    )
+    good = good.filter(pl.col("ts") <= now + FUTURE_TOLERANCE)
+    labels = (
+        pl.DataFrame(label_rows, infer_schema_length=None)
+        if label_rows
+        else pl.DataFrame({"labels": [""]})
+    )
+    if scrape is not None:
+        labels = _with_target(labels, scrape[0])
+    samples = good.select(pl.lit(source).alias("source"), "line", "metric", "labels", "ts", "value")
+    return RawSamples(
+        samples=samples.cast(RAW_SCHEMA),
+        labels=labels,
+        quarantine=pl.concat(quarantined),
+        types=types,
+        rows_read=lines_frame.height,
+    )
+
+
+def _with_target(labels: pl.DataFrame, target: str) -> pl.DataFrame:
+    """Give series without an ``instance`` label the scrape target, as Prometheus would."""
+    if "instance" not in labels.columns:
+        return labels.with_columns(pl.lit(target).alias("instance"))
+    return labels.with_columns(pl.col("instance").fill_null(target))
+
+
+def _timestamps(
+    good: pl.DataFrame, source: str, *, openmetrics: bool, scrape: tuple[str, datetime] | None
+) -> pl.Expr:
+    """The sample timestamps as UTC datetimes, checked for a misread unit."""
+    missing = good.filter(pl.col("ts_number").is_null())
+    if missing.height and scrape is None:
+        raise IngestError(
+            source,
+            f"line {missing['line'][0]} has no timestamp and the file name carries no scrape time",
+            "Name single scrapes <target>-<unix seconds>.prom, or export with timestamps.",
+        )
+    seconds = pl.col("ts_number") if openmetrics else pl.col("ts_number") / 1000.0
+    if scrape is not None:
+        seconds = seconds.fill_null(scrape[1].timestamp())
+    micros = (seconds * 1e6).round().cast(pl.Int64)
+    earliest, latest = good.select(micros.min().alias("lo"), micros.max().alias("hi")).row(0)
+    outside = None
+    if earliest is not None and earliest < EARLIEST.timestamp() * 1e6:
+        outside = earliest, "before 2000"
+    elif latest is not None and latest > LATEST.timestamp() * 1e6:
+        outside = latest, "after 2100"
+    if outside is not None:
+        line = good.filter(micros == outside[0])["line"][0]
+        unit = (
+            "seconds (OpenMetrics: the file ends with # EOF)"
+            if openmetrics
+            else ("milliseconds (Prometheus text: the file has no # EOF)")
+        )
+        raise IngestError(
+            source,
+            f"line {line}: timestamp read as {unit} falls {outside[1]}",
+            "Timestamps are seconds in OpenMetrics and milliseconds in Prometheus text; "
+            "an OpenMetrics file without its final # EOF line is probably truncated",
+        )
+    return micros.cast(pl.Datetime("us", "UTC"))
