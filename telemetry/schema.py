@@ -61,9 +61,16 @@ SERVICE_LOAD_SCHEMA: dict[str, pl.DataType] = {
     "output_tps": pl.Float64(),
 }
 
-#: Columns that may be null: a latency quantile has no value in an interval with no samples.
-NULLABLE_COLUMNS = frozenset(
+#: Latency quantiles: null in an interval with no sample (no first token, no generated token).
+LATENCY_COLUMNS = frozenset(
     {"ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tbt_p50_s", "tbt_p90_s", "tbt_p99_s"}
+)
+
+#: Columns that may be null. Every measurement: null means "not measured" (a latency interval
+#: without samples, or a signal the source does not export, e.g. DCGM's SM activity, which is
+#: off by default). A zero would claim a measurement nobody made.
+NULLABLE_COLUMNS = frozenset(INSTANCE_METRIC_COLUMNS) | frozenset(
+    c for c in SERVICE_LOAD_SCHEMA if c not in ("ts", "interval_s", "service")
 )
 
 #: Columns bounded to [0, 1].

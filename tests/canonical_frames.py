@@ -14,7 +14,7 @@ import polars as pl
 from telemetry.schema import (
     INSTANCE_METRIC_COLUMNS,
     INSTANCE_SAMPLES,
-    NULLABLE_COLUMNS,
+    LATENCY_COLUMNS,
     SERVICE_LOAD,
     conform,
 )
@@ -57,7 +57,7 @@ def instance_samples(
     for index in range(instances):
         columns = {
             name: _per_interval(
-                metrics.get(name, None if name in NULLABLE_COLUMNS else 0.0), intervals
+                metrics.get(name, None if name in LATENCY_COLUMNS else 0.0), intervals
             )
             for name in INSTANCE_METRIC_COLUMNS
         }

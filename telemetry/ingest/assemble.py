@@ -21,7 +21,7 @@ from telemetry.schema import (
     INSTANCE_METRIC_COLUMNS,
     INSTANCE_SAMPLES,
     INSTANCE_SAMPLES_SCHEMA,
-    NULLABLE_COLUMNS,
+    LATENCY_COLUMNS,
     RATIO_COLUMNS,
     SERVICE_LOAD,
     SERVICE_LOAD_SCHEMA,
@@ -135,28 +135,40 @@ def _location(frame: pl.DataFrame, keys: str) -> pl.Expr:
     return pl.format(keys, *(["instance_id", "ts"] if "instance_id" in frame.columns else ["ts"]))
 
 
-def _filled(frame: pl.DataFrame, columns, mapping: Mapping, notes: dict) -> pl.DataFrame:
-    """Add the columns no source provided: mapping constants, else null (latency) or 0."""
-    additions = []
+def _filled(
+    frame: pl.DataFrame, columns, mapping: Mapping, notes: dict
+) -> tuple[pl.DataFrame, list[str]]:
+    """Add the columns no source provided: mapping constants, else null ("not measured").
+
+    Returns the frame and the columns the source did provide, whose gaps are row problems.
+    """
+    additions, provided = [], []
     for c in columns:
         if c in frame.columns:
-            continue
-        if c in mapping.constants:
+            provided.append(c)
+        elif c in mapping.constants:
             additions.append(pl.lit(float(mapping.constants[c])).alias(c))
             notes.setdefault("constants", {})[c] = mapping.constants[c]
-        elif c in NULLABLE_COLUMNS:
-            additions.append(pl.lit(None, pl.Float64).alias(c))
         else:
-            additions.append(pl.lit(0.0).alias(c))
-            notes.setdefault("filled_with_zero", []).append(c)
-    return frame.with_columns(additions) if additions else frame
+            additions.append(pl.lit(None, pl.Float64).alias(c))
+            if c not in LATENCY_COLUMNS:
+                notes.setdefault("not_measured", []).append(c)
+    return (frame.with_columns(additions) if additions else frame), provided
 
 
 def _row_problems(
-    frame: pl.DataFrame, metrics, null_reason: str, checks: list[tuple[pl.Expr, str, pl.Expr]]
+    frame: pl.DataFrame,
+    metrics,
+    provided: list[str],
+    null_reason: str,
+    checks: list[tuple[pl.Expr, str, pl.Expr]],
 ) -> tuple[pl.Expr, pl.Expr]:
-    """The first reason each row fails (null when it passes) and its detail."""
-    required = [c for c in metrics if c not in NULLABLE_COLUMNS]
+    """The first reason each row fails (null when it passes) and its detail.
+
+    A row lacking a value its source provides elsewhere (a gap) is a problem; latency
+    quantiles are legitimately null in intervals without samples.
+    """
+    required = [c for c in provided if c not in LATENCY_COLUMNS]
     rules = list(checks)
     missing = pl.concat_str(
         [pl.when(pl.col(c).is_null()).then(pl.lit(c)) for c in required],
@@ -252,7 +264,7 @@ def finish_instances(
         frame = frame.with_columns(pl.lit(True).alias("ready"))
     elif frame.schema["ready"] != pl.Boolean:
         frame = frame.with_columns((pl.col("ready").cast(pl.Float64) >= 0.5).alias("ready"))
-    frame = _filled(frame, INSTANCE_METRIC_COLUMNS, mapping, notes)
+    frame, provided = _filled(frame, INSTANCE_METRIC_COLUMNS, mapping, notes)
     conflict = pl.col("conflicting_role") if "conflicting_role" in frame.columns else pl.lit(False)
     checks = [
         (
@@ -276,7 +288,7 @@ def finish_instances(
             pl.format("instance {} has no GPU type", "instance_id"),
         ),
     ]
-    reason, detail = _row_problems(frame, INSTANCE_METRIC_COLUMNS, null_reason, checks)
+    reason, detail = _row_problems(frame, INSTANCE_METRIC_COLUMNS, provided, null_reason, checks)
     frame = frame.with_columns(reason.alias("_reason"), detail.alias("_detail"))
     good, bad = _split(frame, source, _location(frame, "instance {} at {}"))
     return conform(good, INSTANCE_SAMPLES), bad, notes
@@ -297,11 +309,10 @@ def finish_load(
         return empty, quarantine.empty(), notes
     if "interval_s" not in frame.columns:
         frame = frame.with_columns(pl.lit(float(interval_s)).alias("interval_s"))
-    before = dict(notes)
-    frame = _filled(frame, LOAD_METRICS, mapping, notes)
-    if notes != before and "filled_with_zero" in notes:
-        notes["service_load_filled_with_zero"] = notes.pop("filled_with_zero")
-    reason, detail = _row_problems(frame, LOAD_METRICS, null_reason, [])
+    frame, provided = _filled(frame, LOAD_METRICS, mapping, notes)
+    if "not_measured" in notes:
+        notes["service_load_not_measured"] = notes.pop("not_measured")
+    reason, detail = _row_problems(frame, LOAD_METRICS, provided, null_reason, [])
     frame = frame.with_columns(reason.alias("_reason"), detail.alias("_detail"))
     good, bad = _split(frame, source, _location(frame, "service load at {}"))
     return conform(good, SERVICE_LOAD), bad, notes

@@ -23,7 +23,7 @@ from telemetry.ingest.semantics import Signals
 from telemetry.schema import (
     INSTANCE_KEY_COLUMNS,
     INSTANCE_METRIC_COLUMNS,
-    NULLABLE_COLUMNS,
+    LATENCY_COLUMNS,
     SERVICE_LOAD_SCHEMA,
 )
 
@@ -245,7 +245,7 @@ def _wide(frame, source, mapping, rule, notes) -> TableRead:
     if "instance_id" in frame.columns:
         table = "instance_samples"
         wanted = [c for c in INSTANCE_METRIC_COLUMNS if c not in mapping.constants]
-        required = ["instance_id", *(c for c in wanted if c not in NULLABLE_COLUMNS)]
+        required = ["instance_id", *(c for c in wanted if c not in LATENCY_COLUMNS)]
     else:
         table = "service_load"
         wanted = [c for c in SERVICE_LOAD_SCHEMA if c not in ("ts", "service", "interval_s")]

@@ -40,7 +40,7 @@ def test_conform_orders_and_types_columns():
         ({"ttft_p99_s": float("nan")}, "ttft_p99_s are negative, NaN"),
         ({"queue_depth": float("inf")}, "queue_depth are negative, NaN or infinite"),
         ({"interval_s": 0.0}, "interval_s must be > 0"),
-        ({"decode_tps": None}, "null values"),
+        ({"instance_id": None}, "null values"),
         ({"gpus_per_instance": "four"}, "wrong type"),
     ],
 )
@@ -58,3 +58,8 @@ def test_conform_refuses_two_samples_of_one_instance_in_one_interval():
     twice = pl.concat([one_sample(), one_sample(decode_tps=9.0)])
     with pytest.raises(SchemaError, match="share a key.*instance_id=decode-0"):
         conform(twice, "instance_samples")
+
+
+def test_a_signal_the_source_does_not_measure_is_null_not_zero():
+    out = conform(one_sample(sm_active_ratio=None), "instance_samples")
+    assert out["sm_active_ratio"].to_list() == [None]

@@ -53,7 +53,7 @@ def test_partitions_are_service_by_utc_day(store):
 
 def test_a_bad_frame_writes_nothing(store):
     store.write("service_load", load_frame("chat", [0]))
-    bad = load_frame("chat", [0]).with_columns(pl.lit(None, pl.Float64).alias("input_tps"))
+    bad = load_frame("chat", [0]).with_columns(pl.lit(-5.0).alias("input_tps"))
     with pytest.raises(SchemaError, match="input_tps"):
         store.write("service_load", bad)
     assert store.read("service_load")["input_tps"].to_list() == [1000.0]

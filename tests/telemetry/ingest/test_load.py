@@ -48,7 +48,7 @@ def test_long_layout_with_a_mapping_for_what_it_lacks(tmp_path, store):
     report = ingest([str(tmp_path / "long.parquet")], store, mapping=load_mapping(mapping), now=NOW)
     assert report.rows_loaded == report.rows_read == 3 * instances.height
     assert report.notes["constants"] == {"sm_active_ratio": 0.0}
-    assert "prefill_tps_total" in report.notes["filled_with_zero"]
+    assert "prefill_tps_total" in report.notes["not_measured"]
     got = store.read("instance_samples").sort("instance_id", "ts")
     assert_allclose(got["decode_tps"], instances.sort("instance_id", "ts")["decode_tps"])
 
