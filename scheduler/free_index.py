@@ -13,8 +13,9 @@ each bucket a sorted list of node ids. Then:
 - domains with equal profiles give equal dry runs, so each distinct profile is evaluated once
   per candidate search, on the domain with the smallest id (the tie-break placement uses).
 
-Only scale-out changes the index: GPUs freed by a scale-in return when the next cycle builds a
-new index from the new state (paper §5.4.5).
+Only scale-out (and the roll-back of a trial scale-out, :meth:`FreeIndex.give`) changes the
+index: GPUs freed by a scale-in return when the next cycle builds a new index from the new
+state (paper §5.4.5).
 """
 
 from __future__ import annotations
@@ -94,11 +95,24 @@ class FreeIndex:
 
     def take(self, node_id: str, gpus: int) -> None:
         """Reserve GPUs on a node for the rest of the cycle (virtual allocation, §5.4.5)."""
+        if gpus > self.free[node_id]:
+            raise ValueError(
+                f"node {node_id} has {self.free[node_id]} free GPUs, cannot take {gpus}"
+            )
+        self._move(node_id, -gpus)
+
+    def give(self, node_id: str, gpus: int) -> None:
+        """Undo a :meth:`take` of this cycle, when a trial placement is rolled back.
+
+        Only GPUs reserved in this cycle come back this way; GPUs freed by a scale-in never
+        do (they return when the next cycle builds a new index, §5.4.5).
+        """
+        self._move(node_id, gpus)
+
+    def _move(self, node_id: str, delta: int) -> None:
         gpu_type, priority, domains = self._where[node_id]
         was = self.free[node_id]
-        now = was - gpus
-        if now < 0:
-            raise ValueError(f"node {node_id} has {was} free GPUs, cannot take {gpus}")
+        now = was + delta
         self.free[node_id] = now
         for domain in domains:
             buckets = self._buckets[domain]

@@ -15,8 +15,17 @@ with the choices it leaves open made explicit (docs/scheduler.md lists them):
   domain left with the fewest free GPUs, then id. It repeats until the request is met or no
   candidate places anything, then moves to the next stage. So a service opens a new group in a
   low-priority pool rather than grow into a high-priority one (§5.4.2).
+- **Complete placements are priced.** Where the stage order committed a fill that strands the
+  rest of the request before the last stage, the service is placed a second time with such
+  fills deferred to the last stage, and the cheaper complete placement is kept (priced by
+  :mod:`scheduler.weights`: shortfall, then fallback types, then pool priority).
 - **Virtual allocation.** Every committed instance is deducted from the cycle's free-GPU view at
   once, so later (lower-priority) services cannot take it (§5.4.5 step 5).
+- **Repair (ours).** After all services, each one left short or on a fallback type may swap
+  places with up to :data:`REPAIR_RIVALS` services that took GPUs it accepts: both are undone
+  and placed again, it first. The swap is kept only if it leaves fewer unplaced GPUs read from
+  the highest service priority down, or as many and a lower cost; so a lower-priority service
+  never makes a higher one short, but may move it to a fallback type or a pricier pool.
 - **Scale-in** drains the service's groups in order of the highest subgroup priority they
   occupy (highest first, ties by id); inside a group it removes instances from the
   highest-priority nodes first. Freed GPUs are not returned to the view: the next cycle
@@ -40,9 +49,13 @@ from scheduler.requirements import ROLES, RoleRequirements, ServiceRequirements
 from scheduler.state import DeploymentGroup, Member, PlacementState
 from scheduler.subgroups import Priority, classify_subgroups
 from scheduler.topology import Topology
+from scheduler.weights import SHORTFALL_WEIGHT, gpu_cost
 
 SCALE_OUT = "scale_out"
 SCALE_IN = "scale_in"
+#: Other services a short service may swap places with in :meth:`_Cycle.repair`: a bound on
+#: the repair's work, which never touches a cycle where everything was placed.
+REPAIR_RIVALS = 8
 
 
 @dataclass(frozen=True)
@@ -134,7 +147,8 @@ def place_cycle(
     -------
     CycleResult
         The new state, one :class:`AllocationRecord` per (action, group, role, node, instance
-        size) in the order they were decided, and one :class:`RequestOutcome` per non-zero
+        size) in the order they were decided (a placement redone by the repair comes after
+        the ones it did not touch), and one :class:`RequestOutcome` per non-zero
         request, ordered like the processing (service priority, then name, then role).
 
     Raises
@@ -146,7 +160,9 @@ def place_cycle(
     Notes
     -----
     Never over-allocates a node, never places a group member outside its affinity domain,
-    leaves every group it touches balanced, and is deterministic: all ties break on ids.
+    leaves every group it touches balanced, and is deterministic: all ties break on ids. The
+    second complete placement and the repair (module docstring) only undo and redo this
+    cycle's scale-outs; running instances and GPUs freed by scale-in are never touched.
 
     References
     ----------
@@ -155,14 +171,25 @@ def place_cycle(
     state.check(topology)
     deltas = _deltas_by_service(requests, requirements)
     run = _Cycle(topology, state, cycle)
-    outcomes = []
+    removed = {}
     for service, by_role in deltas.items():
         needs = requirements[service]
-        removed = run.scale_in(service, needs, {r: -d for r, d in by_role.items() if d < 0})
-        added = run.scale_out(service, needs, {r: d for r, d in by_role.items() if d > 0})
+        removed[service] = run.scale_in(
+            service, needs, {r: -d for r, d in by_role.items() if d < 0}
+        )
+        run.scale_out(service, needs, {r: d for r, d in by_role.items() if d > 0})
+    run.repair()
+    outcomes = []
+    for service, by_role in deltas.items():
+        added = run.added(service)
         for role, delta in by_role.items():
-            action, done = (SCALE_OUT, added[role]) if delta > 0 else (SCALE_IN, removed[role])
-            outcomes.append(RequestOutcome(cycle, service, role, action, abs(delta), done))
+            if delta > 0:
+                outcome = RequestOutcome(cycle, service, role, SCALE_OUT, delta, added[role])
+            else:
+                outcome = RequestOutcome(
+                    cycle, service, role, SCALE_IN, -delta, removed[service][role]
+                )
+            outcomes.append(outcome)
     return CycleResult(run.new_state(), run.allocation_records(), tuple(outcomes))
 
 
@@ -222,13 +249,26 @@ class _Group:
 
 @dataclass(frozen=True)
 class _Plan:
-    """A candidate scale-out: the group to grow (None: a new group in ``domain``) and the role
-    of each instance to add, in order."""
+    """A candidate scale-out: the group to grow (None: a new group in ``domain``), the role
+    of each instance to add, in order, and whether it strands the rest of the request."""
 
     group_id: str | None
     affinity: str
     domain: str
     roles: tuple[str, ...]
+    strands: bool
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One instance a scale-out committed in this cycle: enough to undo it or redo it."""
+
+    group_id: str
+    affinity: str
+    domain: str
+    role: str
+    node_id: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -257,25 +297,71 @@ class _Cycle:
         #: (action, group id, role, node id, GPUs per instance) -> instances, in decision order
         self.moves: Counter[tuple[str, str, str, str, int]] = Counter()
         self._orders: dict[tuple[tuple[str, ...], int, Priority], tuple[BucketKey, ...]] = {}
+        #: service -> (requirements, instances wanted per role) of its scale-out, in order
+        self.requests: dict[str, tuple[ServiceRequirements, dict[str, int]]] = {}
+        #: service -> the instances its scale-out committed in this cycle, in order
+        self.journal: dict[str, list[_Step]] = {}
 
     # -- scale-out ---------------------------------------------------------------------------
 
-    def scale_out(
-        self, service: str, needs: ServiceRequirements, wanted: dict[str, int]
-    ) -> dict[str, int]:
-        """Add up to ``wanted`` instances per role; return how many were added per role."""
+    def scale_out(self, service: str, needs: ServiceRequirements, wanted: dict[str, int]) -> None:
+        """Add up to ``wanted`` instances per role (:meth:`added` tells how many)."""
+        self.requests[service] = (needs, dict(wanted))
+        self._place(service)
+
+    def added(self, service: str) -> Counter[str]:
+        """Instances per role the service's scale-out placed in this cycle."""
+        return Counter(step.role for step in self.journal.get(service, ()))
+
+    def _place(self, service: str) -> None:
+        """Place a service's scale-out by the stage order, trying a second variant if needed.
+
+        The paper's order commits, in each stage, the best fill even if it strands the rest of
+        the request (say one prefill whose decoders then fit nowhere with the preferred type,
+        or only in a pricier pool). Where that happened before the last stage, the placement is
+        redone with such fills deferred to the last stage (fallback types, every pool), which
+        often places the whole request as one more balanced group. The cheaper of the two
+        complete placements (:meth:`_cost`) is kept, the stage order's on ties.
+        """
+        needs, wanted = self.requests[service]
+        created = self.groups_created
+        if not self._stages(service, needs, wanted, defer_stranding=False):
+            return
+        eager_cost, eager_created = self._cost(service), self.groups_created
+        eager = self._unplace(service)
+        self.groups_created = created
+        self._stages(service, needs, wanted, defer_stranding=True)
+        if self._cost(service) < eager_cost:
+            return
+        self._unplace(service)
+        self._redo(service, eager)
+        self.groups_created = eager_created
+
+    def _stages(
+        self,
+        service: str,
+        needs: ServiceRequirements,
+        wanted: dict[str, int],
+        *,
+        defer_stranding: bool,
+    ) -> bool:
+        """The stage loop of Algorithm 4; whether it committed a stranding fill before the
+        last stage (with ``defer_stranding``, it never does)."""
         left = {role: wanted.get(role, 0) for role in ROLES}
+        stranded_early = False
         for allow_fallback in (False, True):
             for cap in Priority:
+                last = allow_fallback and cap == Priority.HIGH
                 orders = {r: self._order(needs.role(r), allow_fallback, cap) for r in ROLES}
                 while any(left.values()):
                     plan = self._best_plan(service, needs, left, orders)
-                    if plan is None:
+                    if plan is None or (plan.strands and defer_stranding and not last):
                         break
+                    stranded_early = stranded_early or (plan.strands and not last)
                     self._commit(plan, service, needs, orders)
                     for role in plan.roles:
                         left[role] -= 1
-        return {role: wanted.get(role, 0) - left[role] for role in ROLES}
+        return stranded_early
 
     def _order(
         self, role_needs: RoleRequirements, allow_fallback: bool, cap: Priority
@@ -320,7 +406,7 @@ class _Cycle:
             key = (fill.strands, 0, -len(fill.roles), group_id)
             if fill.roles and (best_key is None or key < best_key):
                 best_key = key
-                best = _Plan(group_id, group.affinity, group.domain, fill.roles)
+                best = _Plan(group_id, group.affinity, group.domain, fill.roles, fill.strands)
         if best_key is not None and not best_key[0]:
             return best
         new_key, new = self._best_new_group(needs, left, orders)
@@ -375,7 +461,8 @@ class _Cycle:
                     best_key, best_domain, best_fill = key, domain, fill
         if best_fill is None:
             return None, None
-        return best_key, _Plan(None, needs.affinity, best_domain, best_fill.roles)
+        plan = _Plan(None, needs.affinity, best_domain, best_fill.roles, best_fill.strands)
+        return best_key, plan
 
     def _fill(
         self,
@@ -444,9 +531,124 @@ class _Cycle:
         for role in plan.roles:
             size = needs.role(role).gpus_per_instance
             node_id = self.index.first_node(plan.affinity, plan.domain, orders[role])
-            self.index.take(node_id, size)
-            group.members[(role, node_id, size)] += 1
-            self.moves[(SCALE_OUT, group.id, role, node_id, size)] += 1
+            self._take(service, _Step(group.id, plan.affinity, plan.domain, role, node_id, size))
+
+    def _take(self, service: str, step: _Step) -> None:
+        """Reserve one instance's GPUs, add it to its group and journal it."""
+        self.index.take(step.node_id, step.size)
+        self.groups[step.group_id].members[(step.role, step.node_id, step.size)] += 1
+        self.moves[(SCALE_OUT, step.group_id, step.role, step.node_id, step.size)] += 1
+        self.journal.setdefault(service, []).append(step)
+
+    # -- trial placements and repair -----------------------------------------------------------
+
+    def _cost(self, service: str) -> float:
+        """Priority-, type- and shortfall-weighted GPUs of the service's scale-out so far
+        (:mod:`scheduler.weights`), the price by which complete placements are compared."""
+        needs, wanted = self.requests[service]
+        cost = 0.0
+        for step in self.journal.get(service, ()):
+            preferred = needs.role(step.role).preferred_gpu_type
+            fallback = self.topology.node(step.node_id).gpu_type != preferred
+            cost += step.size * gpu_cost(self.subgroups.priority_of(step.node_id), fallback)
+        added = self.added(service)
+        for role, count in wanted.items():
+            cost += SHORTFALL_WEIGHT * needs.role(role).gpus_per_instance * (count - added[role])
+        return cost
+
+    def _unplace(self, service: str) -> list[_Step]:
+        """Undo the service's scale-out of this cycle; return what it had committed.
+
+        Its GPUs return to the index (:meth:`FreeIndex.give`), and a group it created in this
+        cycle is dropped once empty. Instances that ran at the start of the cycle, and GPUs
+        freed by scale-in, are untouched.
+        """
+        steps = self.journal.pop(service, [])
+        for step in steps:
+            self.index.give(step.node_id, step.size)
+            group = self.groups[step.group_id]
+            _decrement(group.members, (step.role, step.node_id, step.size))
+            _decrement(self.moves, (SCALE_OUT, step.group_id, step.role, step.node_id, step.size))
+            if not group.members:
+                del self.groups[step.group_id]
+                self.by_service[service].remove(step.group_id)
+        return steps
+
+    def _redo(self, service: str, steps: list[_Step]) -> None:
+        """Commit exactly the steps an :meth:`_unplace` returned, groups and ids included."""
+        for step in steps:
+            if step.group_id not in self.groups:
+                self.groups[step.group_id] = _Group(
+                    step.group_id, service, step.affinity, step.domain, Counter()
+                )
+                self.by_service.setdefault(service, []).append(step.group_id)
+            self._take(service, step)
+
+    def repair(self) -> None:
+        """Re-place pairs of this cycle's scale-outs where that lowers shortfall or cost.
+
+        For each service left short, in processing order: up to :data:`REPAIR_RIVALS` other
+        services that took GPUs of a type it accepts are tried in turn. Both scale-outs are
+        undone, the short service is placed first, then the other; the swap is kept only if
+        it is better read from the highest service priority down (:meth:`_rank`), so no
+        service ends shorter than a lower-priority one makes it. The other service may move
+        to fallback types or pricier pools to make room, as the objective says: an unplaced
+        GPU costs more than any placed one.
+        """
+        for service in list(self.requests):
+            rivals = self._rivals(service)
+            for rival in rivals[:REPAIR_RIVALS]:
+                if not self._wanting(service):
+                    break
+                self._try_swap(service, rival)
+
+    def _wanting(self, service: str) -> bool:
+        """Whether the service's scale-out is short, or placed on a fallback GPU type."""
+        needs, wanted = self.requests[service]
+        added = self.added(service)
+        if any(count > added[role] for role, count in wanted.items()):
+            return True
+        return any(
+            self.topology.node(step.node_id).gpu_type != needs.role(step.role).preferred_gpu_type
+            for step in self.journal.get(service, ())
+        )
+
+    def _rivals(self, service: str) -> list[str]:
+        """Other services holding this cycle's GPUs of a type the service accepts, most first."""
+        if not self._wanting(service):
+            return []
+        needs = self.requests[service][0]
+        accepted = set(needs.prefill.gpu_types) | set(needs.decode.gpu_types)
+        held = Counter()
+        for other, steps in self.journal.items():
+            for step in steps:
+                if other != service and self.topology.node(step.node_id).gpu_type in accepted:
+                    held[other] += step.size
+        return sorted(held, key=lambda other: (-held[other], other))
+
+    def _rank(self, services: tuple[str, ...]) -> tuple[float, ...]:
+        """Unplaced GPUs per service priority, highest first, then the total cost."""
+        short: Counter[int] = Counter()
+        for service in services:
+            needs, wanted = self.requests[service]
+            added = self.added(service)
+            for role, count in wanted.items():
+                short[needs.priority] += needs.role(role).gpus_per_instance * (count - added[role])
+        return (*(short[p] for p in sorted(short, reverse=True)), sum(map(self._cost, services)))
+
+    def _try_swap(self, service: str, rival: str) -> None:
+        pair = (service, rival)
+        before, created = self._rank(pair), self.groups_created
+        undone = {name: self._unplace(name) for name in pair}
+        for name in pair:
+            self._place(name)
+        if self._rank(pair) < before:
+            return
+        for name in pair:
+            self._unplace(name)
+        self.groups_created = created
+        for name in pair:
+            self._redo(name, undone[name])
 
     # -- scale-in ----------------------------------------------------------------------------
 
@@ -525,6 +727,13 @@ class _Cycle:
                 )
             )
         return tuple(records)
+
+
+def _decrement(counter: Counter, key) -> None:
+    """Take one off a count, dropping the key at zero so undone moves leave no trace."""
+    counter[key] -= 1
+    if not counter[key]:
+        del counter[key]
 
 
 def _capacity_bound(

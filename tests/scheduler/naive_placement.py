@@ -1,9 +1,11 @@
 """The straightforward scale-out the indexed one must equal: rescan every node per instance.
 
-This is how Algorithm 4's scale-out was first written here (before the free-GPU index of
+This is how Algorithm 4's stage loop was first written here (before the free-GPU index of
 :mod:`scheduler.free_index`): every candidate domain is dry-run node by node, every instance
 scans the domain's nodes. Too slow for 10,000 nodes, but obviously what docs/scheduler.md
-says, so the tests use it as the oracle for the fast path.
+says, so the tests use it as the oracle for the fast path. Only the stage loop is replaced:
+the second variant, the repair and the pricing of complete placements run on top of either,
+so the oracle checks the index and nothing else.
 """
 
 from __future__ import annotations
@@ -12,27 +14,31 @@ from collections import Counter
 from collections.abc import Sequence
 
 from scheduler.domains import affinity_domains, domain_nodes
-from scheduler.placement import SCALE_OUT, _Cycle, _Group, _roles_by_ratio
+from scheduler.placement import _Cycle, _Group, _roles_by_ratio, _Step
 from scheduler.requirements import ROLES, RoleRequirements, ServiceRequirements
 from scheduler.subgroups import Priority
 from scheduler.topology import Node
 
 
 class NaiveCycle(_Cycle):
-    """A cycle whose scale-out rescans the tree; scale-in and results are the real ones."""
+    """A cycle whose stage loop rescans the tree; variants, repair and scale-in are the real
+    ones, so the two cycles differ only in how a stage finds its best candidate."""
 
-    def scale_out(self, service, needs, wanted):
+    def _stages(self, service, needs, wanted, *, defer_stranding):
         left = {role: wanted.get(role, 0) for role in ROLES}
+        stranded_early = False
         for allow_fallback in (False, True):
             for cap in Priority:
+                last = allow_fallback and cap == Priority.HIGH
                 while any(left.values()):
                     plan = self._naive_plan(service, needs, left, allow_fallback, cap)
-                    if plan is None:
+                    if plan is None or (plan[3] and defer_stranding and not last):
                         break
+                    stranded_early = stranded_early or (plan[3] and not last)
                     self._naive_commit(plan, service, needs)
                     for role, _ in plan[2]:
                         left[role] -= 1
-        return {role: wanted.get(role, 0) - left[role] for role in ROLES}
+        return stranded_early
 
     def _naive_plan(self, service, needs, left, allow_fallback, cap):
         best_key, best = None, None
@@ -44,7 +50,7 @@ class NaiveCycle(_Cycle):
             steps, strands = self._naive_fill(counts, nodes, left, needs, allow_fallback, cap)
             key = (strands, 0, -len(steps), group.id)
             if steps and (best_key is None or key < best_key):
-                best_key, best = key, (group.id, group.domain, steps)
+                best_key, best = key, (group.id, group.domain, steps, strands)
         for domain in affinity_domains(self.topology, needs.affinity):
             nodes = domain_nodes(self.topology, needs.affinity, domain)
             empty = dict.fromkeys(ROLES, 0)
@@ -55,7 +61,7 @@ class NaiveCycle(_Cycle):
             leftover = sum(self.index.free[node.id] for node in nodes) - taken
             key = (strands, 1, -len(steps), leftover, domain)
             if best_key is None or key < best_key:
-                best_key, best = key, (None, domain, steps)
+                best_key, best = key, (None, domain, steps, strands)
         return best
 
     def _naive_fill(self, counts, nodes, left, needs: ServiceRequirements, allow_fallback, cap):
@@ -109,7 +115,7 @@ class NaiveCycle(_Cycle):
         return best
 
     def _naive_commit(self, plan, service, needs):
-        group_id, domain, steps = plan
+        group_id, domain, steps, _ = plan
         if group_id is None:
             self.groups_created += 1
             group = _Group(
@@ -121,6 +127,4 @@ class NaiveCycle(_Cycle):
             group = self.groups[group_id]
         for role, node in steps:
             size = needs.role(role).gpus_per_instance
-            self.index.take(node.id, size)
-            group.members[(role, node.id, size)] += 1
-            self.moves[(SCALE_OUT, group.id, role, node.id, size)] += 1
+            self._take(service, _Step(group.id, group.affinity, domain, role, node.id, size))

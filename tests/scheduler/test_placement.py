@@ -269,3 +269,52 @@ def test_growing_a_group_does_not_strand_the_rest_of_the_request():
     assert placed(result) == {("svc", "prefill"): 1, ("svc", "decode"): 3}
     sizes = {g.domain: (g.instances("prefill"), g.instances("decode")) for g in result.state.groups}
     assert sizes == {"a": (1, 4), "b": (1, 2)}
+
+
+def test_a_stranding_fill_is_deferred_when_a_second_group_in_a_pricier_pool_costs_less():
+    # Medium s2 "m" holds 2P4D (four H20 decoders of 8 GPUs); the stage order would then push
+    # the last prefill into that group and its two decoders onto fallback L20 there. Deferring
+    # that fill opens a second group (1P2D) in the high pool "h" on the preferred types.
+    tree = build_tree({"m": {"m0": ["L20"], "m1": ["H20"] * 4}, "h": {"h0": ["L20", "H20", "H20"]}})
+    needs = {
+        "svc": ServiceRequirements(
+            RoleRequirements("L20", ("H20",), gpus_per_instance=1),
+            RoleRequirements("H20", ("L20",), gpus_per_instance=8),
+            pd_ratio=0.5,
+        )
+    }
+    result = place_cycle(tree, PlacementState.empty(), both("svc", 3, 6), needs)
+    assert placed(result) == {("svc", "prefill"): 3, ("svc", "decode"): 6}
+    assert {(r.role, r.gpu_type) for r in result.records} == {("prefill", "L20"), ("decode", "H20")}
+    sizes = {g.domain: (g.instances("prefill"), g.instances("decode")) for g in result.state.groups}
+    assert sizes == {"m": (2, 4), "h": (1, 2)}
+
+
+def test_repair_moves_a_flexible_service_to_its_fallback_so_an_inflexible_one_fits():
+    tree = build_tree({"x": {"x0": ["L20", "L20", "H20", "H20"]}})
+    needs = {
+        "vip": service(
+            "L20", "L20", prefill_fallback=("H20",), decode_fallback=("H20",), priority=5
+        ),
+        "batch": service("L20", "L20"),
+    }
+    result = place_cycle(
+        tree, PlacementState.empty(), both("vip", 1, 1) + both("batch", 1, 1), needs
+    )
+    assert all(o.shortfall_instances == 0 for o in result.outcomes)
+    types = {(r.service, r.gpu_type) for r in result.records}
+    assert types == {("vip", "H20"), ("batch", "L20")}
+
+
+def test_repair_never_makes_a_higher_priority_service_short():
+    tree = build_tree({"x": {"x0": ["L20", "L20", "H20", "H20"]}})
+    needs = {"vip": service("L20", "L20", priority=5), "batch": service("L20", "L20")}
+    result = place_cycle(
+        tree, PlacementState.empty(), both("vip", 1, 1) + both("batch", 1, 1), needs
+    )
+    assert placed(result) == {
+        ("vip", "prefill"): 1,
+        ("vip", "decode"): 1,
+        ("batch", "prefill"): 0,
+        ("batch", "decode"): 0,
+    }
