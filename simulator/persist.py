@@ -6,7 +6,7 @@ import polars as pl
 
 from simulator.engine import SimulationResult
 from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
-from telemetry.store import TelemetryStore
+from telemetry.store import TableWrite, TelemetryStore
 
 REQUEST_OUTCOMES = "request_outcomes"
 
@@ -14,17 +14,18 @@ REQUEST_OUTCOMES = "request_outcomes"
 def write_result(
     store: TelemetryStore, result: SimulationResult, *, service: str
 ) -> dict[str, int]:
-    """Write ``result`` to ``store``, replacing the service's earlier run; rows per table.
+    """Write ``result`` to ``store`` in one transaction, replacing the service's earlier run;
+    rows per table.
 
     Telemetry goes to the canonical tables (partitioned service x day); request outcomes,
     tagged with the service, replace the service's previous outcomes.
     """
-    return {
-        INSTANCE_SAMPLES: store.write(INSTANCE_SAMPLES, result.instance_samples),
-        SERVICE_LOAD: store.write(SERVICE_LOAD, result.service_load),
-        REQUEST_OUTCOMES: store.write(
-            REQUEST_OUTCOMES,
-            result.requests.with_columns(service=pl.lit(service)),
-            ("service",),
+    writes = [
+        TableWrite(INSTANCE_SAMPLES, result.instance_samples),
+        TableWrite(SERVICE_LOAD, result.service_load),
+        TableWrite(
+            REQUEST_OUTCOMES, result.requests.with_columns(service=pl.lit(service)), ("service",)
         ),
-    }
+    ]
+    rows = store.write_many(writes)
+    return {write.table: n for write, n in zip(writes, rows, strict=True)}

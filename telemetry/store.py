@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,46 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _add_missing_columns(conn: duckdb.DuckDBPyConnection, table: str) -> None:
-    """Evolve ``table`` additively so it can take every column of the registered ``incoming``."""
-    existing = {row[0] for row in conn.execute(f"DESCRIBE {_quote(table)}").fetchall()}
-    for column, column_type, *_ in conn.execute("DESCRIBE SELECT * FROM incoming").fetchall():
+@dataclass(frozen=True)
+class TableWrite:
+    """One partition replacement of :meth:`TelemetryStore.write_many`."""
+
+    table: str
+    frame: pl.DataFrame
+    partition_by: Sequence[str] | None = None
+
+
+def _prepare(write: TableWrite) -> TableWrite:
+    """Conform a canonical frame (deriving ``day``) and check the partition columns."""
+    table, frame, partition_by = write.table, write.frame, write.partition_by
+    if table in CANONICAL_TABLES:
+        frame = conform(frame, table).with_columns(pl.col("ts").dt.date().alias("day"))
+        partition_by = CANONICAL_TABLES[table].partition_columns
+    if not partition_by:
+        raise ValueError(f"{table}: name the partition columns a write replaces")
+    missing = [c for c in partition_by if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{table}: partition columns {missing} are not in the frame")
+    return TableWrite(table, frame, tuple(partition_by))
+
+
+def _replace(conn: duckdb.DuckDBPyConnection, write: TableWrite, incoming: str) -> None:
+    """Inside the caller's transaction: create or evolve the table, delete the partitions the
+    frame touches, insert the frame."""
+    table = _quote(write.table)
+    conn.register(incoming, write.frame)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {incoming} LIMIT 0")
+    existing = {row[0] for row in conn.execute(f"DESCRIBE {table}").fetchall()}
+    for column, column_type, *_ in conn.execute(f"DESCRIBE SELECT * FROM {incoming}").fetchall():
         if column not in existing:
-            conn.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(column)} {column_type}")
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {_quote(column)} {column_type}")
+    keys = ", ".join(_quote(c) for c in write.partition_by)
+    matches = " AND ".join(f"k.{_quote(c)} = t.{_quote(c)}" for c in write.partition_by)
+    conn.execute(
+        f"DELETE FROM {table} t WHERE EXISTS "
+        f"(SELECT 1 FROM (SELECT DISTINCT {keys} FROM {incoming}) k WHERE {matches})"
+    )
+    conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {incoming}")
 
 
 class TelemetryStore:
@@ -60,49 +95,41 @@ class TelemetryStore:
     def write(
         self, table: str, frame: pl.DataFrame, partition_by: Sequence[str] | None = None
     ) -> int:
-        """Replace, in one transaction, every partition of ``table`` that ``frame`` touches.
+        """Replace every partition of ``table`` that ``frame`` touches; see :meth:`write_many`.
 
-        A partition is one distinct combination of the ``partition_by`` columns. Rows of the
-        table in partitions ``frame`` does not touch are kept. The table evolves additively: a
-        column it lacks is added (older rows read null there), and a column the frame lacks is
-        null in the new rows. Canonical telemetry tables are
-        conformed first and get their ``day`` (UTC date of ``ts``) derived here, so their
-        partitions are always service x day; derived tables must name ``partition_by``.
         Returns the number of rows written.
+        """
+        return self.write_many([TableWrite(table, frame, partition_by)])[0]
+
+    def write_many(self, writes: Sequence[TableWrite]) -> list[int]:
+        """Apply several partition replacements in ONE transaction: all of them, or none.
+
+        For each write, a partition is one distinct combination of its ``partition_by``
+        columns; every partition its frame touches is replaced, the others are kept. Tables
+        evolve additively: a column a table lacks is added (older rows read null there), and
+        a column a frame lacks is null in its rows. Canonical telemetry tables are conformed
+        first and get their ``day`` (UTC date of ``ts``) derived here, so their partitions are
+        always service x day; derived tables must name ``partition_by``. Returns the rows
+        written per write.
 
         Raises
         ------
         telemetry.schema.SchemaError
             If a canonical table's frame does not conform; nothing is written.
+        ValueError
+            If a derived table's partition columns are missing; nothing is written.
         """
-        if table in CANONICAL_TABLES:
-            frame = conform(frame, table).with_columns(pl.col("ts").dt.date().alias("day"))
-            partition_by = CANONICAL_TABLES[table].partition_columns
-        if not partition_by:
-            raise ValueError(f"{table}: name the partition columns a write replaces")
-        missing = [c for c in partition_by if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{table}: partition columns {missing} are not in the frame")
-        matches = " AND ".join(f"k.{_quote(c)} = t.{_quote(c)}" for c in partition_by)
-        keys = ", ".join(_quote(c) for c in partition_by)
+        prepared = [_prepare(w) for w in writes]
         with self._connect() as conn:
-            conn.register("incoming", frame)
             conn.execute("BEGIN TRANSACTION")
             try:
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {_quote(table)} AS SELECT * FROM incoming LIMIT 0"
-                )
-                _add_missing_columns(conn, table)
-                conn.execute(
-                    f"DELETE FROM {_quote(table)} t WHERE EXISTS "
-                    f"(SELECT 1 FROM (SELECT DISTINCT {keys} FROM incoming) k WHERE {matches})"
-                )
-                conn.execute(f"INSERT INTO {_quote(table)} BY NAME SELECT * FROM incoming")
+                for k, write in enumerate(prepared):
+                    _replace(conn, write, f"incoming_{k}")
                 conn.execute("COMMIT")
             except Exception:
                 conn.execute("ROLLBACK")
                 raise
-        return frame.height
+        return [w.frame.height for w in prepared]
 
     def read(self, table: str, where: Mapping[str, Any] | None = None) -> pl.DataFrame:
         """Rows of ``table`` (optionally only those whose columns equal ``where``)."""

@@ -25,7 +25,7 @@ from telemetry.ingest.mapping import Mapping
 from telemetry.ingest.prometheus import is_prometheus, read_prometheus
 from telemetry.ingest.semantics import Signals, derive
 from telemetry.schema import CANONICAL_TABLES, INSTANCE_SAMPLES, SERVICE_LOAD
-from telemetry.store import TelemetryStore
+from telemetry.store import TableWrite, TelemetryStore
 
 INGEST_LOG = "ingest_log"
 EXPOSITION_SUFFIXES = (".prom", ".om", ".openmetrics", ".txt", ".metrics")
@@ -237,7 +237,7 @@ def load_id(sources: list[str]) -> str:
 
 
 def write(prepared: Prepared, store: TelemetryStore) -> LoadReport:
-    """Write a prepared load: telemetry partitions, quarantine and the ingest log.
+    """Write a prepared load in one transaction: telemetry partitions, quarantine, ingest log.
 
     Raises
     ------
@@ -246,13 +246,13 @@ def write(prepared: Prepared, store: TelemetryStore) -> LoadReport:
         reasons can be inspected.
     """
     canonical = prepared.canonical
-    partitions = []
+    writes, partitions = [], []
     for table, frame in (
         (INSTANCE_SAMPLES, canonical.instance_samples),
         (SERVICE_LOAD, canonical.service_load),
     ):
         if frame.height:
-            store.write(table, frame)
+            writes.append(TableWrite(table, frame))
             days = frame.group_by("service", pl.col("ts").dt.date().alias("day")).agg(pl.len())
             partitions += [
                 {"table": table, "service": s, "day": d.isoformat(), "rows": n}
@@ -260,7 +260,7 @@ def write(prepared: Prepared, store: TelemetryStore) -> LoadReport:
             ]
     bad = canonical.quarantine
     if bad.height:
-        store.write(quarantine.QUARANTINE, bad, ("source",))
+        writes.append(TableWrite(quarantine.QUARANTINE, bad, ("source",)))
     report = LoadReport(
         rows_read=prepared.rows_read,
         rows_loaded=canonical.rows_loaded,
@@ -280,7 +280,7 @@ def write(prepared: Prepared, store: TelemetryStore) -> LoadReport:
             "partitions": [len(partitions)],
         }
     )
-    store.write(INGEST_LOG, log, ("load_id",))
+    store.write_many([*writes, TableWrite(INGEST_LOG, log, ("load_id",))])
     if not partitions:
         reasons = ", ".join(f"{r} ({n})" for r, n in report.quarantine_reasons.items())
         raise IngestError(

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from telemetry.schema import SchemaError
-from telemetry.store import TelemetryStore
+from telemetry.store import TableWrite, TelemetryStore
 
 MIDNIGHT = datetime(2023, 11, 17, tzinfo=UTC)
 
@@ -86,3 +86,17 @@ def test_derived_tables_evolve_additively(store):
     store.write("signal_scores", pl.DataFrame({"service": ["code"], "rho": [0.5]}), ("service",))
     rows = store.read("signal_scores").sort("service")
     assert rows.select("service", "r", "rho").rows() == [("chat", 0.9, None), ("code", None, 0.5)]
+
+
+def test_write_many_is_all_or_nothing(store):
+    store.write("signal_scores", pl.DataFrame({"service": ["chat"], "r": [0.9]}), ("service",))
+    with pytest.raises(duckdb.ConversionException):
+        store.write_many(
+            [
+                TableWrite("service_load", load_frame("chat", [0, 1])),
+                TableWrite(
+                    "signal_scores", pl.DataFrame({"service": ["chat"], "r": ["x"]}), ("service",)
+                ),
+            ]
+        )
+    assert store.row_counts() == {"signal_scores": 1}  # the first write was rolled back too
