@@ -9,16 +9,32 @@ joining, so a heap keyed by step index retires requests in O(log n) without per-
 
 The instance steps back to back for as long as any request is resident, however few: this is
 why decode GPU utilisation stays high at light load while prefill's falls with it.
+
+Event skipping: while the batch does not change, the steps are deterministic (same batch, KV
+growing by one token per request per step), so the instance runs a *stride* of steps, up to the
+next finish, as one event, priced in one vectorised call
+(:meth:`simulator.perf_model.PerfModel.decode_stride`; the few steps of a very short stride are
+priced one by one, which is cheaper than numpy's fixed cost per call). A request whose KV
+arrives mid-stride must still join at the next step boundary, so the engine then cuts the stride
+there (:meth:`DecodeInstance.cut_stride`). Only the steps that ran are logged, each as its own
+forward pass, so results and telemetry are those of stepping one event at a time.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import deque
+
+import numpy as np
 
 from simulator.perf_model import PerfModel
 from simulator.recorder import Recorder
 from simulator.request_table import RequestTable
+
+#: Strides this short are priced step by step: numpy's fixed cost per call would exceed the
+#: Python loop's (overloaded instances finish a request almost every step).
+SCALAR_STRIDE_STEPS = 4
 
 
 class DecodeInstance:
@@ -61,6 +77,13 @@ class DecodeInstance:
         self._resident_kv_tokens = 0  # KV the next step reads
         self._finish_heap: list[tuple[int, int]] = []  # (finishing step index, request id)
         self._steps_done = 0
+        # The running stride: step boundaries (its start, then each step's end), each step's
+        # duration and SM-active fraction (lists for short strides, arrays otherwise), and how
+        # many of its steps will run.
+        self._stride_bounds_s: list[float] | np.ndarray = []
+        self._stride_duration_s: list[float] | np.ndarray = []
+        self._stride_sm_active: list[float] | np.ndarray = []
+        self._stride_steps = 0
         self.stepping = False
 
     @property
@@ -101,9 +124,12 @@ class DecodeInstance:
         """The request's KV has arrived; it runs from the next step on."""
         self._joining.append(rid)
 
-    def start_step(self, now: float) -> float | None:
-        """Start a step over the running batch if idle and any request is resident; return its
-        end time."""
+    def start_stride(self, now: float) -> float | None:
+        """Start a stride if idle and any request is resident; return its end time.
+
+        Requests waiting at this boundary join first. The stride runs until the earliest
+        finishing step, since only a finish (or a join, which cuts the stride) changes the batch.
+        """
         if self.stepping:
             return None
         if self._joining:
@@ -119,19 +145,60 @@ class DecodeInstance:
             self._joining.clear()
         if self._running == 0:
             return None
-        cost = self.perf.decode(self._running, self._resident_kv_tokens)
-        self._recorder.forward_pass(
-            self.index, now, cost.duration_s, cost.sm_active_fraction, self._running, self._running
-        )
+        steps = self._finish_heap[0][0] - self._steps_done
+        running, kv_tokens = self._running, self._resident_kv_tokens
+        if steps <= SCALAR_STRIDE_STEPS:
+            bounds, durations, sm_active = [now], [], []
+            end_s = now
+            for step in range(steps):
+                cost = self.perf.decode(running, kv_tokens + step * running)
+                end_s += cost.duration_s
+                bounds.append(end_s)
+                durations.append(cost.duration_s)
+                sm_active.append(cost.sm_active_fraction)
+        else:
+            cost = self.perf.decode_stride(running, kv_tokens, steps)
+            durations, sm_active = cost.duration_s, cost.sm_active_fraction
+            # Sequential accumulation: each boundary is the previous one plus a step, the
+            # very float sums of stepping one event at a time.
+            bounds = np.concatenate(((now,), durations)).cumsum()
+        self._stride_bounds_s = bounds
+        self._stride_duration_s = durations
+        self._stride_sm_active = sm_active
+        self._stride_steps = steps
         self.stepping = True
-        return now + cost.duration_s
+        return float(bounds[steps])
 
-    def finish_step(self, now: float) -> list[int]:
-        """End the running step: every running request gained a token; return those that are
-        now complete."""
+    def cut_stride(self, now: float) -> float | None:
+        """End the running stride at its first step boundary at or after ``now``, where a
+        request that just joined can enter the batch.
+
+        Returns
+        -------
+        float or None
+            The new end time, or None when the stride already ends at that boundary (the
+            engine's pending event stays valid).
+        """
+        steps = bisect.bisect_left(self._stride_bounds_s, now, 1, self._stride_steps)
+        if steps == self._stride_steps:
+            return None
+        self._stride_steps = steps
+        return float(self._stride_bounds_s[steps])
+
+    def finish_stride(self, now: float) -> list[int]:
+        """End the running stride at ``now``: log its steps, every running request gained a
+        token per step; return the requests that are now complete."""
         self.stepping = False
-        self._steps_done += 1
-        self._resident_kv_tokens += self._running
+        steps = self._stride_steps
+        self._recorder.decode_steps(
+            self.index,
+            self._stride_bounds_s[:steps],
+            self._stride_duration_s[:steps],
+            self._stride_sm_active[:steps],
+            self._running,
+        )
+        self._steps_done += steps
+        self._resident_kv_tokens += self._running * steps
         heap = self._finish_heap
         finished = []
         while heap and heap[0][0] == self._steps_done:

@@ -4,8 +4,14 @@ A request's life: it arrives and is routed (join-shortest-queue) to a prefill in
 computes its prompt and emits its first token; it is routed to a decode instance, waits for
 admission, pulls its KV over the transfer link (``prompt tokens * KV bytes per token /
 bandwidth``), then joins continuous batching until its last token. One event heap orders
-arrivals, batch ends, transfer ends and decode step ends; instances are passive state machines
-(:mod:`simulator.prefill`, :mod:`simulator.decode`) and this module wires their events together.
+arrivals, batch ends, transfer ends and decode stride ends; instances are passive state
+machines (:mod:`simulator.prefill`, :mod:`simulator.decode`) and this module wires their events
+together.
+
+A decode instance runs many steps as one event (a stride, up to its next finish). When a KV
+transfer ends mid-stride, the stride is cut at the next step boundary and its pending end event
+is cancelled: cancelled events stay in the heap and are dropped when popped (lazy deletion), so
+they neither run nor count as the run's last event.
 """
 
 from __future__ import annotations
@@ -74,6 +80,8 @@ class _Simulation:
         self.heap: list[tuple[float, int, Callable, object]] = []
         self.sequence = itertools.count()
         self.now = 0.0
+        self.stride_event: dict[DecodeInstance, int] = {}  # sequence number of its stride end
+        self.cancelled: set[int] = set()  # sequence numbers of events to drop when popped
 
     def _build_instances(self, cluster: ClusterSpec, use_cache: bool) -> None:
         """Instantiate every pool's instances; ids are ``{role}-{gpu}-{k}``, k counting per role.
@@ -136,17 +144,25 @@ class _Simulation:
                     f"decode {decode_cap} tokens)"
                 )
 
-    def schedule(self, at_s: float, handler: Callable, arg: object) -> None:
-        heapq.heappush(self.heap, (at_s, next(self.sequence), handler, arg))
+    def schedule(self, at_s: float, handler: Callable, arg: object) -> int:
+        """Push an event; return its sequence number (the key that cancels it)."""
+        sequence = next(self.sequence)
+        heapq.heappush(self.heap, (at_s, sequence, handler, arg))
+        return sequence
 
     def run(self) -> float:
-        """Process every event; return the time of the last one."""
+        """Process every event that was not cancelled; return the time of the last one."""
         for rid, at_s in enumerate(self.table.arrival_s):
             self.heap.append((at_s, next(self.sequence), self.on_arrival, rid))
         heapq.heapify(self.heap)
         heap = self.heap
+        cancelled = self.cancelled
         while heap:
-            self.now, _, handler, arg = heapq.heappop(heap)
+            at_s, sequence, handler, arg = heapq.heappop(heap)
+            if sequence in cancelled:
+                cancelled.remove(sequence)
+                continue
+            self.now = at_s
             handler(arg)
         return self.now
 
@@ -187,17 +203,27 @@ class _Simulation:
         self.try_prefill(source)
         target = self.decode_of[rid]
         target.join(rid)
-        self.try_step(target)
+        if target.stepping:
+            self.cut_stride(target)
+        else:
+            self.try_stride(target)
 
-    def try_step(self, instance: DecodeInstance) -> None:
-        end_s = instance.start_step(self.now)
+    def try_stride(self, instance: DecodeInstance) -> None:
+        end_s = instance.start_stride(self.now)
         if end_s is not None:
-            self.schedule(end_s, self.on_step_done, instance)
+            self.stride_event[instance] = self.schedule(end_s, self.on_stride_done, instance)
 
-    def on_step_done(self, instance: DecodeInstance) -> None:
-        if instance.finish_step(self.now):
+    def cut_stride(self, instance: DecodeInstance) -> None:
+        """A request joins ``instance`` at its next step boundary: end the stride there."""
+        end_s = instance.cut_stride(self.now)
+        if end_s is not None:
+            self.cancelled.add(self.stride_event[instance])
+            self.stride_event[instance] = self.schedule(end_s, self.on_stride_done, instance)
+
+    def on_stride_done(self, instance: DecodeInstance) -> None:
+        if instance.finish_stride(self.now):
             self.admit(instance)
-        self.try_step(instance)
+        self.try_stride(instance)
 
 
 class _ColocatedSimulation:

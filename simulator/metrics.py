@@ -80,16 +80,14 @@ def instance_samples(
     """The ``instance_samples`` table: one row per instance per interval, conformed."""
     n_inst = len(instances)
     rec = recorder
-    pass_inst = np.asarray(rec.pass_instance, dtype=np.int64)
-    pass_start = np.asarray(rec.pass_start_s, dtype=float)
-    pass_dur = np.asarray(rec.pass_duration_s, dtype=float)
-    pass_batch = np.asarray(rec.pass_batch_size, dtype=float)
-    pass_decode = np.asarray(rec.pass_decode_tokens, dtype=float)
+    passes = rec.passes()
+    pass_inst = passes.instance
+    pass_start = passes.start_s
+    pass_dur = passes.duration_s
+    pass_batch = passes.batch_size.astype(float)
+    pass_decode = passes.decode_tokens.astype(float)
     pass_end = pass_start + pass_dur
-    sm_active_fraction = np.asarray(rec.pass_sm_active_fraction, dtype=float)
-
-    def integral(inst, start, dur, rate):
-        return _integrate(inst, start, dur, rate, n_inst, bins)
+    sm_active_fraction = passes.sm_active_fraction
 
     def per_bin_sum(inst, at_s, weight):
         flat = inst * bins.count + bins.of(np.asarray(at_s, dtype=float))
@@ -97,10 +95,18 @@ def instance_samples(
 
     decode_pass = pass_decode > 0
     interval = bins.interval_s
+    busy, sm_active, running = _integrate(
+        pass_inst,
+        pass_start,
+        pass_dur,
+        (np.ones_like(pass_dur), sm_active_fraction, pass_batch),
+        n_inst,
+        bins,
+    )
     columns = {
-        "gpu_util_ratio": integral(pass_inst, pass_start, pass_dur, np.ones_like(pass_dur)),
-        "sm_active_ratio": integral(pass_inst, pass_start, pass_dur, sm_active_fraction),
-        "running_requests": integral(pass_inst, pass_start, pass_dur, pass_batch),
+        "gpu_util_ratio": busy,
+        "sm_active_ratio": sm_active,
+        "running_requests": running,
         "queue_depth": _gauge_integral(
             rec.queue_instance, rec.queue_at_s, rec.queue_depth, n_inst, bins
         ),
@@ -194,18 +200,19 @@ def _integrate(
     inst: np.ndarray,
     start: np.ndarray,
     duration: np.ndarray,
-    rate: np.ndarray,
+    rates: tuple[np.ndarray, ...],
     n_inst: int,
     bins: Bins,
-) -> np.ndarray:
-    """Integral over each interval of piecewise-constant signals, flattened (instance, bin).
+) -> list[np.ndarray]:
+    """Integrals over each interval of piecewise-constant signals, flattened (instance, bin).
 
     Segment ``k`` contributes ``rate[k]`` per second over ``[start[k], start[k] + duration[k])``
-    to instance ``inst[k]``; segments spanning several intervals are split at the boundaries.
+    to instance ``inst[k]``, for each ``rate`` in ``rates`` (signals sharing their segments
+    split them once); segments spanning several intervals are split at the boundaries.
     """
     out_size = n_inst * bins.count
     if inst.size == 0:
-        return np.zeros(out_size)
+        return [np.zeros(out_size) for _ in rates]
     interval = bins.interval_s
     end = start + duration
     first = bins.of(start)
@@ -216,8 +223,9 @@ def _integrate(
     b = first[seg] + offset
     lo = np.maximum(start[seg], b * interval)
     hi = np.minimum(end[seg], (b + 1) * interval)
-    weight = rate[seg] * np.maximum(hi - lo, 0.0)
-    return np.bincount(inst[seg] * bins.count + b, weights=weight, minlength=out_size)
+    overlap = np.maximum(hi - lo, 0.0)
+    flat = inst[seg] * bins.count + b
+    return [np.bincount(flat, weights=rate[seg] * overlap, minlength=out_size) for rate in rates]
 
 
 def _gauge_integral(
@@ -237,7 +245,7 @@ def _gauge_integral(
     following = np.append(at[1:], grid_end)
     same_instance_next = np.append(inst_a[1:] == inst_a[:-1], False)
     until = np.where(same_instance_next, following, grid_end)
-    return _integrate(inst_a, at, until - at, val, n_inst, bins)
+    return _integrate(inst_a, at, until - at, (val,), n_inst, bins)[0]
 
 
 def _weighted_quantiles(

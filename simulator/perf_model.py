@@ -10,6 +10,10 @@ A pass costs ``max(compute_s, memory_s) + allreduce_s + step_overhead_s``, where
 - ``step_overhead_s``: what a pass costs beyond the roofline (launches, host scheduling,
   sampling), fitted.
 
+Every formula here is written once and accepts arrays wherever a token count may vary: a decode
+stride (:meth:`PerfModel.decode_stride`) prices many steps of one batch in a single call that is,
+element by element, bit for bit the scalar :meth:`PerfModel.decode`.
+
 The efficiencies come from a least-squares fit on measured latencies
 (:mod:`simulator.calibration`). GPUs without public measurements (H20, L20, ...) reuse the
 fitted efficiencies with their own spec sheets: their performance is *derived*, not measured.
@@ -26,6 +30,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from simulator.hardware import BF16_BYTES, GpuSpec, ModelSpec
 
@@ -52,42 +58,59 @@ class Efficiency:
     step_overhead_s: float
 
 
+def _maximum(a: float | np.ndarray, b: float | np.ndarray) -> float | np.ndarray:
+    """``max`` of two floats, elementwise for arrays: the one formula serves both paths, and
+    scalar costs stay plain floats (cheaper to carry through the event loop than numpy
+    scalars)."""
+    return np.maximum(a, b) if isinstance(a, np.ndarray) else max(a, b)
+
+
+def _minimum(a: float | np.ndarray, b: float) -> float | np.ndarray:
+    """``min`` counterpart of :func:`_maximum`."""
+    return np.minimum(a, b) if isinstance(a, np.ndarray) else min(a, b)
+
+
 @dataclass(frozen=True, slots=True)
 class Work:
     """What a pass asks of the hardware, before any efficiency is applied.
 
+    Fields are arrays, one element per pass, when the work describes a decode stride.
+
     Attributes
     ----------
-    flops : float
+    flops : float or np.ndarray
         Floating-point operations of the whole model (all TP ranks together).
-    bytes_per_gpu : float
+    bytes_per_gpu : float or np.ndarray
         Device-memory traffic of one TP rank.
     allreduce_bytes_per_gpu : float
         Bytes one TP rank sends over the interconnect.
     """
 
-    flops: float
-    bytes_per_gpu: float
+    flops: float | np.ndarray
+    bytes_per_gpu: float | np.ndarray
     allreduce_bytes_per_gpu: float
 
 
 @dataclass(frozen=True, slots=True)
 class StepCost:
-    """Duration of one pass, its arithmetic time and its time in SM-wide roofline kernels."""
+    """Duration of one pass, its arithmetic time and its time in SM-wide roofline kernels.
 
-    duration_s: float
-    compute_s: float
-    kernel_s: float
+    Fields (and properties) are arrays, one element per step, for a decode stride.
+    """
+
+    duration_s: float | np.ndarray
+    compute_s: float | np.ndarray
+    kernel_s: float | np.ndarray
 
     @property
-    def compute_fraction(self) -> float:
+    def compute_fraction(self) -> float | np.ndarray:
         """Share of the pass the arithmetic alone would take: near 1 when compute-bound."""
-        return min(self.compute_s / self.duration_s, 1.0)
+        return _minimum(self.compute_s / self.duration_s, 1.0)
 
     @property
-    def sm_active_fraction(self) -> float:
+    def sm_active_fraction(self) -> float | np.ndarray:
         """Share of the pass with warps resident on every SM (DCGM_FI_PROF_SM_ACTIVE)."""
-        return min(self.kernel_s / self.duration_s, 1.0)
+        return _minimum(self.kernel_s / self.duration_s, 1.0)
 
 
 class PerfModel:
@@ -146,6 +169,7 @@ class PerfModel:
             m.attention_params_per_layer + m.router_params_per_layer
         )
         self._expert_params_per_token = m.num_layers * m.experts_per_token * m.expert_params
+        self._decode_work_without_kv: dict[int, Work] = {}  # see _decode_without_kv
 
     def kv_capacity_tokens(self, memory_fraction: float) -> int:
         """Tokens of KV cache that fit in what the weights leave of ``memory_fraction`` of memory.
@@ -177,7 +201,7 @@ class PerfModel:
         prefill_new: Sequence[int] = (),
         prefill_context: Sequence[int] = (),
         decode_batch: int = 0,
-        decode_kv_tokens: int = 0,
+        decode_kv_tokens: int | np.ndarray = 0,
         moe_tokens: int | None = None,
     ) -> Work:
         """Work of one forward pass mixing prefill chunks and decode tokens (one rank).
@@ -195,8 +219,9 @@ class PerfModel:
             attended to and read, not recomputed.
         decode_batch : int
             Requests generating one token each.
-        decode_kv_tokens : int
-            KV those decode requests attend to, all together.
+        decode_kv_tokens : int or np.ndarray
+            KV those decode requests attend to, all together; an integer array prices one pass
+            per element (the fields of the returned :class:`Work` become arrays).
         moe_tokens : int or None
             Tokens, over all data-parallel ranks, that this pass's experts serve under expert
             parallelism; None means this pass's own tokens (no EP).
@@ -218,16 +243,29 @@ class PerfModel:
             2 * self._dense_params_per_token * tokens
             + 2 * self._expert_params_per_token * expert_tokens
             + 2 * self.model.lm_head_params * sequences
-            + self._attention_flops_per_pair * (pairs + decode_kv_tokens)
+            + self._attention_flops_per_pair * pairs
         )
-        kv_bytes = (total_new + sum(prefill_context) + decode_kv_tokens) * (
-            self.model.kv_bytes_per_token
-        )
-        return Work(
+        kv_bytes = (total_new + sum(prefill_context)) * self.model.kv_bytes_per_token
+        without_decode_kv = Work(
             flops=flops,
             bytes_per_gpu=self._weight_bytes_per_gpu(group_tokens) + kv_bytes / self._kv_shards,
             allreduce_bytes_per_gpu=self._allreduce_bytes(tokens)
             + self._expert_exchange_bytes(tokens),
+        )
+        return self._with_decode_kv(without_decode_kv, decode_kv_tokens)
+
+    def _with_decode_kv(self, work: Work, kv_tokens: int | np.ndarray) -> Work:
+        """``work`` plus decode attention over ``kv_tokens`` resident KV: its score FLOPs and
+        the KV reads.
+
+        Split from :meth:`step_work` so that a decode stride adds only this, the part that
+        changes from step to step, to a batch's cached remainder (:meth:`decode_stride`).
+        """
+        return Work(
+            flops=work.flops + self._attention_flops_per_pair * kv_tokens,
+            bytes_per_gpu=work.bytes_per_gpu
+            + kv_tokens * self.model.kv_bytes_per_token / self._kv_shards,
+            allreduce_bytes_per_gpu=work.allreduce_bytes_per_gpu,
         )
 
     def prefill_work(self, new_tokens: Sequence[int], cached_tokens: Sequence[int]) -> Work:
@@ -242,8 +280,9 @@ class PerfModel:
         """
         return self.step_work(prefill_new=new_tokens, prefill_context=cached_tokens)
 
-    def decode_work(self, batch_size: int, kv_tokens: int) -> Work:
-        """Work of one decode step: ``batch_size`` new tokens over ``kv_tokens`` resident KV."""
+    def decode_work(self, batch_size: int, kv_tokens: int | np.ndarray) -> Work:
+        """Work of one decode step: ``batch_size`` new tokens over ``kv_tokens`` resident KV
+        (one step per element when ``kv_tokens`` is an array)."""
         return self.step_work(decode_batch=batch_size, decode_kv_tokens=kv_tokens)
 
     def ideal_seconds(self, work: Work) -> tuple[float, float, float]:
@@ -259,11 +298,11 @@ class PerfModel:
 
     def cost(self, work: Work) -> StepCost:
         """Duration, compute time and roofline-kernel time of a pass under the fitted
-        efficiencies."""
+        efficiencies (of each pass, elementwise, when ``work`` holds arrays)."""
         eff = self.efficiency
         compute_ideal_s, memory_ideal_s, allreduce_ideal_s = self.ideal_seconds(work)
         compute_s = compute_ideal_s / eff.mfu
-        kernel_s = max(compute_s, memory_ideal_s / eff.mbu)
+        kernel_s = _maximum(compute_s, memory_ideal_s / eff.mbu)
         duration_s = kernel_s + allreduce_ideal_s / eff.link_util + eff.step_overhead_s
         return StepCost(duration_s=duration_s, compute_s=compute_s, kernel_s=kernel_s)
 
@@ -273,7 +312,43 @@ class PerfModel:
 
     def decode(self, batch_size: int, kv_tokens: int) -> StepCost:
         """Cost of one decode step (see :meth:`decode_work`)."""
-        return self.cost(self.decode_work(batch_size, kv_tokens))
+        return self.cost(self._with_decode_kv(self._decode_without_kv(batch_size), kv_tokens))
+
+    def decode_stride(self, batch_size: int, kv_tokens: int, steps: int) -> StepCost:
+        """Costs of ``steps`` consecutive decode steps of an unchanging batch, as arrays.
+
+        Each step adds one token per request to the resident KV, so step ``j`` (from 0) reads
+        ``kv_tokens + j * batch_size`` tokens. A decode instance whose batch does not change
+        until its next finish prices that whole stride with this one call instead of one
+        :meth:`decode` call per step (event skipping, :mod:`simulator.decode`). Element ``j``
+        equals ``decode(batch_size, kv_tokens + j * batch_size)`` bit for bit: the same
+        operations run in the same order, elementwise.
+
+        Parameters
+        ----------
+        batch_size : int
+            Requests in every step of the stride.
+        kv_tokens : int
+            Resident KV tokens read by the first step.
+        steps : int
+            Steps in the stride.
+
+        Returns
+        -------
+        StepCost
+            Fields are float arrays of length ``steps``.
+        """
+        kv = np.arange(kv_tokens, kv_tokens + steps * batch_size, batch_size, dtype=np.int64)
+        return self.cost(self._with_decode_kv(self._decode_without_kv(batch_size), kv))
+
+    def _decode_without_kv(self, batch_size: int) -> Work:
+        """Decode work of ``batch_size`` requests before their KV reads and attention,
+        computed once per batch size: steps of a batch differ only in the part
+        :meth:`_with_decode_kv` adds."""
+        work = self._decode_work_without_kv.get(batch_size)
+        if work is None:
+            work = self._decode_work_without_kv[batch_size] = self.decode_work(batch_size, 0)
+        return work
 
     def _weight_bytes_per_gpu(self, group_tokens: int) -> float:
         """Weight bytes one GPU reads in a pass whose experts serve ``group_tokens`` tokens.

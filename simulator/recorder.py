@@ -2,22 +2,51 @@
 
 Logging is append-only and cheap; turning the logs into per-interval telemetry happens once, at
 the end, in :mod:`simulator.metrics`. Instances are identified by their global index.
+
+Forward passes come two ways: one row per call (:meth:`Recorder.forward_pass`: prefill batches,
+colocated steps), or a whole decode stride per call (:meth:`Recorder.decode_steps`: consecutive
+steps of one batch, :mod:`simulator.decode`), kept as the arrays that priced it so that skipping
+events does not bring back Python work per step. :meth:`Recorder.passes` joins both.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PassLog:
+    """Every logged forward pass, one element per pass.
+
+    Rows logged one at a time come first, then each decode stride's steps; each instance's
+    passes stay in the order they ran, so sums over an instance's passes add up in that order.
+    """
+
+    instance: np.ndarray  # int64
+    start_s: np.ndarray
+    duration_s: np.ndarray
+    sm_active_fraction: np.ndarray
+    batch_size: np.ndarray  # int64
+    decode_tokens: np.ndarray  # int64
 
 
 class Recorder:
     """Append-only logs of kernel activity, token counts, latencies and gauge changes."""
 
     def __init__(self) -> None:
-        # One row per forward pass (prefill batch or decode step).
+        # One row per forward pass logged alone (prefill batch or colocated step).
         self.pass_instance: list[int] = []
         self.pass_start_s: list[float] = []
         self.pass_duration_s: list[float] = []
         self.pass_sm_active_fraction: list[float] = []
         self.pass_batch_size: list[int] = []
         self.pass_decode_tokens: list[int] = []
+        # One entry per decode stride: (instance, step starts, durations, SM-active fractions,
+        # batch size); the arrays hold one element per step.
+        self._strides: list[tuple[int, Sequence[float], Sequence[float], Sequence[float], int]] = []
         # One row per finished prefill batch.
         self.prefill_instance: list[int] = []
         self.prefill_end_s: list[float] = []
@@ -53,6 +82,45 @@ class Recorder:
         self.pass_sm_active_fraction.append(sm_active_fraction)
         self.pass_batch_size.append(batch_size)
         self.pass_decode_tokens.append(decode_tokens)
+
+    def decode_steps(
+        self,
+        instance: int,
+        start_s: np.ndarray | list[float],
+        duration_s: np.ndarray | list[float],
+        sm_active_fraction: np.ndarray | list[float],
+        batch_size: int,
+    ) -> None:
+        """Consecutive decode steps over the same ``batch_size`` requests ran on ``instance``,
+        one per element of the sequences, each emitting one token per request.
+
+        Stands for one :meth:`forward_pass` per step. The sequences are kept, not copied: the
+        caller must not modify them afterwards.
+        """
+        self._strides.append((instance, start_s, duration_s, sm_active_fraction, batch_size))
+
+    def passes(self) -> PassLog:
+        """Every forward pass logged so far, as arrays."""
+        strides = self._strides
+        steps = np.array([len(stride[1]) for stride in strides], dtype=np.int64)
+
+        def per_stride(field: int) -> np.ndarray:
+            return np.repeat(np.array([s[field] for s in strides], dtype=np.int64), steps)
+
+        def column(alone: list, field: int, dtype: type) -> np.ndarray:
+            return np.concatenate([alone, *(s[field] for s in strides)], dtype=dtype)
+
+        batch = per_stride(4)
+        return PassLog(
+            instance=np.concatenate([np.array(self.pass_instance, dtype=np.int64), per_stride(0)]),
+            start_s=column(self.pass_start_s, 1, float),
+            duration_s=column(self.pass_duration_s, 2, float),
+            sm_active_fraction=column(self.pass_sm_active_fraction, 3, float),
+            batch_size=np.concatenate([np.array(self.pass_batch_size, dtype=np.int64), batch]),
+            decode_tokens=np.concatenate(
+                [np.array(self.pass_decode_tokens, dtype=np.int64), batch]
+            ),
+        )
 
     def prefill_done(self, instance: int, end_s: float, total_tokens: int, missed: int) -> None:
         """A pass finished prefilling ``total_tokens`` prompt tokens, ``missed`` of them
