@@ -6,10 +6,12 @@ The pipelines call :func:`simulate` with a request frame from :mod:`simulator.tr
 Mechanisms, sources and measured accuracy: docs/simulator.md.
 """
 
+from simulator.closed_loop import ClosedLoopSimulation, IntervalFrames, ScaleAction
 from simulator.cluster import (
     ClusterSpec,
     ColocatedClusterSpec,
     EngineConfig,
+    LifecycleSpec,
     PoolSpec,
     default_cluster,
 )
@@ -20,6 +22,10 @@ from simulator.traces import Trace, TraceError, default_trace, load_azure, load_
 from simulator.workloads import TRACE_FORMATS, load_trace
 
 __all__ = [
+    "ClosedLoopSimulation",
+    "IntervalFrames",
+    "LifecycleSpec",
+    "ScaleAction",
     "DEFAULT_TRACE_PATH",
     "TRACE_FORMATS",
     "ClusterSpec",

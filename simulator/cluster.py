@@ -116,6 +116,43 @@ def default_cluster() -> ClusterSpec:
     )
 
 
+#: Seconds from launching an instance to its first request when no per-GPU figure is given.
+#: Ours, not measured: container start, loading ~141 GB of Llama-3.1-70B BF16 weights from
+#: local NVMe at a few GB/s, and CUDA-graph capture add up to one to two minutes.
+DEFAULT_STARTUP_S = 120.0
+
+
+@dataclass(frozen=True)
+class LifecycleSpec:
+    """How instances come and go when a closed loop scales the cluster.
+
+    Attributes
+    ----------
+    startup_s : tuple of (str, float)
+        Startup delay per GPU type, ``(gpu_type, seconds)`` pairs: a new instance receives no
+        traffic and reports ``ready = false`` for this long. GPU types not listed use
+        ``default_startup_s``.
+    default_startup_s : float
+        Startup delay of any other GPU type (:data:`DEFAULT_STARTUP_S`, an assumption of ours).
+    """
+
+    startup_s: tuple[tuple[str, float], ...] = ()
+    default_startup_s: float = DEFAULT_STARTUP_S
+
+    def __post_init__(self) -> None:
+        for gpu_type, seconds in self.startup_s:
+            if gpu_type not in GPUS:
+                raise ValueError(f"unknown gpu_type {gpu_type!r}; known: {sorted(GPUS)}")
+            if seconds < 0:
+                raise ValueError(f"startup_s of {gpu_type} must be >= 0, got {seconds}")
+        if self.default_startup_s < 0:
+            raise ValueError(f"default_startup_s must be >= 0, got {self.default_startup_s}")
+
+    def startup_of(self, gpu_type: str) -> float:
+        """Startup delay of a new instance on ``gpu_type``."""
+        return dict(self.startup_s).get(gpu_type, self.default_startup_s)
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """The vLLM engine settings that shape scheduling (a run's ``meta.json`` ``engine_kwargs``).

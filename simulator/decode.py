@@ -91,6 +91,11 @@ class DecodeInstance:
         """KV tokens reserved here plus those of requests waiting for admission: the JSQ key."""
         return self._reserved_tokens + self._waiting_tokens
 
+    @property
+    def idle(self) -> bool:
+        """Nothing waiting, transferring or running: a draining instance may leave."""
+        return not self.stepping and not self._waiting and self._admitted == 0
+
     def reservation_tokens(self, rid: int) -> int:
         """KV a request reserves for its whole life: prompt plus every output token."""
         return self._requests.input_tokens[rid] + self._requests.output_tokens[rid]
@@ -184,6 +189,26 @@ class DecodeInstance:
             return None
         self._stride_steps = steps
         return float(self._stride_bounds_s[steps])
+
+    def steps_started_before(self, at_s: float) -> tuple | None:
+        """The running stride's steps that started before ``at_s``, in the shape of
+        :meth:`simulator.recorder.Recorder.decode_steps`'s arguments (instance, starts,
+        durations, SM-active fractions, batch size), or None when not stepping.
+
+        A stride is logged only when it ends, so telemetry of an interval that ends mid-stride
+        needs these steps; they run whatever happens later, because a cut keeps every step
+        started before it (:meth:`cut_stride`).
+        """
+        if not self.stepping:
+            return None
+        steps = bisect.bisect_left(self._stride_bounds_s, at_s, 0, self._stride_steps)
+        return (
+            self.index,
+            self._stride_bounds_s[:steps],
+            self._stride_duration_s[:steps],
+            self._stride_sm_active[:steps],
+            self._running,
+        )
 
     def finish_stride(self, now: float) -> list[int]:
         """End the running stride at ``now``: log its steps, every running request gained a

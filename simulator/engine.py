@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +31,7 @@ from simulator.colocated import ColocatedInstance
 from simulator.decode import DecodeInstance
 from simulator.engine_calibration import engine_efficiency
 from simulator.hardware import GPUS, MODELS
+from simulator.lifecycle import READY, Lifecycle
 from simulator.metrics import Bins, InstanceInfo, instance_samples, service_load
 from simulator.perf_model import PerfModel
 from simulator.prefill import PrefillInstance
@@ -63,72 +65,82 @@ class SimulationResult:
 
 
 class _Simulation:
-    """One run: the cluster's instances, the event heap and the handlers that connect them."""
+    """One run: the cluster's instances, the event heap and the handlers that connect them.
+
+    Scaling (:mod:`simulator.closed_loop`) adds and removes instances between calls to
+    :meth:`run`; its events (an instance becoming ready, a warm instance expiring) live in a
+    heap of their own, so a run without scaling pops exactly the events it always did.
+    """
 
     def __init__(self, requests: pl.DataFrame, cluster: ClusterSpec) -> None:
         self.table = RequestTable(requests)
         self.recorder = Recorder()
+        self.cluster = cluster
         model = MODELS[cluster.model]
         self.kv_transfer_s_per_token = model.kv_bytes_per_token / (cluster.kv_transfer_gbps * 1e9)
+        self.use_cache = requests["prefix_hashes"].list.len().sum() > 0
         self.infos: list[InstanceInfo] = []
         self.prefill: list[PrefillInstance] = []
         self.decode: list[DecodeInstance] = []
-        self._build_instances(cluster, use_cache=requests["prefix_hashes"].list.len().sum() > 0)
+        self.kv_factor: list[float] = []  # per global index: share of kv_transfer_gbps reached
+        self.lifecycle = Lifecycle()
+        self._perf: dict[tuple[str, int], tuple[PerfModel, int]] = {}
+        for pool in (*cluster.prefill_pools, *cluster.decode_pools):
+            for _ in range(pool.count):
+                self.lifecycle.start(self.new_instance(pool.role, pool.gpu_type, pool.tp), 0.0)
+        self.ready_prefill = list(self.prefill)  # routable instances, by index
+        self.ready_decode = list(self.decode)
+        for instance in (*self.prefill, *self.decode):
+            self.lifecycle.set(instance, 0.0, READY)
         self._check_fits()
         self.prefill_of: list[PrefillInstance | None] = [None] * self.table.size
         self.decode_of: list[DecodeInstance | None] = [None] * self.table.size
         self.heap: list[tuple[float, int, Callable, object]] = []
+        self.lifecycle_heap: list[tuple[float, int, Callable, object]] = []
         self.sequence = itertools.count()
         self.now = 0.0
+        self.last_event_s = 0.0
         self.stride_event: dict[DecodeInstance, int] = {}  # sequence number of its stride end
         self.cancelled: set[int] = set()  # sequence numbers of events to drop when popped
+        for rid, at_s in enumerate(self.table.arrival_s):
+            self.heap.append((at_s, next(self.sequence), self.on_arrival, rid))
+        heapq.heapify(self.heap)
 
-    def _build_instances(self, cluster: ClusterSpec, use_cache: bool) -> None:
-        """Instantiate every pool's instances; ids are ``{role}-{gpu}-{k}``, k counting per role.
+    def new_instance(
+        self, role: str, gpu_type: str, tp: int, kv_factor: float = 1.0
+    ) -> PrefillInstance | DecodeInstance:
+        """Instantiate one instance; ids are ``{role}-{gpu}-{k}``, k counting per role.
 
         Prefix caches exist only when the trace carries prefix hashes.
         """
-        model = MODELS[cluster.model]
-        efficiency = cluster.efficiency or default_efficiency()
-        for pool in (*cluster.prefill_pools, *cluster.decode_pools):
-            perf = PerfModel(model, GPUS[pool.gpu_type], pool.tp, efficiency)
-            capacity = perf.kv_capacity_tokens(cluster.kv_memory_fraction)
-            same_role = self.prefill if pool.role == PREFILL else self.decode
-            for _ in range(pool.count):
-                index = len(self.infos)
-                self.infos.append(
-                    InstanceInfo(
-                        f"{pool.role}-{pool.gpu_type}-{len(same_role)}",
-                        pool.role,
-                        pool.gpu_type,
-                        pool.tp,
-                    )
-                )
-                if pool.role == PREFILL:
-                    blocks = capacity // cluster.prefix_block_tokens
-                    self.prefill.append(
-                        PrefillInstance(
-                            index,
-                            perf,
-                            cluster.prefill_token_budget,
-                            capacity,
-                            PrefixCache(blocks) if use_cache else None,
-                            cluster.prefix_block_tokens,
-                            self.table,
-                            self.recorder,
-                        )
-                    )
-                else:
-                    self.decode.append(
-                        DecodeInstance(
-                            index,
-                            perf,
-                            cluster.decode_max_num_seqs,
-                            capacity,
-                            self.table,
-                            self.recorder,
-                        )
-                    )
+        cluster = self.cluster
+        if (gpu_type, tp) not in self._perf:
+            efficiency = cluster.efficiency or default_efficiency()
+            perf = PerfModel(MODELS[cluster.model], GPUS[gpu_type], tp, efficiency)
+            self._perf[gpu_type, tp] = (perf, perf.kv_capacity_tokens(cluster.kv_memory_fraction))
+        perf, capacity = self._perf[gpu_type, tp]
+        same_role = self.prefill if role == PREFILL else self.decode
+        index = len(self.infos)
+        self.infos.append(InstanceInfo(f"{role}-{gpu_type}-{len(same_role)}", role, gpu_type, tp))
+        self.kv_factor.append(kv_factor)
+        if role == PREFILL:
+            blocks = capacity // cluster.prefix_block_tokens
+            instance = PrefillInstance(
+                index,
+                perf,
+                cluster.prefill_token_budget,
+                capacity,
+                PrefixCache(blocks) if self.use_cache else None,
+                cluster.prefix_block_tokens,
+                self.table,
+                self.recorder,
+            )
+        else:
+            instance = DecodeInstance(
+                index, perf, cluster.decode_max_num_seqs, capacity, self.table, self.recorder
+            )
+        same_role.append(instance)
+        return instance
 
     def _check_fits(self) -> None:
         """Refuse requests no instance could ever hold: they would wait forever."""
@@ -150,24 +162,43 @@ class _Simulation:
         heapq.heappush(self.heap, (at_s, sequence, handler, arg))
         return sequence
 
-    def run(self) -> float:
-        """Process every event that was not cancelled; return the time of the last one."""
-        for rid, at_s in enumerate(self.table.arrival_s):
-            self.heap.append((at_s, next(self.sequence), self.on_arrival, rid))
-        heapq.heapify(self.heap)
+    def schedule_lifecycle(self, at_s: float, handler: Callable, arg: object) -> None:
+        """Push a scaling event (never cancelled: its handler checks it still applies)."""
+        heapq.heappush(self.lifecycle_heap, (at_s, next(self.sequence), handler, arg))
+
+    def run(self, until_s: float = math.inf) -> float:
+        """Process the events due by ``until_s`` (those not cancelled); return the time of the
+        last request event so far: a run ends when its last request does, not its last
+        scaling event."""
         heap = self.heap
+        lifecycle = self.lifecycle_heap
         cancelled = self.cancelled
-        while heap:
+        last_s = self.last_event_s
+        while True:
+            if (
+                lifecycle
+                and lifecycle[0][0] <= until_s
+                and (not heap or lifecycle[0][:2] < heap[0][:2])
+            ):
+                at_s, _, handler, arg = heapq.heappop(lifecycle)
+                self.now = at_s
+                handler(arg)
+                continue
+            if not heap or heap[0][0] > until_s:
+                break
             at_s, sequence, handler, arg = heapq.heappop(heap)
             if sequence in cancelled:
                 cancelled.remove(sequence)
                 continue
-            self.now = at_s
+            self.now = last_s = at_s
             handler(arg)
-        return self.now
+        self.last_event_s = last_s
+        if until_s < math.inf:
+            self.now = until_s
+        return last_s
 
     def on_arrival(self, rid: int) -> None:
-        instance = shortest_queue(self.prefill)
+        instance = shortest_queue(self.ready_prefill)
         self.prefill_of[rid] = instance
         instance.enqueue(rid, self.now)
         self.try_prefill(instance)
@@ -185,22 +216,27 @@ class _Simulation:
                 req.finish_s[rid] = now
                 instance.release_kv(rid, now)
                 continue
-            target = shortest_queue(self.decode)
+            target = shortest_queue(self.ready_decode)
             self.decode_of[rid] = target
             req.decode_instance[rid] = target.index
             target.enqueue(rid, now)
             self.admit(target)
         self.try_prefill(instance)
+        if self.lifecycle.draining:
+            self.retire_if_idle(instance)
 
     def admit(self, instance: DecodeInstance) -> None:
         for rid in instance.admit(self.now):
             transfer_s = self.table.input_tokens[rid] * self.kv_transfer_s_per_token
-            self.schedule(self.now + transfer_s, self.on_transfer_done, rid)
+            factor = min(self.kv_factor[self.prefill_of[rid].index], self.kv_factor[instance.index])
+            self.schedule(self.now + transfer_s / factor, self.on_transfer_done, rid)
 
     def on_transfer_done(self, rid: int) -> None:
         source = self.prefill_of[rid]
         source.release_kv(rid, self.now)
         self.try_prefill(source)
+        if self.lifecycle.draining:
+            self.retire_if_idle(source)
         target = self.decode_of[rid]
         target.join(rid)
         if target.stepping:
@@ -224,6 +260,24 @@ class _Simulation:
         if instance.finish_stride(self.now):
             self.admit(instance)
         self.try_stride(instance)
+        if self.lifecycle.draining:
+            self.retire_if_idle(instance)
+
+    def pool_key(self, index: int) -> tuple[str, str, int]:
+        """(role, GPU type, TP) of an instance: what a scaling action names."""
+        info = self.infos[index]
+        return info.role, info.gpu_type, info.gpus
+
+    def retire_if_idle(self, instance: PrefillInstance | DecodeInstance) -> None:
+        """Let a draining instance that just ran out of work leave (or go warm)."""
+        self.lifecycle.retire_if_idle(
+            instance, self.now, self.pool_key(instance.index), self.schedule_lifecycle
+        )
+
+    def pending_strides(self, before_s: float) -> list[tuple]:
+        """Steps of running decode strides that started before ``before_s`` (not yet logged)."""
+        steps = (instance.steps_started_before(before_s) for instance in self.decode)
+        return [s for s in steps if s is not None]
 
 
 class _ColocatedSimulation:

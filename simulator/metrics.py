@@ -23,6 +23,7 @@ Every quantity comes from exact event accounting over the interval ``[ts, ts + i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,6 +44,15 @@ class InstanceInfo:
     role: str
     gpu_type: str
     gpus: int
+
+
+@dataclass(frozen=True)
+class Presence:
+    """Per instance (rows) and interval (columns): whether the instance existed at some time
+    in the interval, and whether it was ready (serving) throughout it."""
+
+    exists: np.ndarray  # bool, (instances, intervals)
+    ready: np.ndarray  # bool, (instances, intervals)
 
 
 @dataclass(frozen=True)
@@ -75,12 +85,33 @@ class Bins:
 
 
 def instance_samples(
-    recorder: Recorder, instances: list[InstanceInfo], bins: Bins, service: str
+    recorder: Recorder,
+    instances: list[InstanceInfo],
+    bins: Bins,
+    service: str,
+    *,
+    mid_run: bool = False,
+    pending: Sequence[tuple] = (),
+    presence: Presence | None = None,
 ) -> pl.DataFrame:
-    """The ``instance_samples`` table: one row per instance per interval, conformed."""
+    """The ``instance_samples`` table: one row per instance per interval, conformed.
+
+    Parameters
+    ----------
+    recorder, instances, bins, service
+        The run's logs, its instances by global index, the interval grid, the service label.
+    mid_run : bool
+        The grid ends before the run does (closed loop): events at or after its end are left
+        out rather than folded into its last interval, so that each interval reads as it will
+        at the end of the run.
+    pending : sequence of tuple
+        Steps of decode strides still running (:meth:`Recorder.passes`), for a mid-run grid.
+    presence : Presence or None
+        Which instances exist and are ready in which intervals; None: all, all the time.
+    """
     n_inst = len(instances)
     rec = recorder
-    passes = rec.passes()
+    passes = rec.passes(pending)
     pass_inst = passes.instance
     pass_start = passes.start_s
     pass_dur = passes.duration_s
@@ -88,12 +119,21 @@ def instance_samples(
     pass_decode = passes.decode_tokens.astype(float)
     pass_end = pass_start + pass_dur
     sm_active_fraction = passes.sm_active_fraction
+    grid_end = bins.count * bins.interval_s
 
     def per_bin_sum(inst, at_s, weight):
-        flat = inst * bins.count + bins.of(np.asarray(at_s, dtype=float))
+        at_s = np.asarray(at_s, dtype=float)
+        if mid_run:
+            weight = np.where(at_s < grid_end, weight, 0.0)
+        flat = inst * bins.count + bins.of(at_s)
         return np.bincount(flat, weights=weight, minlength=n_inst * bins.count)
 
     decode_pass = pass_decode > 0
+    ttft_at = np.asarray(rec.ttft_at_s, dtype=float)
+    ttft_kept = np.ones(ttft_at.size, dtype=bool)
+    if mid_run:
+        decode_pass &= pass_end < grid_end
+        ttft_kept = ttft_at < grid_end
     interval = bins.interval_s
     busy, sm_active, running = _integrate(
         pass_inst,
@@ -133,10 +173,10 @@ def instance_samples(
         }
     ).with_columns(pl.col("gpu_util_ratio", "sm_active_ratio", "kv_usage_ratio").clip(0.0, 1.0))
     ttft = _weighted_quantiles(
-        np.asarray(rec.ttft_instance, dtype=np.int64),
-        bins.of(np.asarray(rec.ttft_at_s)),
-        np.asarray(rec.ttft_s, dtype=float),
-        np.ones(len(rec.ttft_s)),
+        np.asarray(rec.ttft_instance, dtype=np.int64)[ttft_kept],
+        bins.of(ttft_at[ttft_kept]),
+        np.asarray(rec.ttft_s, dtype=float)[ttft_kept],
+        np.ones(int(ttft_kept.sum())),
         "ttft",
     )
     tbt = _weighted_quantiles(
@@ -160,9 +200,16 @@ def instance_samples(
         .join(tbt, on=["instance", "bin"], how="left")
         .join(labels, on="instance", how="left")
         .join(bins.key_frame(), on="bin", how="left")
-        .with_columns(interval_s=pl.lit(interval), service=pl.lit(service), ready=pl.lit(True))
+        .with_columns(interval_s=pl.lit(interval), service=pl.lit(service))
         .sort("ts", "instance")
     )
+    if presence is None:
+        out = out.with_columns(ready=pl.lit(True))
+    else:
+        flat = out["instance"].to_numpy() * bins.count + out["bin"].to_numpy()
+        out = out.with_columns(ready=presence.ready.ravel()[flat]).filter(
+            pl.Series(presence.exists.ravel()[flat])
+        )
     return conform(out, INSTANCE_SAMPLES)
 
 

@@ -66,6 +66,11 @@ class PrefillInstance:
         """Prompt tokens waiting or being prefilled here: the JSQ key."""
         return self._queued_tokens
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, computing or awaiting transfer: a draining instance may leave."""
+        return not self.busy and not self._queue and self._held_kv_tokens == 0
+
     def enqueue(self, rid: int, now: float) -> None:
         """Accept a routed request at the tail of the queue."""
         self._queue.append(rid)

@@ -99,9 +99,10 @@ class Recorder:
         """
         self._strides.append((instance, start_s, duration_s, sm_active_fraction, batch_size))
 
-    def passes(self) -> PassLog:
-        """Every forward pass logged so far, as arrays."""
-        strides = self._strides
+    def passes(self, pending: Sequence[tuple] = ()) -> PassLog:
+        """Every forward pass logged so far, as arrays, followed by the ``pending`` strides
+        (steps of strides still running, as :meth:`decode_steps` arguments), if any."""
+        strides = [*self._strides, *pending] if pending else self._strides
         steps = np.array([len(stride[1]) for stride in strides], dtype=np.int64)
 
         def per_stride(field: int) -> np.ndarray:
