@@ -16,6 +16,7 @@ from simulator.cluster import (
     default_cluster,
 )
 from simulator.engine import SimulationResult, simulate
+from simulator.fluid import FluidResult, simulate_fluid
 from simulator.paths import AZURE_CONV_CSV as DEFAULT_TRACE_PATH
 from simulator.servegen import load_servegen_windows, servegen_requests
 from simulator.traces import Trace, TraceError, default_trace, load_azure, load_mooncake, thin
@@ -31,6 +32,7 @@ __all__ = [
     "ClusterSpec",
     "ColocatedClusterSpec",
     "EngineConfig",
+    "FluidResult",
     "PoolSpec",
     "SimulationResult",
     "Trace",
@@ -43,5 +45,6 @@ __all__ = [
     "load_servegen_windows",
     "servegen_requests",
     "simulate",
+    "simulate_fluid",
     "thin",
 ]

@@ -1,0 +1,200 @@
+"""Offered load per control interval, the input of the fluid model (:mod:`simulator.fluid`).
+
+The fluid model never sees a request: it sees, per interval, how many requests arrive and how
+many prompt and decode tokens they bring, plus a few moments of the length mix (:class:`LengthMix`)
+that shape batching and KV use. Two sources build it:
+
+- :func:`load_from_requests` bins a canonical request frame (any trace), so the fluid and the
+  request-level mode can be compared on exactly the same arrivals;
+- :func:`load_from_windows` reads rate windows (ServeGen's 10-minute per-client rates) as a
+  piecewise-constant rate curve and takes the expected arrivals per interval: no per-request
+  sampling, which is what makes weeks of load on a thousand instances cheap. Only one day of
+  windows ships, so ``days`` repeats that day; its diurnal shape is ServeGen's, and no weekly
+  shape is invented on top.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from simulator.metrics import QUANTILES
+from simulator.servegen import WINDOW_S
+from simulator.traces import SYNTHETIC_EPOCH
+
+
+@dataclass(frozen=True)
+class LengthMix:
+    """Moments of the request length mix that the fluid model needs.
+
+    Attributes
+    ----------
+    prompt_tokens : float
+        Mean prompt length: sizes prefill batches and converts prompt tokens to requests.
+    decode_tokens : float
+        Mean tokens a request generates after its first (the first comes from prefill).
+    decode_context : float
+        Mean KV tokens a resident request holds over its decode steps, weighted by steps:
+        step ``j`` of a request with prompt ``p`` reads ``p + j`` tokens, so a request
+        contributes ``(m - 1) (p + m / 2)`` over its ``m - 1`` steps. Prices a decode step.
+    decode_footprint : float
+        Mean KV reservation (``p + m``, the decode admission reserves the whole footprint)
+        of a resident request, weighted by its residence (``m - 1`` steps). Bounds the batch
+        by KV capacity and gives the KV usage gauge.
+    prompt_quantiles : tuple of float
+        Prompt lengths at :data:`simulator.metrics.QUANTILES`: a request's own prefill is
+        priced at them for the TTFT quantiles.
+    """
+
+    prompt_tokens: float
+    decode_tokens: float
+    decode_context: float
+    decode_footprint: float
+    prompt_quantiles: tuple[float, ...]
+
+    @classmethod
+    def of(cls, requests: pl.DataFrame) -> LengthMix:
+        """Moments of a canonical request frame's ``input_tokens`` and ``output_tokens``."""
+        if requests.height == 0:
+            raise ValueError("LengthMix.of: no requests")
+        p = requests["input_tokens"].to_numpy().astype(float)
+        m = requests["output_tokens"].to_numpy().astype(float)
+        steps = m - 1
+        total_steps = max(steps.sum(), 1.0)
+        return cls(
+            prompt_tokens=float(p.mean()),
+            decode_tokens=float(steps.mean()),
+            decode_context=float((steps * (p + m / 2)).sum() / total_steps),
+            decode_footprint=float((steps * (p + m)).sum() / total_steps),
+            prompt_quantiles=tuple(float(v) for v in np.quantile(p, QUANTILES)),
+        )
+
+
+@dataclass(frozen=True)
+class FluidLoad:
+    """Offered load on a grid of ``interval_s`` intervals from ``start``.
+
+    Attributes
+    ----------
+    start : datetime
+        Time-zone-aware start of interval 0.
+    interval_s : float
+        Control interval.
+    requests, prompt_tokens, decode_tokens : np.ndarray
+        Per interval: arriving requests, their prompt tokens, and their output tokens beyond
+        the first (expected values when built from rates, so not necessarily integers).
+    mix : LengthMix
+        Length moments of the whole run.
+    prompt_quantiles : np.ndarray or None
+        Prompt lengths at :data:`simulator.metrics.QUANTILES` among each interval's arrivals,
+        shape ``(len(QUANTILES), count)``, NaN without arrivals; None uses the mix's. Known
+        when the load comes from requests: a TTFT quantile follows the interval's own prompts.
+    """
+
+    start: datetime
+    interval_s: float
+    requests: np.ndarray
+    prompt_tokens: np.ndarray
+    decode_tokens: np.ndarray
+    mix: LengthMix
+    prompt_quantiles: np.ndarray | None = None
+
+    @property
+    def count(self) -> int:
+        """Number of intervals."""
+        return self.requests.size
+
+
+def load_from_requests(
+    requests: pl.DataFrame, start: datetime, interval_s: float, count: int | None = None
+) -> FluidLoad:
+    """Bin a canonical request frame by arrival into ``count`` intervals (default: enough to
+    hold the last arrival)."""
+    if interval_s <= 0:
+        raise ValueError(f"interval_s must be > 0, got {interval_s}")
+    arrival = requests["arrival_s"].to_numpy()
+    count = count or int(arrival.max() // interval_s) + 1
+    index = np.minimum((arrival // interval_s).astype(np.int64), count - 1)
+
+    def per_bin(weights: np.ndarray | None) -> np.ndarray:
+        return np.bincount(index, weights=weights, minlength=count).astype(float)
+
+    quantiles = np.full((len(QUANTILES), count), np.nan)
+    by_bin = (
+        pl.DataFrame({"bin": index, "prompt": requests["input_tokens"]})
+        .group_by("bin")
+        .agg(pl.col("prompt").quantile(q, interpolation="linear").alias(str(q)) for q in QUANTILES)
+    )
+    for row, q in enumerate(QUANTILES):
+        quantiles[row, by_bin["bin"].to_numpy()] = by_bin[str(q)].to_numpy()
+
+    return FluidLoad(
+        start=start,
+        interval_s=interval_s,
+        requests=per_bin(None),
+        prompt_tokens=per_bin(requests["input_tokens"].to_numpy().astype(float)),
+        decode_tokens=per_bin(requests["output_tokens"].to_numpy().astype(float) - 1),
+        mix=LengthMix.of(requests),
+        prompt_quantiles=quantiles,
+    )
+
+
+def load_from_windows(
+    windows: pl.DataFrame,
+    lengths: pl.DataFrame,
+    interval_s: float,
+    *,
+    days: int = 1,
+    rate_scale: float = 1.0,
+    window_s: float = WINDOW_S,
+) -> FluidLoad:
+    """Expected load per interval of rate windows, repeated over ``days``.
+
+    Parameters
+    ----------
+    windows : pl.DataFrame
+        ServeGen windows (:func:`simulator.servegen.load_servegen_windows`); rates of every
+        client add up. They must lie within one day (``window_start_s < 86400``).
+    lengths : pl.DataFrame
+        Canonical request frame whose length mix the requests follow (e.g. the Azure trace).
+    interval_s : float
+        Control interval; a day must hold a whole number of them.
+    days : int
+        Days of load: the windows' day, repeated.
+    rate_scale : float
+        Multiplies every rate, to size the load to a larger cluster.
+
+    Returns
+    -------
+    FluidLoad
+        Starts at :data:`~simulator.traces.SYNTHETIC_EPOCH` (a midnight), so that a window's
+        ``window_start_s`` is its time of day.
+    """
+    day_s = 86_400.0
+    per_day = day_s / interval_s
+    if interval_s <= 0 or per_day != int(per_day) or days < 1:
+        raise ValueError("interval_s must divide a day and days must be >= 1")
+    if windows["window_start_s"].max() + window_s > day_s:
+        raise ValueError("load_from_windows: the windows must lie within one day")
+    rate = np.zeros(int(day_s // window_s))
+    np.add.at(
+        rate,
+        (windows["window_start_s"].to_numpy() // window_s).astype(np.int64),
+        windows["rate_rps"].to_numpy(),
+    )
+    # Interval midpoints read the rate of the window they fall in (intervals shorter than a
+    # window nest in it; longer ones sample it, which the caller chose by the interval).
+    mid_s = (np.arange(int(per_day) * days) + 0.5) * interval_s % day_s
+    arrivals = rate[(mid_s // window_s).astype(np.int64)] * rate_scale * interval_s
+    mix = LengthMix.of(lengths)
+    return FluidLoad(
+        start=SYNTHETIC_EPOCH,
+        interval_s=interval_s,
+        requests=arrivals,
+        prompt_tokens=arrivals * mix.prompt_tokens,
+        decode_tokens=arrivals * mix.decode_tokens,
+        mix=mix,
+    )
