@@ -14,7 +14,8 @@ Event skipping: while the batch does not change, the steps are deterministic (sa
 growing by one token per request per step), so the instance runs a *stride* of steps, up to the
 next finish, as one event, priced in one vectorised call
 (:meth:`simulator.perf_model.PerfModel.decode_stride`; the few steps of a very short stride are
-priced one by one, which is cheaper than numpy's fixed cost per call). A request whose KV
+priced one by one in plain floats, :meth:`~simulator.perf_model.PerfModel.decode_stride_lists`,
+which is cheaper than numpy's fixed cost per call). A request whose KV
 arrives mid-stride must still join at the next step boundary, so the engine then cuts the stride
 there (:meth:`DecodeInstance.cut_stride`). Only the steps that ran are logged, each as its own
 forward pass, so results and telemetry are those of stepping one event at a time.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 from collections import deque
 
 import numpy as np
@@ -78,11 +80,11 @@ class DecodeInstance:
         self._finish_heap: list[tuple[int, int]] = []  # (finishing step index, request id)
         self._steps_done = 0
         # The running stride: step boundaries (its start, then each step's end), each step's
-        # duration and SM-active fraction (lists for short strides, arrays otherwise), and how
+        # duration and roofline-kernel time (lists for short strides, arrays otherwise), and how
         # many of its steps will run.
         self._stride_bounds_s: list[float] | np.ndarray = []
         self._stride_duration_s: list[float] | np.ndarray = []
-        self._stride_sm_active: list[float] | np.ndarray = []
+        self._stride_kernel_s: list[float] | np.ndarray = []
         self._stride_steps = 0
         self.stepping = False
 
@@ -153,23 +155,17 @@ class DecodeInstance:
         steps = self._finish_heap[0][0] - self._steps_done
         running, kv_tokens = self._running, self._resident_kv_tokens
         if steps <= SCALAR_STRIDE_STEPS:
-            bounds, durations, sm_active = [now], [], []
-            end_s = now
-            for step in range(steps):
-                cost = self.perf.decode(running, kv_tokens + step * running)
-                end_s += cost.duration_s
-                bounds.append(end_s)
-                durations.append(cost.duration_s)
-                sm_active.append(cost.sm_active_fraction)
+            durations, kernels = self.perf.decode_stride_lists(running, kv_tokens, steps)
+            bounds = list(itertools.accumulate(durations, initial=now))
         else:
             cost = self.perf.decode_stride(running, kv_tokens, steps)
-            durations, sm_active = cost.duration_s, cost.sm_active_fraction
+            durations, kernels = cost.duration_s, cost.kernel_s
             # Sequential accumulation: each boundary is the previous one plus a step, the
             # very float sums of stepping one event at a time.
             bounds = np.concatenate(((now,), durations)).cumsum()
         self._stride_bounds_s = bounds
         self._stride_duration_s = durations
-        self._stride_sm_active = sm_active
+        self._stride_kernel_s = kernels
         self._stride_steps = steps
         self.stepping = True
         return float(bounds[steps])
@@ -193,7 +189,7 @@ class DecodeInstance:
     def steps_started_before(self, at_s: float) -> tuple | None:
         """The running stride's steps that started before ``at_s``, in the shape of
         :meth:`simulator.recorder.Recorder.decode_steps`'s arguments (instance, starts,
-        durations, SM-active fractions, batch size), or None when not stepping.
+        durations, roofline-kernel times, batch size), or None when not stepping.
 
         A stride is logged only when it ends, so telemetry of an interval that ends mid-stride
         needs these steps; they run whatever happens later, because a cut keeps every step
@@ -206,7 +202,7 @@ class DecodeInstance:
             self.index,
             self._stride_bounds_s[:steps],
             self._stride_duration_s[:steps],
-            self._stride_sm_active[:steps],
+            self._stride_kernel_s[:steps],
             self._running,
         )
 
@@ -219,7 +215,7 @@ class DecodeInstance:
             self.index,
             self._stride_bounds_s[:steps],
             self._stride_duration_s[:steps],
-            self._stride_sm_active[:steps],
+            self._stride_kernel_s[:steps],
             self._running,
         )
         self._steps_done += steps

@@ -165,27 +165,31 @@ def instance_samples(
         ),
         "decode_tps": per_bin_sum(pass_inst, pass_end, pass_decode),
     }
+    size = n_inst * bins.count
+    ttft_inst = np.asarray(rec.ttft_instance, dtype=np.int64)[ttft_kept]
+    ttft = _weighted_quantiles(
+        ttft_inst * bins.count + bins.of(ttft_at[ttft_kept]),
+        np.asarray(rec.ttft_s, dtype=float)[ttft_kept],
+        np.ones(ttft_inst.size),
+        size,
+        "ttft",
+    )
+    tbt = _weighted_quantiles(
+        pass_inst[decode_pass] * bins.count + bins.of(pass_end[decode_pass]),
+        pass_dur[decode_pass],
+        pass_decode[decode_pass],
+        size,
+        "tbt",
+    )
     frame = pl.DataFrame(
         {
             "instance": np.repeat(np.arange(n_inst, dtype=np.int64), bins.count),
             "bin": np.tile(np.arange(bins.count, dtype=np.int64), n_inst),
             **{name: values / interval for name, values in columns.items()},
+            **ttft,
+            **tbt,
         }
     ).with_columns(pl.col("gpu_util_ratio", "sm_active_ratio", "kv_usage_ratio").clip(0.0, 1.0))
-    ttft = _weighted_quantiles(
-        np.asarray(rec.ttft_instance, dtype=np.int64)[ttft_kept],
-        bins.of(ttft_at[ttft_kept]),
-        np.asarray(rec.ttft_s, dtype=float)[ttft_kept],
-        np.ones(int(ttft_kept.sum())),
-        "ttft",
-    )
-    tbt = _weighted_quantiles(
-        pass_inst[decode_pass],
-        bins.of(pass_end[decode_pass]),
-        pass_dur[decode_pass],
-        pass_decode[decode_pass],
-        "tbt",
-    )
     labels = pl.DataFrame(
         {
             "instance": np.arange(n_inst, dtype=np.int64),
@@ -196,9 +200,7 @@ def instance_samples(
         }
     )
     out = (
-        frame.join(ttft, on=["instance", "bin"], how="left")
-        .join(tbt, on=["instance", "bin"], how="left")
-        .join(labels, on="instance", how="left")
+        frame.join(labels, on="instance", how="left")
         .join(bins.key_frame(), on="bin", how="left")
         .with_columns(interval_s=pl.lit(interval), service=pl.lit(service))
         .sort("ts", "instance")
@@ -296,24 +298,30 @@ def _gauge_integral(
 
 
 def _weighted_quantiles(
-    inst: np.ndarray, bin_index: np.ndarray, value: np.ndarray, weight: np.ndarray, name: str
-) -> pl.DataFrame:
-    """Inverted-CDF weighted quantiles of ``value`` per (instance, bin), as ``{name}_pXX_s``."""
-    frame = pl.DataFrame(
-        {"instance": inst, "bin": bin_index, "value": value, "weight": weight},
-        schema={"instance": pl.Int64, "bin": pl.Int64, "value": pl.Float64, "weight": pl.Float64},
-    ).sort("instance", "bin", "value")
-    keys = ["instance", "bin"]
-    frame = frame.with_columns(
-        cumulative=pl.col("weight").cum_sum().over(keys),
-        total=pl.col("weight").sum().over(keys),
-    )
-    return frame.group_by(keys).agg(
-        [
-            pl.col("value")
-            .filter(pl.col("cumulative") >= q * pl.col("total"))
-            .first()
-            .alias(f"{name}_p{round(q * 100)}_s")
-            for q in QUANTILES
-        ]
-    )
+    key: np.ndarray, value: np.ndarray, weight: np.ndarray, size: int, name: str
+) -> dict[str, pl.Series]:
+    """Inverted-CDF weighted quantiles of ``value`` per key in ``range(size)`` (flattened
+    instance and interval), as ``{name}_pXX_s`` columns indexed by key, null where a key has no
+    sample.
+
+    The weights are counts (whole numbers), so running sums are exact: a group's cumulative
+    weight is the global running sum less the sum before the group.
+    """
+    order = np.lexsort((value, key))
+    key, value = key[order], value[order]
+    cumulative = np.cumsum(weight[order])
+    starts = np.flatnonzero(np.diff(key, prepend=-1))
+    before = np.concatenate(((0.0,), cumulative))[starts]
+    group = np.repeat(np.arange(starts.size), np.diff(starts, append=key.size))
+    within = cumulative - before[group]
+    total = within[np.append(starts[1:], key.size) - 1]
+    columns = {}
+    for q in QUANTILES:
+        column = np.full(size, np.nan)
+        if starts.size:
+            # Within a group the test fails, then holds from the quantile on (the last sample
+            # always reaches q of the total): the quantile follows the failures.
+            below = np.add.reduceat(within < q * total[group], starts, dtype=np.int64)
+            column[key[starts]] = value[starts + below]
+        columns[f"{name}_p{round(q * 100)}_s"] = pl.Series(column, nan_to_null=True)
+    return columns

@@ -10,9 +10,11 @@ A pass costs ``max(compute_s, memory_s) + allreduce_s + step_overhead_s``, where
 - ``step_overhead_s``: what a pass costs beyond the roofline (launches, host scheduling,
   sampling), fitted.
 
-Every formula here is written once and accepts arrays wherever a token count may vary: a decode
-stride (:meth:`PerfModel.decode_stride`) prices many steps of one batch in a single call that is,
-element by element, bit for bit the scalar :meth:`PerfModel.decode`.
+Every formula here is written once and accepts arrays wherever a token count may vary. A decode
+stride (:meth:`PerfModel.decode_stride`, or :meth:`PerfModel.decode_stride_lists` for a few steps)
+prices many steps of one batch in a single call that is, element by element, bit for bit the
+scalar :meth:`PerfModel.decode`: it spells out :meth:`PerfModel.cost` over the KV-dependent terms,
+operation for operation, on top of the per-batch terms, which it computes once per batch size.
 
 The efficiencies come from a least-squares fit on measured latencies
 (:mod:`simulator.calibration`). GPUs without public measurements (H20, L20, ...) reuse the
@@ -170,6 +172,8 @@ class PerfModel:
         )
         self._expert_params_per_token = m.num_layers * m.experts_per_token * m.expert_params
         self._decode_work_without_kv: dict[int, Work] = {}  # see _decode_without_kv
+        self._decode_terms: dict[int, tuple[float, float, float]] = {}  # see _stride_terms
+        self._kv_bytes_per_token = model.kv_bytes_per_token
 
     def kv_capacity_tokens(self, memory_fraction: float) -> int:
         """Tokens of KV cache that fit in what the weights leave of ``memory_fraction`` of memory.
@@ -338,8 +342,56 @@ class PerfModel:
         StepCost
             Fields are float arrays of length ``steps``.
         """
+        flops, bytes_per_gpu, allreduce_s = self._stride_terms(batch_size)
+        eff = self.efficiency
         kv = np.arange(kv_tokens, kv_tokens + steps * batch_size, batch_size, dtype=np.int64)
-        return self.cost(self._with_decode_kv(self._decode_without_kv(batch_size), kv))
+        # cost(_with_decode_kv(...)) spelled out, operation for operation, with in-place
+        # updates where they save an allocation (numpy's fixed cost dominates short strides).
+        compute_s = (flops + self._attention_flops_per_pair * kv) / (self.tp * self._peak_flops)
+        compute_s /= eff.mfu
+        memory_s = kv * self._kv_bytes_per_token / self._kv_shards
+        memory_s += bytes_per_gpu
+        memory_s /= self._bandwidth_bps
+        memory_s /= eff.mbu
+        kernel_s = np.maximum(compute_s, memory_s, out=memory_s)
+        duration_s = kernel_s + allreduce_s
+        duration_s += eff.step_overhead_s
+        return StepCost(duration_s=duration_s, compute_s=compute_s, kernel_s=kernel_s)
+
+    def decode_stride_lists(
+        self, batch_size: int, kv_tokens: int, steps: int
+    ) -> tuple[list[float], list[float]]:
+        """Durations and roofline-kernel times of a short stride, as lists of floats: the
+        elements of :meth:`decode_stride`, priced step by step, which costs less than numpy's
+        fixed cost per call over a few steps."""
+        flops, bytes_per_gpu, allreduce_s = self._stride_terms(batch_size)
+        eff = self.efficiency
+        mfu, mbu, overhead_s = eff.mfu, eff.mbu, eff.step_overhead_s
+        flops_per_kv = self._attention_flops_per_pair
+        bytes_per_kv, kv_shards = self._kv_bytes_per_token, self._kv_shards
+        tp_flops, bandwidth = self.tp * self._peak_flops, self._bandwidth_bps
+        durations, kernels = [], []
+        for kv in range(kv_tokens, kv_tokens + steps * batch_size, batch_size):
+            compute_s = (flops + flops_per_kv * kv) / tp_flops / mfu
+            memory_s = (bytes_per_gpu + kv * bytes_per_kv / kv_shards) / bandwidth / mbu
+            kernel_s = max(compute_s, memory_s)
+            durations.append(kernel_s + allreduce_s + overhead_s)
+            kernels.append(kernel_s)
+        return durations, kernels
+
+    def _stride_terms(self, batch_size: int) -> tuple[float, float, float]:
+        """What every step of a ``batch_size`` stride shares: FLOPs and bytes before the KV
+        (:meth:`_decode_without_kv`) and the all-reduce time under ``link_util``."""
+        terms = self._decode_terms.get(batch_size)
+        if terms is None:
+            work = self._decode_without_kv(batch_size)
+            allreduce_s = work.allreduce_bytes_per_gpu / self._link_bps / self.efficiency.link_util
+            terms = self._decode_terms[batch_size] = (
+                work.flops,
+                work.bytes_per_gpu,
+                allreduce_s,
+            )
+        return terms
 
     def _decode_without_kv(self, batch_size: int) -> Work:
         """Decode work of ``batch_size`` requests before their KV reads and attention,

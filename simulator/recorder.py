@@ -44,8 +44,8 @@ class Recorder:
         self.pass_sm_active_fraction: list[float] = []
         self.pass_batch_size: list[int] = []
         self.pass_decode_tokens: list[int] = []
-        # One entry per decode stride: (instance, step starts, durations, SM-active fractions,
-        # batch size); the arrays hold one element per step.
+        # One entry per decode stride: (instance, step starts, durations, roofline-kernel
+        # times, batch size); the arrays hold one element per step.
         self._strides: list[tuple[int, Sequence[float], Sequence[float], Sequence[float], int]] = []
         # One row per finished prefill batch.
         self.prefill_instance: list[int] = []
@@ -88,16 +88,18 @@ class Recorder:
         instance: int,
         start_s: np.ndarray | list[float],
         duration_s: np.ndarray | list[float],
-        sm_active_fraction: np.ndarray | list[float],
+        kernel_s: np.ndarray | list[float],
         batch_size: int,
     ) -> None:
         """Consecutive decode steps over the same ``batch_size`` requests ran on ``instance``,
         one per element of the sequences, each emitting one token per request.
 
-        Stands for one :meth:`forward_pass` per step. The sequences are kept, not copied: the
-        caller must not modify them afterwards.
+        Stands for one :meth:`forward_pass` per step, whose SM-active fraction is
+        ``min(kernel_s / duration_s, 1)`` (``StepCost.sm_active_fraction`` of
+        :mod:`simulator.perf_model`), computed for every step at once by :meth:`passes`. The
+        sequences are kept, not copied: the caller must not modify them afterwards.
         """
-        self._strides.append((instance, start_s, duration_s, sm_active_fraction, batch_size))
+        self._strides.append((instance, start_s, duration_s, kernel_s, batch_size))
 
     def passes(self, pending: Sequence[tuple] = ()) -> PassLog:
         """Every forward pass logged so far, as arrays, followed by the ``pending`` strides
@@ -108,15 +110,20 @@ class Recorder:
         def per_stride(field: int) -> np.ndarray:
             return np.repeat(np.array([s[field] for s in strides], dtype=np.int64), steps)
 
-        def column(alone: list, field: int, dtype: type) -> np.ndarray:
-            return np.concatenate([alone, *(s[field] for s in strides)], dtype=dtype)
+        def column(alone: list, field: int) -> tuple[np.ndarray, np.ndarray]:
+            """Rows logged alone, and the strides' steps."""
+            steps_field = [np.empty(0), *(s[field] for s in strides)]
+            return np.array(alone, dtype=float), np.concatenate(steps_field, dtype=float)
 
         batch = per_stride(4)
+        alone_duration, step_duration = column(self.pass_duration_s, 2)
+        alone_sm_active, step_kernel = column(self.pass_sm_active_fraction, 3)
+        step_sm_active = np.minimum(step_kernel / step_duration, 1.0)
         return PassLog(
             instance=np.concatenate([np.array(self.pass_instance, dtype=np.int64), per_stride(0)]),
-            start_s=column(self.pass_start_s, 1, float),
-            duration_s=column(self.pass_duration_s, 2, float),
-            sm_active_fraction=column(self.pass_sm_active_fraction, 3, float),
+            start_s=np.concatenate(column(self.pass_start_s, 1)),
+            duration_s=np.concatenate([alone_duration, step_duration]),
+            sm_active_fraction=np.concatenate([alone_sm_active, step_sm_active]),
             batch_size=np.concatenate([np.array(self.pass_batch_size, dtype=np.int64), batch]),
             decode_tokens=np.concatenate(
                 [np.array(self.pass_decode_tokens, dtype=np.int64), batch]
