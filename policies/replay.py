@@ -14,6 +14,7 @@ import polars as pl
 
 from policies.config import CoordinatedPolicyConfig
 from policies.coordinated import HOLD, PoolCounts, decide
+from policies.observation import decode_tps_windows
 from signals import role_series
 
 #: Columns and types of the frame :func:`replay_decisions` returns.
@@ -65,9 +66,8 @@ def replay_decisions(
     Notes
     -----
     Control intervals start at the service's first sample and are ``control_interval_s`` long;
-    a sample belongs to the interval its ``ts`` (start) falls in. The observed decode TPS is
-    the duration-weighted mean of the pool's total TPS over the interval's samples. Intervals
-    without decode samples give no decision (nothing was observed). The starting counts are the
+    the observation is :func:`policies.observation.decode_tps_windows`, and intervals without
+    decode samples give no decision (nothing was observed). The starting counts are the
     instances of each role reporting at the first sample, ready or not; after a scale action
     the current counts become its targets, as if it had been applied at once (open loop).
 
@@ -80,15 +80,8 @@ def replay_decisions(
     if decode.is_empty():
         raise ValueError(f"instance_samples has no decode samples for service {service!r}")
     start = series["ts"].min()
-    interval_us = round(config.control_interval_s * 1_000_000)
-    windows = (
-        decode.with_columns(
-            window=(pl.col("ts") - start).dt.total_microseconds() // interval_us,
-            tokens=pl.col("decode_tps") * pl.col("interval_s"),
-        )
-        .group_by("window")
-        .agg(decode_tps_observed=pl.col("tokens").sum() / pl.col("interval_s").sum())
-        .sort("window")
+    windows = decode_tps_windows(
+        instance_samples, service=service, start=start, control_interval_s=config.control_interval_s
     )
     first = series.filter(pl.col("ts") == start)
     current = PoolCounts(
@@ -123,7 +116,8 @@ def replay_decisions(
     return (
         pl.DataFrame(rows)
         .with_columns(
-            ts=pl.lit(start) + pl.duration(microseconds=(pl.col("window") + 1) * interval_us),
+            ts=pl.lit(start)
+            + pl.duration(seconds=(pl.col("window") + 1) * config.control_interval_s),
             service=pl.lit(service),
         )
         .select([pl.col(name).cast(dtype) for name, dtype in DECISIONS_SCHEMA.items()])
