@@ -20,13 +20,15 @@ from __future__ import annotations
 
 from bisect import insort
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
+import numpy as np
 import polars as pl
 
 from simulator.cluster import DECODE, PREFILL, ClusterSpec, LifecycleSpec, PoolSpec
 from simulator.engine import SimulationResult, _Simulation
 from simulator.lifecycle import GONE, READY, STARTING
+from simulator.log_window import LogWindow
 from simulator.metrics import Bins, instance_samples, service_load
 from simulator.traces import validate_requests
 from telemetry.schema import INSTANCE_SAMPLES_SCHEMA, SERVICE_LOAD_SCHEMA
@@ -100,8 +102,9 @@ class ClosedLoopSimulation:
     -----
     Each interval's telemetry is computed once, when first complete, and reads as it does in
     :meth:`result`: work running across the interval's end counts in it up to that end, events
-    after it are left for later intervals. Computing it re-reads the run's logs so far, so a
-    call costs time in proportion to the run's length.
+    after it are left for later intervals. Computing it reads only the log rows that can still
+    count (:class:`simulator.log_window.LogWindow`), so a call costs time in proportion to the
+    new intervals, not to the run so far.
     """
 
     def __init__(
@@ -123,6 +126,8 @@ class ClosedLoopSimulation:
         self._spec = lifecycle or LifecycleSpec()
         self._service, self._start, self._interval_s = service, start, interval_s
         self._emitted = 0  # intervals already returned by advance
+        self._log = LogWindow(self._sim.recorder)
+        self._arrival_s = self._requests["arrival_s"].to_numpy()
         self._largest_prompt = max(self._sim.table.input_tokens, default=0)
         table = self._sim.table
         self._largest_request = max(
@@ -149,23 +154,19 @@ class ClosedLoopSimulation:
                 service_load=pl.DataFrame(schema=SERVICE_LOAD_SCHEMA),
             )
         first, self._emitted = self._emitted, complete
-        bins = Bins(self._start, self._interval_s, complete)
-        end_s = complete * self._interval_s
+        bins = Bins(self._start, self._interval_s, complete - first, first)
         samples = instance_samples(
-            sim.recorder,
+            self._log.take(bins.end_s),
             sim.infos,
             bins,
             self._service,
             mid_run=True,
-            pending=sim.pending_strides(end_s),
+            pending=sim.pending_strides(bins.end_s),
             presence=sim.lifecycle.presence(bins),
         )
-        arrived = self._requests.filter(pl.col("arrival_s") < end_s)
-        load = self._service_load(arrived, bins)
-        first_ts = (self._start + timedelta(seconds=first * self._interval_s)).astimezone(UTC)
+        lo, hi = np.searchsorted(self._arrival_s, [bins.start_s, bins.end_s])
         return IntervalFrames(
-            instance_samples=samples.filter(pl.col("ts") >= first_ts),
-            service_load=load.filter(pl.col("ts") >= first_ts),
+            instance_samples=samples, service_load=self._service_load(self._requests[lo:hi], bins)
         )
 
     def scale(self, actions: list[ScaleAction] | tuple[ScaleAction, ...]) -> None:

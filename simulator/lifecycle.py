@@ -105,7 +105,7 @@ class Lifecycle:
         exists = np.zeros((n, bins.count), dtype=bool)
         ready = np.zeros((n, bins.count), dtype=bool)
         interval = bins.interval_s
-        lo = np.arange(bins.count) * interval
+        lo = (np.arange(bins.count) + bins.first) * interval
         hi = lo + interval
         for index, changes in enumerate(self.timeline):
             born = changes[0][0]

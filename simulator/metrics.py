@@ -57,11 +57,24 @@ class Presence:
 
 @dataclass(frozen=True)
 class Bins:
-    """The interval grid: ``count`` intervals of ``interval_s`` from the trace start."""
+    """The interval grid: ``count`` intervals of ``interval_s``, the first being interval
+    ``first`` from the trace start (``first > 0``: a window of a longer run, as a closed loop
+    computes it; times stay absolute, so a window reads exactly as the whole grid does)."""
 
     start: datetime
     interval_s: float
     count: int
+    first: int = 0
+
+    @property
+    def start_s(self) -> float:
+        """Seconds from the trace start to the grid's first interval."""
+        return self.first * self.interval_s
+
+    @property
+    def end_s(self) -> float:
+        """Seconds from the trace start to the end of the grid's last interval."""
+        return (self.first + self.count) * self.interval_s
 
     @classmethod
     def covering(cls, start: datetime, interval_s: float, end_s: float) -> Bins:
@@ -71,13 +84,14 @@ class Bins:
         return cls(start, interval_s, int(end_s // interval_s) + 1)
 
     def of(self, at_s: np.ndarray) -> np.ndarray:
-        """Interval index of each instant."""
-        return np.minimum((at_s // self.interval_s).astype(np.int64), self.count - 1)
+        """Interval index of each instant within the grid (clipped to its ends)."""
+        index = (at_s // self.interval_s).astype(np.int64) - self.first
+        return np.clip(index, 0, self.count - 1)
 
     def key_frame(self) -> pl.DataFrame:
         """One row per interval: ``bin`` and ``ts``, the interval's start (UTC, microseconds)."""
         index = np.arange(self.count, dtype=np.int64)
-        offset_us = np.round(index * self.interval_s * 1e6).astype(np.int64)
+        offset_us = np.round((index + self.first) * self.interval_s * 1e6).astype(np.int64)
         return pl.DataFrame({"bin": index}).with_columns(
             ts=pl.lit(self.start).dt.cast_time_unit("us").dt.convert_time_zone("UTC")
             + pl.Series(offset_us).cast(pl.Duration("us"))
@@ -101,9 +115,9 @@ def instance_samples(
     recorder, instances, bins, service
         The run's logs, its instances by global index, the interval grid, the service label.
     mid_run : bool
-        The grid ends before the run does (closed loop): events at or after its end are left
-        out rather than folded into its last interval, so that each interval reads as it will
-        at the end of the run.
+        The grid ends before the run does (closed loop): events at or after its end (or before
+        its start, for a window) are left out rather than folded into its last (first)
+        interval, so that each interval reads as it will at the end of the run.
     pending : sequence of tuple
         Steps of decode strides still running (:meth:`Recorder.passes`), for a mid-run grid.
     presence : Presence or None
@@ -119,12 +133,15 @@ def instance_samples(
     pass_decode = passes.decode_tokens.astype(float)
     pass_end = pass_start + pass_dur
     sm_active_fraction = passes.sm_active_fraction
-    grid_end = bins.count * bins.interval_s
+    grid_start, grid_end = bins.start_s, bins.end_s
+
+    def in_grid(at_s: np.ndarray) -> np.ndarray:
+        return (at_s >= grid_start) & (at_s < grid_end)
 
     def per_bin_sum(inst, at_s, weight):
         at_s = np.asarray(at_s, dtype=float)
         if mid_run:
-            weight = np.where(at_s < grid_end, weight, 0.0)
+            weight = np.where(in_grid(at_s), weight, 0.0)
         flat = inst * bins.count + bins.of(at_s)
         return np.bincount(flat, weights=weight, minlength=n_inst * bins.count)
 
@@ -132,8 +149,8 @@ def instance_samples(
     ttft_at = np.asarray(rec.ttft_at_s, dtype=float)
     ttft_kept = np.ones(ttft_at.size, dtype=bool)
     if mid_run:
-        decode_pass &= pass_end < grid_end
-        ttft_kept = ttft_at < grid_end
+        decode_pass &= in_grid(pass_end)
+        ttft_kept = in_grid(ttft_at)
     interval = bins.interval_s
     busy, sm_active, running = _integrate(
         pass_inst,
@@ -270,8 +287,8 @@ def _integrate(
     seg = np.repeat(np.arange(inst.size), spans)
     offset = np.arange(seg.size) - np.repeat(np.cumsum(spans) - spans, spans)
     b = first[seg] + offset
-    lo = np.maximum(start[seg], b * interval)
-    hi = np.minimum(end[seg], (b + 1) * interval)
+    lo = np.maximum(start[seg], (b + bins.first) * interval)
+    hi = np.minimum(end[seg], (b + bins.first + 1) * interval)
     overlap = np.maximum(hi - lo, 0.0)
     flat = inst[seg] * bins.count + b
     return [np.bincount(flat, weights=rate[seg] * overlap, minlength=out_size) for rate in rates]
@@ -290,7 +307,7 @@ def _gauge_integral(
     val = np.asarray(value, dtype=float)
     order = np.lexsort((at, inst_a))  # stable: same-instant changes keep their log order
     inst_a, at, val = inst_a[order], at[order], val[order]
-    grid_end = bins.count * bins.interval_s
+    grid_end = bins.end_s
     following = np.append(at[1:], grid_end)
     same_instance_next = np.append(inst_a[1:] == inst_a[:-1], False)
     until = np.where(same_instance_next, following, grid_end)
