@@ -14,10 +14,12 @@ from collections import Counter
 from collections.abc import Sequence
 
 from scheduler.domains import affinity_domains, domain_nodes
-from scheduler.placement import _Cycle, _Group, _roles_by_ratio, _Step
+from scheduler.fill import roles_by_ratio
+from scheduler.placement import _Cycle
 from scheduler.requirements import ROLES, RoleRequirements, ServiceRequirements
 from scheduler.subgroups import Priority
 from scheduler.topology import Node
+from scheduler.working_group import Step, WorkingGroup
 
 
 class NaiveCycle(_Cycle):
@@ -71,7 +73,7 @@ class NaiveCycle(_Cycle):
         longest = longest_unstranded = 0
         while True:
             step = None
-            for role in _roles_by_ratio(counts, left, needs, +1):
+            for role in roles_by_ratio(counts, left, needs, +1):
                 node = self._naive_node(nodes, needs.role(role), allow_fallback, cap, taken)
                 if node is not None:
                     step = (role, node)
@@ -118,7 +120,7 @@ class NaiveCycle(_Cycle):
         group_id, domain, steps, _ = plan
         if group_id is None:
             self.groups_created += 1
-            group = _Group(
+            group = WorkingGroup(
                 f"{service}/dg{self.groups_created:05d}", service, needs.affinity, domain, Counter()
             )
             self.groups[group.id] = group
@@ -127,4 +129,4 @@ class NaiveCycle(_Cycle):
             group = self.groups[group_id]
         for role, node in steps:
             size = needs.role(role).gpus_per_instance
-            self._take(service, _Step(group.id, group.affinity, domain, role, node.id, size))
+            self._take(service, Step(group.id, group.affinity, domain, role, node.id, size))
