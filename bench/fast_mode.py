@@ -1,11 +1,12 @@
 """Fast mode at scale: 14 days of ServeGen-driven load on a 1,000-instance cluster, 15 s intervals.
 
-The shipped ServeGen day (three Bailian clients, 10-minute rate windows) is repeated for 14 days
-and its rates scaled by 1000 / 18, the embedded cluster's size ratio, onto 833 prefill (4 x L20)
-and 167 decode (4 x H20) instances, the embedded 5:1 split. Request lengths follow the Azure
-2023 conversation trace. Times the fluid model (:func:`simulator.fluid.simulate_fluid`) and
-the canonical frames it writes (one row per pool per interval, plus ``service_load``), and
-reports peak RSS. Prints ONE JSON line last.
+The load is the shipped 14 real days of ServeGen's m-large service (all 162 Bailian clients
+summed per 10-minute window, data/traces/README.md), unscaled: 196 requests/s on average,
+48 to 583, on 833 prefill (4 x L20) and 167 decode (4 x H20) instances, the embedded 5:1
+split. Request lengths follow the Azure 2023 conversation trace. Times loading the rates and
+building the load, the fluid model (:func:`simulator.fluid.simulate_fluid`) and the canonical
+frames it writes (one row per pool per interval, plus ``service_load``), and reports peak RSS.
+Prints ONE JSON line last.
 
     .venv/bin/python -m bench.fast_mode
 """
@@ -17,9 +18,10 @@ import time
 import polars as pl
 
 from bench.simulator import cpu_model
-from simulator import ClusterSpec, PoolSpec, default_trace, load_servegen_windows
+from simulator import ClusterSpec, PoolSpec, default_trace
 from simulator.fluid import simulate_fluid
 from simulator.fluid_load import load_from_windows
+from simulator.servegen import load_servegen_rates
 
 DAYS = 14
 INTERVAL_S = 15.0
@@ -28,16 +30,13 @@ PREFILL, DECODE = 833, 167
 
 def main() -> None:
     lengths = default_trace().requests
-    windows = load_servegen_windows()
     cluster = ClusterSpec(
         model="Llama-3.1-70B",
         prefill_pools=(PoolSpec("prefill", "L20", tp=4, count=PREFILL),),
         decode_pools=(PoolSpec("decode", "H20", tp=4, count=DECODE),),
     )
     started = time.perf_counter()
-    load = load_from_windows(
-        windows, lengths, INTERVAL_S, days=DAYS, rate_scale=(PREFILL + DECODE) / 18
-    )
+    load = load_from_windows(load_servegen_rates(), lengths, INTERVAL_S, days=DAYS)
     result = simulate_fluid(load, cluster)
     model_s = time.perf_counter() - started
     samples = result.pool_samples("bench")
@@ -63,6 +62,10 @@ def main() -> None:
                 "instances": PREFILL + DECODE,
                 "cluster": cluster.describe(),
                 "offered_requests": round(float(load.requests.sum())),
+                "offered_rps_min_mean_max": [
+                    round(float(v / INTERVAL_S), 1)
+                    for v in (load.requests.min(), load.requests.mean(), load.requests.max())
+                ],
                 "model_wall_s": round(model_s, 2),
                 "wall_s_with_frames": round(wall_s, 2),
                 "pool_sample_rows": samples.height,

@@ -6,15 +6,17 @@ that shape batching and KV use. Two sources build it:
 
 - :func:`load_from_requests` bins a canonical request frame (any trace), so the fluid and the
   request-level mode can be compared on exactly the same arrivals;
-- :func:`load_from_windows` reads rate windows (ServeGen's 10-minute per-client rates) as a
+- :func:`load_from_windows` reads rate windows (ServeGen's 10-minute rates) as a
   piecewise-constant rate curve and takes the expected arrivals per interval: no per-request
-  sampling, which is what makes weeks of load on a thousand instances cheap. Only one day of
-  windows ships, so ``days`` repeats that day; its diurnal shape is ServeGen's, and no weekly
-  shape is invented on top.
+  sampling, which is what makes weeks of load on a thousand instances cheap. The shipped
+  aggregate of ServeGen's m-large service covers 14 real days, so its diurnal and weekly shape
+  are both ServeGen's; a shorter span (the one-day, three-client slice) repeats when asked for
+  more days.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -147,23 +149,26 @@ def load_from_windows(
     lengths: pl.DataFrame,
     interval_s: float,
     *,
-    days: int = 1,
+    days: int | None = None,
     rate_scale: float = 1.0,
     window_s: float = WINDOW_S,
 ) -> FluidLoad:
-    """Expected load per interval of rate windows, repeated over ``days``.
+    """Expected load per interval of rate windows, over ``days``.
 
     Parameters
     ----------
     windows : pl.DataFrame
-        ServeGen windows (:func:`simulator.servegen.load_servegen_windows`); rates of every
-        client add up. They must lie within one day (``window_start_s < 86400``).
+        ``window_start_s`` (seconds from 00:00 of the first day) and ``rate_rps`` per window:
+        a service's aggregate rate (:func:`simulator.servegen.load_servegen_rates`, 14 days
+        ship) or per-client windows (:func:`simulator.servegen.load_servegen_windows`); rates
+        of rows sharing a window add up, and a missing window has rate 0.
     lengths : pl.DataFrame
         Canonical request frame whose length mix the requests follow (e.g. the Azure trace).
     interval_s : float
         Control interval; a day must hold a whole number of them.
-    days : int
-        Days of load: the windows' day, repeated.
+    days : int, optional
+        Days of load (default: the whole days the windows span). More days than the windows
+        span repeat them from their first day, so a week-long span keeps its weekly shape.
     rate_scale : float
         Multiplies every rate, to size the load to a larger cluster.
 
@@ -171,23 +176,24 @@ def load_from_windows(
     -------
     FluidLoad
         Starts at :data:`~simulator.traces.SYNTHETIC_EPOCH` (a midnight), so that a window's
-        ``window_start_s`` is its time of day.
+        ``window_start_s`` is its time since that midnight.
     """
     day_s = 86_400.0
     per_day = day_s / interval_s
-    if interval_s <= 0 or per_day != int(per_day) or days < 1:
-        raise ValueError("interval_s must divide a day and days must be >= 1")
-    if windows["window_start_s"].max() + window_s > day_s:
-        raise ValueError("load_from_windows: the windows must lie within one day")
-    rate = np.zeros(int(day_s // window_s))
-    np.add.at(
-        rate,
-        (windows["window_start_s"].to_numpy() // window_s).astype(np.int64),
-        windows["rate_rps"].to_numpy(),
-    )
+    if interval_s <= 0 or per_day != int(per_day):
+        raise ValueError("interval_s must divide a day")
+    start_s = windows["window_start_s"].to_numpy()
+    if start_s.size == 0 or start_s.min() < 0:
+        raise ValueError("load_from_windows: need windows, none starting before day 1")
+    span_days = math.ceil((start_s.max() + window_s) / day_s)
+    days = span_days if days is None else days
+    if days < 1:
+        raise ValueError(f"days must be >= 1, got {days}")
+    rate = np.zeros(round(span_days * day_s / window_s))
+    np.add.at(rate, (start_s // window_s).astype(np.int64), windows["rate_rps"].to_numpy())
     # Interval midpoints read the rate of the window they fall in (intervals shorter than a
     # window nest in it; longer ones sample it, which the caller chose by the interval).
-    mid_s = (np.arange(int(per_day) * days) + 0.5) * interval_s % day_s
+    mid_s = (np.arange(int(per_day) * days) + 0.5) * interval_s % (span_days * day_s)
     arrivals = rate[(mid_s // window_s).astype(np.int64)] * rate_scale * interval_s
     mix = LengthMix.of(lengths)
     return FluidLoad(

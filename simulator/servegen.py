@@ -3,7 +3,9 @@
 ServeGen (Xiang et al., arXiv 2505.09999; Alibaba Bailian) publishes no per-request log: for each
 client and 10-minute window it gives the mean rate and a Gamma or Weibull fit of the
 inter-arrival times. It is the only multi-day arrival source in reach, so multi-day workloads
-are rebuilt from it: arrivals from the fitted gaps, lengths sampled from a real per-request trace.
+are rebuilt from it: arrivals from the fitted gaps, lengths sampled from a real per-request trace
+(:func:`servegen_requests`, on per-client windows), or the expected load of a service's summed
+rate (:func:`load_servegen_rates`: 14 real days ship, read by the fluid fast mode).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from simulator.paths import SERVEGEN_SLICE_CSV_GZ
+from simulator.paths import SERVEGEN_14DAY_RATES_CSV_GZ, SERVEGEN_SLICE_CSV_GZ
 from simulator.traces import (
     SYNTHETIC_EPOCH,
     Trace,
@@ -36,6 +38,13 @@ WINDOW_SCHEMA: dict[str, pl.DataType] = {
     "dist_param2": pl.Float64(),
 }
 
+#: A service's aggregate rate per window (:func:`load_servegen_rates`).
+RATE_SCHEMA: dict[str, pl.DataType] = {
+    "window_start_s": pl.Float64(),
+    "rate_rps": pl.Float64(),
+    "active_clients": pl.Int64(),
+}
+
 _FAMILIES = ("Gamma", "Weibull")
 
 
@@ -52,9 +61,53 @@ def load_servegen_windows(path: Path = SERVEGEN_SLICE_CSV_GZ) -> pl.DataFrame:
     pl.DataFrame
         Typed windows sorted by client and window start.
     """
-    raw = read_csv_as_text(path, list(WINDOW_SCHEMA))
+    windows = _typed(path, WINDOW_SCHEMA)
+    active = pl.col("rate_rps") > 0
+    _check(
+        path,
+        windows,
+        {
+            ("rate_rps", "negative rate"): pl.col("rate_rps") < 0,
+            ("iat_dist", f"an active window needs one of {_FAMILIES}"): active
+            & ~pl.col("iat_dist").is_in(_FAMILIES).fill_null(False),
+            ("dist_param1", "an active window needs a positive shape"): active
+            & (pl.col("dist_param1") <= 0),
+        },
+    )
+    return windows.sort("client_id", "window_start_s")
+
+
+def load_servegen_rates(path: Path = SERVEGEN_14DAY_RATES_CSV_GZ) -> pl.DataFrame:
+    """Load a service's aggregate ServeGen rate, one row per window (plain or gzipped CSV with
+    the :data:`RATE_SCHEMA` columns); by default the shipped 14 days of m-large, all clients.
+
+    Aggregate rates are what the fluid model reads (:func:`simulator.fluid_load.load_from_windows`):
+    the sum over clients is exact, while the clients' inter-arrival fits do not add up, so an
+    aggregate cannot feed :func:`servegen_requests`. Line numbers in errors count lines of the
+    decompressed CSV, the header being line 1.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``window_start_s``, ``rate_rps`` and ``active_clients``, sorted by window start.
+    """
+    rates = _typed(path, RATE_SCHEMA)
+    _check(
+        path,
+        rates,
+        {
+            ("rate_rps", "negative rate"): pl.col("rate_rps") < 0,
+            ("window_start_s", "repeated window"): pl.col("window_start_s").is_duplicated(),
+        },
+    )
+    return rates.sort("window_start_s")
+
+
+def _typed(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The CSV's ``schema`` columns parsed; a bad number names its line."""
+    raw = read_csv_as_text(path, list(schema))
     columns = {}
-    for column, dtype in WINDOW_SCHEMA.items():
+    for column, dtype in schema.items():
         text = raw[column]
         if dtype == pl.String():
             columns[column] = text.str.strip_chars().replace("", None)
@@ -67,23 +120,18 @@ def load_servegen_windows(path: Path = SERVEGEN_SLICE_CSV_GZ) -> pl.DataFrame:
                 f"{path}:{row + 2}: column '{column}': cannot parse {text[row]!r} as a number"
             )
         columns[column] = parsed
-    windows = pl.DataFrame(columns)
-    active = pl.col("rate_rps") > 0
-    checks = {
-        ("rate_rps", "negative rate"): pl.col("rate_rps") < 0,
-        ("iat_dist", f"an active window needs one of {_FAMILIES}"): active
-        & ~pl.col("iat_dist").is_in(_FAMILIES).fill_null(False),
-        ("dist_param1", "an active window needs a positive shape"): active
-        & (pl.col("dist_param1") <= 0),
-    }
+    return pl.DataFrame(columns)
+
+
+def _check(path: Path, frame: pl.DataFrame, checks: dict[tuple[str, str], pl.Expr]) -> None:
+    """Raise on the first row failing a check, naming its line, column and reason."""
     for (column, reason), bad in checks.items():
-        rows = windows.with_row_index("row").filter(bad)
+        rows = frame.with_row_index("row").filter(bad)
         if rows.height:
             row = int(rows["row"][0])
             raise TraceError(
                 f"{path}:{row + 2}: column '{column}': {reason} (got {rows[column][0]!r})"
             )
-    return windows.sort("client_id", "window_start_s")
 
 
 def servegen_requests(

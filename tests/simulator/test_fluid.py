@@ -12,7 +12,7 @@ from simulator import Trace, default_cluster, load_servegen_windows, thin
 from simulator.fluid import _lindley, simulate_fluid
 from simulator.fluid_load import load_from_requests, load_from_windows
 from simulator.fluid_validation import agreement, run_both
-from simulator.servegen import WINDOW_S
+from simulator.servegen import WINDOW_S, load_servegen_rates
 from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD, conform
 
 #: Agreement measured on the full Azure trace and a 30% thinning of it, default cluster, 15 s
@@ -96,6 +96,24 @@ def test_windows_give_the_expected_requests(azure: Trace) -> None:
     load = load_from_windows(windows, azure.requests, 15.0, days=3, rate_scale=2.0)
     assert load.count == 3 * 86_400 / 15
     assert_allclose(load.requests.sum(), 3 * 2.0 * WINDOW_S * windows["rate_rps"].sum())
+
+
+def test_the_14_shipped_days_keep_their_own_daily_and_weekly_shape(azure: Trace) -> None:
+    rates = load_servegen_rates()
+    load = load_from_windows(rates, azure.requests, 15.0)
+    assert load.count == 14 * 5760
+    daily = load.requests.reshape(14, 5760).sum(axis=1)
+    expected = (
+        rates.group_by(pl.col("window_start_s") // 86_400)
+        .agg(pl.col("rate_rps").sum() * WINDOW_S)
+        .sort("window_start_s")["rate_rps"]
+        .to_numpy()
+    )
+    assert_allclose(daily, expected, rtol=1e-9)
+    assert daily.max() / daily.min() > 2  # real days differ: day 1 is not repeated
+    # Asked for more days than ship, the 14 days repeat from the first.
+    month = load_from_windows(rates, azure.requests, 15.0, days=28)
+    assert_allclose(month.requests[load.count :], load.requests)
 
 
 def test_telemetry_is_canonical_and_follows_counts(azure: Trace) -> None:

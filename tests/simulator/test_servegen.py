@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from simulator import TraceError, load_servegen_windows, servegen_requests
-from simulator.servegen import WINDOW_S
+from simulator.servegen import WINDOW_S, load_servegen_rates
 from simulator.traces import SYNTHETIC_EPOCH
 
 
@@ -19,6 +19,41 @@ def test_loads_the_shipped_slice():
     assert sorted(windows["client_id"].unique().to_list()) == [20, 57, 140]
     assert set(windows["iat_dist"].drop_nulls().unique().to_list()) <= {"Gamma", "Weibull"}
     assert windows.filter(pl.col("rate_rps") > 0)["iat_dist"].null_count() == 0
+
+
+def test_the_shipped_14_days_hold_every_window_and_contain_the_slice_clients():
+    rates = load_servegen_rates()
+    assert rates.height == 14 * 144
+    assert rates["window_start_s"].to_list() == [k * WINDOW_S for k in range(14 * 144)]
+    # The aggregate sums all clients, so on day 1 it is at least the three sliced clients'
+    # rate in every window, and counts at least as many active clients.
+    slice_day1 = (
+        load_servegen_windows()
+        .group_by("window_start_s")
+        .agg(pl.col("rate_rps").sum(), (pl.col("rate_rps") > 0).sum().alias("active"))
+        .join(rates, on="window_start_s", suffix="_all")
+    )
+    assert slice_day1.height == 144
+    assert (slice_day1["rate_rps_all"] >= slice_day1["rate_rps"] - 1e-9).all()
+    assert (slice_day1["active_clients"] >= slice_day1["active"]).all()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("window_start_s,rate_rps\n0,1\n", r"missing column\(s\)"),
+        ("window_start_s,rate_rps,active_clients\n0,-1,3\n", r":2: column 'rate_rps': negative"),
+        (
+            "window_start_s,rate_rps,active_clients\n0,1,3\n600,2,3\n600,2,3\n",
+            r":3: column 'window_start_s': repeated window",
+        ),
+    ],
+)
+def test_rejects_bad_rates_naming_file_and_line(tmp_path, body, message):
+    path = tmp_path / "rates.csv"
+    path.write_text(body)
+    with pytest.raises(TraceError, match=message):
+        load_servegen_rates(path)
 
 
 def test_arrivals_keep_each_window_count_and_stay_inside_it(azure):
