@@ -9,13 +9,20 @@ from plotly.subplots import make_subplots
 ROLES = ("prefill", "decode")
 
 
-def decisions_figure(decisions: pl.DataFrame) -> go.Figure:
+def decisions_figure(
+    decisions: pl.DataFrame,
+    *,
+    title: str = "Coordinated controller: current vs target instances (open loop)",
+) -> go.Figure:
     """Current and target instance counts per role over time, as step lines.
 
     Parameters
     ----------
     decisions : pl.DataFrame
-        The output of :func:`policies.replay_decisions` (one or more services).
+        The output of :func:`policies.replay_decisions` or the decisions of
+        :func:`policies.run_backtest` (one or more services).
+    title : str
+        Says which of the two it shows.
 
     Returns
     -------
@@ -48,5 +55,5 @@ def decisions_figure(decisions: pl.DataFrame) -> go.Figure:
                 )
         figure.update_yaxes(title_text="instances", row=row, col=1)
     figure.update_xaxes(title_text="decision time (UTC)", row=len(ROLES), col=1)
-    figure.update_layout(title="Coordinated controller: current vs target instances")
+    figure.update_layout(title=title)
     return figure

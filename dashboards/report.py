@@ -29,6 +29,7 @@ def summary_lines(
     signal_scores: pl.DataFrame,
     decisions: pl.DataFrame,
     placement: pl.DataFrame,
+    backtest_summary: pl.DataFrame,
 ) -> list[str]:
     """Plain-text findings of the run, each computed from the tables.
 
@@ -38,7 +39,8 @@ def summary_lines(
         The telemetry covered; per (service, role) the signal with the highest |Pearson r| and
         the signal that gives up least at low load (lowest scale-in response: the paper's
         "decode utilisation stays busy" test, §5.3.2); the scale actions taken; the instances
-        placed.
+        placed; per service, what the closed-loop backtest saved or lost against the fixed
+        deployment.
     """
     span = instance_samples.select(pl.col("ts").min().alias("start"), pl.col("ts").max())
     start, end = span.row(0)
@@ -77,7 +79,25 @@ def summary_lines(
         f"Placement: {placement['instances'].sum()} instances in {placement.height} rows "
         f"across {placement['s2'].n_unique()} S2 pod(s)."
     )
+    for (service,), runs in backtest_summary.partition_by("service", as_dict=True).items():
+        lines.append(_backtest_line(service, runs))
     return lines
+
+
+def _backtest_line(service: str, runs: pl.DataFrame) -> str:
+    """The closed-loop coordinated run against the fixed deployment, on the paper's terms:
+    GPU-hours and utilisation, at what tail latency."""
+    by_run = {row["run"]: row for row in runs.iter_rows(named=True)}
+    fixed, coordinated = by_run["fixed"], by_run["coordinated"]
+    hours = [r["gpu_hours_prefill"] + r["gpu_hours_decode"] for r in (fixed, coordinated)]
+    return (
+        f"{service} backtest (closed loop): {hours[1]:.1f} GPU-hours against {hours[0]:.1f} "
+        f"fixed ({hours[1] / hours[0] - 1:+.1%}); GPU utilisation {coordinated['gpu_util']:.1%} "
+        f"against {fixed['gpu_util']:.1%} "
+        f"({100 * (coordinated['gpu_util'] - fixed['gpu_util']):+.1f} points); TTFT p99 "
+        f"{coordinated['ttft_p99_s']:.2f} s against {fixed['ttft_p99_s']:.2f} s; TPOT p99 "
+        f"{1000 * coordinated['tpot_p99_s']:.1f} ms against {1000 * fixed['tpot_p99_s']:.1f} ms."
+    )
 
 
 def write_report(
@@ -88,6 +108,8 @@ def write_report(
     signal_scores: pl.DataFrame,
     decisions: pl.DataFrame,
     placement: pl.DataFrame,
+    backtest_decisions: pl.DataFrame,
+    backtest_summary: pl.DataFrame,
 ) -> Path:
     """Write the report page and return its path.
 
@@ -103,6 +125,9 @@ def write_report(
         The output of :func:`policies.replay_decisions`.
     placement : pl.DataFrame
         A placement plan with ``action``, ``s2``, ``gpu_type`` and ``instances``.
+    backtest_decisions, backtest_summary : pl.DataFrame
+        The closed-loop backtest's decisions (:func:`policies.run_backtest`) and one
+        :func:`policies.summarise_run` row per run, ``fixed`` and ``coordinated``, per service.
 
     Returns
     -------
@@ -115,12 +140,17 @@ def write_report(
         signal_scores_figure(signal_scores),
         decisions_figure(decisions),
         placement_figure(placement),
+        decisions_figure(
+            backtest_decisions,
+            title="Closed-loop backtest: placed vs target instances per decision",
+        ),
     ]
     lines = summary_lines(
         instance_samples=instance_samples,
         signal_scores=signal_scores,
         decisions=decisions,
         placement=placement,
+        backtest_summary=backtest_summary,
     )
     summary = "\n".join(f"<li>{html.escape(line)}</li>" for line in lines)
     body = "\n".join(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import polars as pl
 
 from scheduler import ROLES
-from simulator import SimulationResult
 
 #: Columns of :func:`summarise_run`.
 RUN_SUMMARY_SCHEMA: dict[str, pl.DataType] = {
@@ -25,8 +24,13 @@ RUN_SUMMARY_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def summarise_run(run: SimulationResult, *, label: str) -> pl.DataFrame:
-    """One row of :data:`RUN_SUMMARY_SCHEMA` for a simulated run.
+def summarise_run(
+    instance_samples: pl.DataFrame, requests: pl.DataFrame, *, label: str
+) -> pl.DataFrame:
+    """One row of :data:`RUN_SUMMARY_SCHEMA` for a run's telemetry and request outcomes.
+
+    ``instance_samples`` is the canonical table, ``requests`` the per-request outcomes
+    (:attr:`simulator.SimulationResult.requests`, or the stored ``request_outcomes``).
 
     GPU-hours count every GPU an instance held while it reported (starting and draining
     included: they are paid for); utilisation is the GPU-time-weighted mean of
@@ -34,13 +38,12 @@ def summarise_run(run: SimulationResult, *, label: str) -> pl.DataFrame:
     (time per output token after the first) are the 99th percentiles over requests; TPOT
     counts requests with at least two output tokens.
     """
-    samples = run.instance_samples.with_columns(
+    samples = instance_samples.with_columns(
         gpu_s=pl.col("interval_s") * pl.col("gpus_per_instance")
     ).with_columns(busy_s=pl.col("gpu_s") * pl.col("gpu_util_ratio"))
     totals = samples.group_by("role").agg(pl.col("gpu_s").sum(), pl.col("busy_s").sum())
     gpu_s = dict(totals.select("role", "gpu_s").iter_rows())
     busy_s = dict(totals.select("role", "busy_s").iter_rows())
-    requests = run.requests
     tpot = requests.filter(pl.col("output_tokens") > 1).select(
         (pl.col("finish_s") - pl.col("first_token_s")) / (pl.col("output_tokens") - 1)
     )

@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{verdict} in {elapsed_s:.1f} s (run {outputs.run_id})")
     print(f"DuckDB store: {outputs.db_path}")
     for table, rows in TelemetryStore(outputs.db_path).row_counts().items():
-        print(f"  {table:<20} {rows:>9,} rows")
+        print(f"  {table:<24} {rows:>9,} rows")
     if outputs.report_path.exists():
         print(f"HTML report:  {outputs.report_path}")
     return 0 if outputs.success else 1

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from dashboards import write_report
-from pipelines.assets.policies import SCALING_DECISIONS_KEY
+from pipelines.assets.policies import BACKTEST_KEY, SCALING_DECISIONS_KEY
 from pipelines.assets.scheduler import PLACEMENT_PLAN_KEY
 from pipelines.assets.signals import SIGNAL_SCORES_KEY
 from pipelines.assets.telemetry import INSTANCE_SAMPLES_KEY, SERVICE_LOAD_KEY
@@ -19,9 +19,12 @@ from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
         SIGNAL_SCORES_KEY,
         SCALING_DECISIONS_KEY,
         PLACEMENT_PLAN_KEY,
+        BACKTEST_KEY,
     ],
     group_name="dashboards",
-    description="Telemetry, signal scores, decisions and placement on one offline HTML page.",
+    description=(
+        "Telemetry, signal scores, decisions, placement and the backtest on one offline HTML page."
+    ),
 )
 def report_html(
     context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
@@ -34,6 +37,8 @@ def report_html(
         signal_scores=store.read("signal_scores", service=service),
         decisions=store.read("scaling_decisions", service=service),
         placement=store.read("placement_plan", service=service),
+        backtest_decisions=store.read("backtest_decisions", service=service),
+        backtest_summary=store.read("backtest_summary", service=service),
     )
     context.log.info(f"report written to {path}")
     return dg.MaterializeResult(

@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from policies import CoordinatedPolicyConfig, replay_decisions
+from policies import RUN_SUMMARY_SCHEMA, CoordinatedPolicyConfig, replay_decisions
 from signals import score_signals
 from tests.canonical_frames import instance_samples, service_load
 
@@ -50,14 +50,34 @@ def tables():
             "affinity_satisfied": [True, True, True, True],
         }
     )
+    decisions = replay_decisions(
+        samples,
+        CoordinatedPolicyConfig(100.0, control_interval_s=60.0, scale_in_cooldown_s=0.0),
+        service="svc",
+    )
+    backtest_summary = pl.DataFrame(
+        {
+            "run": ["fixed", "coordinated"],
+            "gpu_hours_prefill": [4.0, 3.0],
+            "gpu_hours_decode": [4.0, 3.0],
+            "gpu_util_prefill": [0.4, 0.5],
+            "gpu_util_decode": [0.9, 0.9],
+            "gpu_util": [0.65, 0.7],
+            "ttft_p99_s": [1.5, 1.75],
+            "tpot_p99_s": [0.03, 0.032],
+            "requests": [100, 100],
+            "service": ["svc", "svc"],
+        },
+        schema={**RUN_SUMMARY_SCHEMA, "service": pl.String()},
+    )
     return {
         "instance_samples": samples,
         "service_load": offered,
         "signal_scores": score_signals(samples, offered),
-        "decisions": replay_decisions(
-            samples,
-            CoordinatedPolicyConfig(100.0, control_interval_s=60.0, scale_in_cooldown_s=0.0),
-            service="svc",
-        ),
+        "decisions": decisions,
         "placement": placement,
+        "backtest_decisions": decisions.with_columns(
+            shortfall_instances=pl.lit(0), kv_bandwidth_factor=pl.lit(None, pl.Float64)
+        ),
+        "backtest_summary": backtest_summary,
     }

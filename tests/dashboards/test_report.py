@@ -14,7 +14,7 @@ def test_report_is_self_contained_with_all_figures(tables, tmp_path):
     assert "plotly.js v" in page  # the bundle itself ...
     assert page.count("plotly.js v") == 1  # ... once
     assert re.search(r"<script[^>]*\bsrc=", page) is None  # ... and no script from a CDN
-    assert page.count('class="plotly-graph-div"') == 4
+    assert page.count('class="plotly-graph-div"') == 5
     assert "<h1>HeteroScale report</h1>" in page
     assert not list(tmp_path.glob("nested/*.partial"))
 
@@ -25,6 +25,7 @@ def test_summary_is_computed_from_the_tables(tables):
         signal_scores=tables["signal_scores"],
         decisions=tables["decisions"],
         placement=tables["placement"],
+        backtest_summary=tables["backtest_summary"],
     )
     text = "\n".join(lines)
     decisions = tables["decisions"]
@@ -34,6 +35,11 @@ def test_summary_is_computed_from_the_tables(tables):
     assert f"{scale_outs} scale-outs and {scale_ins} scale-ins over {decisions.height}" in text
     assert "Telemetry: 1 service(s), 8 instances" in text
     assert "Placement: 8 instances in 4 rows across 2 S2 pod(s)." in text
+    assert (
+        "svc backtest (closed loop): 6.0 GPU-hours against 8.0 fixed (-25.0%); GPU utilisation"
+        " 70.0% against 65.0% (+5.0 points); TTFT p99 1.75 s against 1.50 s; TPOT p99 32.0 ms"
+        " against 30.0 ms."
+    ) in text
     decode_line = next(line for line in lines if line.startswith("svc decode:"))
     # Decode TPS is exactly proportional to load; decode GPU util sits near 0.88 throughout.
     assert decode_line.startswith(

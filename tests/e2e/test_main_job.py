@@ -20,6 +20,9 @@ TABLES = [
     "scaling_decisions",
     "placement_plan",
     "placement_outcomes",
+    "backtest_decisions",
+    "backtest_placement_plan",
+    "backtest_summary",
 ]
 
 

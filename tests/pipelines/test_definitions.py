@@ -18,12 +18,14 @@ LINEAGE = {
     "signals/signal_scores": {"telemetry/instance_samples", "telemetry/service_load"},
     "policies/scaling_decisions": {"telemetry/instance_samples"},
     "scheduler/placement_plan": {"policies/scaling_decisions", "telemetry/instance_samples"},
+    "policies/backtest": {"telemetry/instance_samples", "telemetry/request_outcomes"},
     "dashboards/report_html": {
         "telemetry/instance_samples",
         "telemetry/service_load",
         "signals/signal_scores",
         "policies/scaling_decisions",
         "scheduler/placement_plan",
+        "policies/backtest",
     },
 }
 
@@ -38,6 +40,7 @@ def test_the_main_job_covers_the_path_from_trace_to_dashboard():
         "simulated_telemetry",
         "signals__signal_scores",
         "policies__scaling_decisions",
+        "policies__backtest",
         "scheduler__placement_plan",
         "dashboards__report_html",
         "telemetry__instance_samples_instance_samples_have_no_gaps",

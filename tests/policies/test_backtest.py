@@ -123,7 +123,7 @@ def test_placement_across_switches_slows_the_new_instances_transfers(near, far):
 
 
 def test_summary_counts_gpu_hours_and_tails(near):
-    summary = summarise_run(near.run, label="near")
+    summary = summarise_run(near.run.instance_samples, near.run.requests, label="near")
     assert summary.schema == pl.Schema(RUN_SUMMARY_SCHEMA)
     row = summary.row(0, named=True)
     samples = near.run.instance_samples
