@@ -8,7 +8,9 @@ from pipelines.assets.telemetry import INSTANCE_SAMPLES_KEY
 from pipelines.resources import ScenarioResource, StoreResource
 from policies import deployed_requirements
 from scheduler import load_topology, replay_targets
+from scheduler.metrics import plan_metrics
 from telemetry.schema import INSTANCE_SAMPLES
+from telemetry.store import TableWrite
 
 PLACEMENT_PLAN_KEY = dg.AssetKey(["scheduler", "placement_plan"])
 
@@ -25,7 +27,9 @@ def placement_plan(
     """Replay the decisions' targets through Algorithm 4, cycle by cycle, from an empty cluster.
 
     Cycle 0 places the starting deployment, every later cycle the counts one control
-    interval's decision asks the cluster to run.
+    interval's decision asks the cluster to run. The metadata carries the plan's figures
+    (:func:`scheduler.metrics.plan_metrics`): affinity, fragmentation, priority-weighted cost,
+    shortfall, KV bandwidth factor.
     """
     service = scenario.service
     decisions = store.read("scaling_decisions", service=service).sort("ts")
@@ -38,21 +42,18 @@ def placement_plan(
         store.read(INSTANCE_SAMPLES, service=service), service=service
     )
     context.log.info(f"placing {targets.height} cycles for {requirements}")
+    topology = load_topology(scenario.topology_path)
     replay = replay_targets(
-        load_topology(scenario.topology_path),
-        targets.with_columns(pl.col("cycle").cast(pl.Int64)),
-        {service: requirements},
+        topology, targets.with_columns(pl.col("cycle").cast(pl.Int64)), {service: requirements}
     )
-    rows = store.write("placement_plan", replay.plan, ("service",))
-    store.write("placement_outcomes", replay.outcomes, ("service",))
-    shortfall = int(replay.outcomes["shortfall_instances"].sum())
+    rows = store.store().write_many(
+        [
+            TableWrite("placement_plan", replay.plan, ("service",)),
+            TableWrite("placement_outcomes", replay.outcomes, ("service",)),
+        ]
+    )[0]
     return dg.MaterializeResult(
-        metadata={
-            "rows": rows,
-            "cycles": targets.height,
-            "shortfall_instances": shortfall,
-            "affinity_violations": replay.plan.filter(~pl.col("affinity_satisfied")).height,
-        }
+        metadata={"rows": rows, **plan_metrics(topology, replay, {service: requirements})}
     )
 
 
