@@ -35,11 +35,16 @@ def _quote(identifier: str) -> str:
 
 @dataclass(frozen=True)
 class TableWrite:
-    """One partition replacement of :meth:`TelemetryStore.write_many`."""
+    """One partition replacement of :meth:`TelemetryStore.write_many`.
+
+    ``also_clear`` names partitions (a frame of the ``partition_by`` columns) to empty even
+    where ``frame`` has no rows for them, e.g. the quarantine of a source now loaded cleanly.
+    """
 
     table: str
     frame: pl.DataFrame
     partition_by: Sequence[str] | None = None
+    also_clear: pl.DataFrame | None = None
 
 
 def _prepare(write: TableWrite) -> TableWrite:
@@ -53,7 +58,7 @@ def _prepare(write: TableWrite) -> TableWrite:
     missing = [c for c in partition_by if c not in frame.columns]
     if missing:
         raise ValueError(f"{table}: partition columns {missing} are not in the frame")
-    return TableWrite(table, frame, tuple(partition_by))
+    return TableWrite(table, frame, tuple(partition_by), write.also_clear)
 
 
 def _replace(conn: duckdb.DuckDBPyConnection, write: TableWrite, incoming: str) -> None:
@@ -68,9 +73,12 @@ def _replace(conn: duckdb.DuckDBPyConnection, write: TableWrite, incoming: str) 
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {_quote(column)} {column_type}")
     keys = ", ".join(_quote(c) for c in write.partition_by)
     matches = " AND ".join(f"k.{_quote(c)} = t.{_quote(c)}" for c in write.partition_by)
+    touched = f"SELECT DISTINCT {keys} FROM {incoming}"
+    if write.also_clear is not None:
+        conn.register(f"{incoming}_clear", write.also_clear.select(write.partition_by))
+        touched += f" UNION SELECT {keys} FROM {incoming}_clear"
     conn.execute(
-        f"DELETE FROM {table} t WHERE EXISTS "
-        f"(SELECT 1 FROM (SELECT DISTINCT {keys} FROM {incoming}) k WHERE {matches})"
+        f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM ({touched}) k WHERE {matches})"
     )
     conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {incoming}")
 

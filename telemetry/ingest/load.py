@@ -22,7 +22,7 @@ from telemetry.ingest.errors import IngestError
 from telemetry.ingest.exposition import RawSamples, parse, scrape_time_from_name
 from telemetry.ingest.files import TableRead, is_table, read_table
 from telemetry.ingest.mapping import Mapping
-from telemetry.ingest.prometheus import is_prometheus, read_prometheus
+from telemetry.ingest.prometheus import Client, is_prometheus, read_prometheus
 from telemetry.ingest.semantics import Signals, derive
 from telemetry.schema import CANONICAL_TABLES, INSTANCE_SAMPLES, SERVICE_LOAD
 from telemetry.store import TableWrite, TelemetryStore
@@ -61,6 +61,9 @@ class Prepared:
     sources: list[str]
     canonical: Canonical
     rows_read: int
+    #: Every quarantine ``source`` this load answers for (its files, URLs and their joint
+    #: label): a reload replaces their quarantine rows, or deletes them when it has none.
+    owned: list[str] = field(default_factory=list)
 
     @property
     def rows_quarantined(self) -> int:
@@ -132,6 +135,8 @@ def prepare(
     tables: list[TableRead] = []
     signals: list[Signals] = []
     rows_read = 0
+    names = [Client(s).safe_url if is_prometheus(s) else s for s in sources]
+    owned = list(names)
     for source in sources:
         if is_prometheus(source):
             values, points = read_prometheus(
@@ -147,6 +152,7 @@ def prepare(
             rows_read += points
             continue
         for path in _expand(source):
+            owned.append(str(path))
             if is_table(path):
                 read = read_table(path, mapping, service=service, interval_s=interval_s)
                 tables.append(read)
@@ -161,7 +167,8 @@ def prepare(
         signals.append(derive(raw, interval_s=interval_s, service=service or mapping.service))
         signals[-1].quarantine = pl.concat([raw.quarantine, signals[-1].quarantine])
     signals.extend(t.signals for t in tables if t.signals is not None)
-    label = ", ".join(sources)
+    label = ", ".join(names)
+    owned.append(label)
     parts: list[Canonical] = []
     if signals:
         merged = Signals(
@@ -208,7 +215,9 @@ def prepare(
         rows_loaded=sum(p.rows_loaded for p in parts),
         notes={k: v for p in parts for k, v in p.notes.items()},
     )
-    prepared = Prepared(sources=list(sources), canonical=canonical, rows_read=rows_read)
+    prepared = Prepared(
+        sources=names, canonical=canonical, rows_read=rows_read, owned=sorted(set(owned))
+    )
     accounted = canonical.rows_loaded + prepared.rows_quarantined
     if accounted != rows_read:
         raise AssertionError(
@@ -259,8 +268,9 @@ def write(prepared: Prepared, store: TelemetryStore) -> LoadReport:
                 for s, d, n in days.sort("service", "day").rows()
             ]
     bad = canonical.quarantine
-    if bad.height:
-        writes.append(TableWrite(quarantine.QUARANTINE, bad, ("source",)))
+    # Always written: a clean reload deletes the quarantine rows of its earlier loads.
+    stale = pl.DataFrame({"source": prepared.owned}, schema={"source": pl.String})
+    writes.append(TableWrite(quarantine.QUARANTINE, bad, ("source",), also_clear=stale))
     report = LoadReport(
         rows_read=prepared.rows_read,
         rows_loaded=canonical.rows_loaded,

@@ -90,6 +90,27 @@ def test_reloading_replaces_partitions_and_quarantine(tmp_path, store):
     assert store.read(INGEST_LOG).height == 1
 
 
+def test_a_clean_reload_deletes_the_sources_earlier_quarantine(tmp_path, store):
+    instances, _ = source_frames()
+    dirty, other = tmp_path / "dirty.csv", tmp_path / "other.csv"
+    broken = instances.with_columns(pl.col("decode_tps").cast(pl.String))
+    broken = broken.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0)
+        .then(pl.lit("n/a"))
+        .otherwise("decode_tps")
+        .alias("decode_tps")
+    )
+    broken.write_csv(dirty)
+    broken.with_columns(pl.lit("b").alias("service")).write_csv(other)
+    ingest([str(dirty)], store, now=NOW)
+    ingest([str(other)], store, now=NOW)
+    assert set(store.read(QUARANTINE)["source"]) == {str(dirty), str(other)}
+    instances.write_csv(dirty)
+    report = ingest([str(dirty)], store, now=NOW)
+    assert report.rows_quarantined == 0
+    assert store.read(QUARANTINE)["source"].to_list() == [str(other)]
+
+
 def test_a_bad_source_writes_nothing(tmp_path, store):
     instances, _ = source_frames()
     instances.write_csv(tmp_path / "good.csv")
