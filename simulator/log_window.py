@@ -3,10 +3,11 @@
 A closed loop asks, again and again, for the telemetry of the intervals completed since its last
 call. Reading the whole log each time makes a call cost time in proportion to the run so far,
 which is fine for hours and not for days. :class:`LogWindow` keeps between calls only the rows
-that can still count in a later interval (passes not over yet, point events stamped at or after
-the window's end, each instance's last gauge change before it) and hands back those plus the
-rows logged since. With :class:`simulator.metrics.Bins` covering only the new intervals, a call
-then costs time in proportion to those intervals' events.
+that can still count in a later interval (passes not over yet, decode strides logged since the
+previous call, point events stamped at or after the window's end, each instance's last gauge
+change before it) and hands back those plus the rows logged since. With
+:class:`simulator.metrics.Bins` covering only the new intervals, a call then costs time in
+proportion to those intervals' events. It reads the recorder's logs in place.
 
 Times stay absolute and the rows keep their log order, so every per-interval sum adds the same
 terms in the same order as over the whole log: the telemetry is identical, not just close.
@@ -47,11 +48,6 @@ _GAUGE_LOGS = (
 )
 
 
-def _stride_end(stride: tuple) -> float:
-    starts, durations = stride[1], stride[2]
-    return float(starts[-1] + durations[-1]) if len(starts) else -np.inf
-
-
 def _gauge_rows_still_counting(instance: list, at_s: list, end_s: float) -> np.ndarray:
     """Indices (log order) of the changes at or after ``end_s`` and of each instance's last
     change before it, in the order :func:`simulator.metrics._gauge_integral` sorts them."""
@@ -74,6 +70,7 @@ class LogWindow:
         self._source = source
         self._kept = Recorder()
         self._cursor: dict[str, int] = {}
+        self._previous_strides: list[tuple] = []
 
     def _new_rows(self, column: str) -> list:
         rows = getattr(self._source, column)
@@ -97,14 +94,13 @@ class LogWindow:
             for column, values in log.items():
                 setattr(window, column, values)
                 setattr(kept, column, [values[i] for i in still])
-        for stride in (*self._kept.strides, *self._new_strides()):
+        # A stride is logged when it ends, so one logged since the last call ended by now,
+        # before the next call's end: it may count in the next call's intervals, not after.
+        # Kept whatever its steps (the recorder may store them in any form), the few that
+        # ended before a window count zero in it.
+        new_strides = self._new_rows("_strides")
+        for stride in (*self._previous_strides, *new_strides):
             window.decode_steps(*stride)
-            if _stride_end(stride) >= end_s:
-                kept.decode_steps(*stride)
+        self._previous_strides = new_strides
         self._kept = kept
         return window
-
-    def _new_strides(self) -> list[tuple]:
-        strides = self._source.strides
-        start, self._cursor["strides"] = self._cursor.get("strides", 0), len(strides)
-        return strides[start:]
