@@ -3,11 +3,14 @@
 import json
 import subprocess
 import sys
+import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
-from simulator.paths import MOONCAKE_CONV_SLICE_JSONL
+from simulator.paths import AZURE_CONV_CSV, MOONCAKE_CONV_SLICE_JSONL
+from telemetry.ingest.exposition import parse
 
 CLI = Path(sys.executable).with_name("heteroscale")
 
@@ -52,3 +55,32 @@ def test_a_bad_trace_is_a_clear_error(tmp_path):
     assert done.returncode == 2
     assert "GeneratedTokens" in done.stderr and str(bad) in done.stderr
     assert not (tmp_path / "sim.duckdb").exists()
+
+
+def test_serve_exposes_the_run_on_metrics_until_stopped(tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("".join(AZURE_CONV_CSV.open().readlines()[:301]))  # header + 300 requests
+    command = [str(CLI), "simulate", "--trace", str(trace), "--out", str(tmp_path / "sim.duckdb")]
+    server = subprocess.Popen(
+        [*command, "--json", "--serve", "127.0.0.1:0", "--speed", "100000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        summary = json.loads(server.stdout.readline())
+        with urllib.request.urlopen(summary["metrics_url"], timeout=30) as response:
+            text = response.read().decode()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    raw = parse(text, "scrape", scrape=("sim", datetime.now(UTC)))
+    requests = raw.samples.filter(raw.samples["metric"] == "dynamo_frontend_requests_total")
+    assert requests["value"].to_list() == [300.0]  # the whole run, at that speed
+    assert "vllm:num_requests_running" in set(raw.samples["metric"])
+
+
+def test_serve_needs_host_and_port(tmp_path):
+    done = simulate(tmp_path, AZURE_CONV_CSV, "--serve", "9400")
+    assert done.returncode == 2
+    assert "HOST:PORT" in done.stderr

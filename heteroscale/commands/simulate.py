@@ -34,6 +34,20 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--interval-s", type=float, default=15.0, help="telemetry interval (default 15 s)"
     )
     simulate.add_argument("--json", action="store_true", help="print a JSON summary")
+    simulate.add_argument(
+        "--serve",
+        metavar="HOST:PORT",
+        help=(
+            "then serve the run's telemetry on http://HOST:PORT/metrics with real vLLM/DCGM "
+            "names, replayed as wall time passes (port 0: any free one; Ctrl-C stops)"
+        ),
+    )
+    simulate.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per wall second while serving (default 1)",
+    )
     simulate.set_defaults(handler=_simulate)
 
 
@@ -43,6 +57,13 @@ def _simulate(args: argparse.Namespace) -> int:
     from simulator.persist import write_result
     from telemetry.store import TelemetryStore
 
+    try:
+        address = _host_port(args.serve) if args.serve else None
+        if args.speed <= 0:
+            raise ValueError(f"--speed must be > 0, got {args.speed}")
+    except ValueError as exc:
+        print(f"heteroscale simulate: {exc}", file=sys.stderr)
+        return 2
     try:
         trace = load_trace(args.trace, args.format)
         cluster = load_cluster(args.cluster) if args.cluster else default_cluster()
@@ -69,12 +90,38 @@ def _simulate(args: argparse.Namespace) -> int:
         "db": str(args.out),
         "rows": write_result(TelemetryStore(args.out), result, service=args.service),
     }
+    server = None
+    if address is not None:
+        from simulator.prometheus_endpoint import FinishedRun, MetricsServer
+
+        host, port = address
+        server = MetricsServer(
+            FinishedRun(result, trace.start), host=host, port=port, speed=args.speed
+        )
+        summary["metrics_url"] = server.url
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(summary), flush=True)
     else:
         print(
             f"simulated {summary['requests']:,} requests on {summary['cluster']} in {wall_s:.1f} s"
         )
         for table, rows in summary["rows"].items():
             print(f"  {table:<20} {rows:>9,} rows -> {args.out}")
+        if server is not None:
+            print(f"serving {server.url} at {args.speed:g}x (Ctrl-C stops)", flush=True)
+    if server is not None:
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()
     return 0
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 in brackets) as a host and a port number."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"--serve wants HOST:PORT (e.g. 127.0.0.1:9400), got {text!r}")
+    return host.strip("[]"), int(port)
