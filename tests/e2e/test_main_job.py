@@ -9,6 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.dashboards.browser import drawn_figures, open_page
+
 pytestmark = pytest.mark.slow
 
 CLI = Path(sys.executable).with_name("heteroscale")
@@ -87,3 +89,13 @@ def test_running_again_replaces_rather_than_duplicates(first_run):
     before = row_counts(out / "heteroscale.duckdb")
     run_cli(out)
     assert row_counts(out / "heteroscale.duckdb") == before
+
+
+def test_the_report_draws_in_a_real_browser(first_run, tmp_path):
+    out, _ = first_run
+    page = out / "heteroscale-report.html"
+    run = open_page(page, tmp_path)
+    assert run.errors == []
+    figures = page.read_text(encoding="utf-8").count('class="plotly-graph-div"')
+    assert figures == 5
+    assert drawn_figures(run.dom) == figures

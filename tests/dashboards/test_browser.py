@@ -1,0 +1,34 @@
+"""The report in a real headless Chromium: every figure is drawn and no script fails."""
+
+import pytest
+
+from dashboards import write_report
+from tests.dashboards.browser import drawn_figures, open_page
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_figure_is_drawn_without_script_errors(tables, tmp_path):
+    page = write_report(tmp_path / "report.html", **tables)
+    run = open_page(page, tmp_path)
+    assert run.errors == []
+    assert not [line for line in run.console if "Uncaught" in line]
+    figures = page.read_text(encoding="utf-8").count('class="plotly-graph-div"')
+    assert figures == 5
+    assert drawn_figures(run.dom) == figures
+    assert run.dom.count('class="main-svg"') >= figures  # SVG layers were laid out
+
+
+def test_a_failing_script_is_caught(tmp_path):
+    """The probe can fail: a page whose script throws and logs an error is reported."""
+    page = tmp_path / "broken.html"
+    page.write_text(
+        "<!DOCTYPE html><html><head></head><body><script>"
+        "console.error('drawing failed'); undefinedFunction();"
+        "</script></body></html>"
+    )
+    run = open_page(page, tmp_path)
+    assert run.errors[0] == "drawing failed"
+    assert "undefinedFunction" in run.errors[1]
+    assert any("Uncaught ReferenceError" in line for line in run.console)
+    assert drawn_figures(run.dom) == 0
