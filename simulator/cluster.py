@@ -166,13 +166,24 @@ class EngineConfig:
     block_size : int
         Tokens per paged KV block.
     num_gpu_blocks : int or None
-        KV blocks per rank as the engine reported them; None derives them from memory.
+        KV blocks per rank as the engine reported them, its null block included; None derives
+        them from memory.
     gpu_memory_utilization : float
         Share of GPU memory for weights plus KV when ``num_gpu_blocks`` is None.
     data_parallel_size : int
         Engine ranks per instance, each with its own scheduler, stepping in lockstep.
     enable_expert_parallel : bool
         Split a MoE model's experts over the ``tp * data_parallel_size`` GPUs.
+    enable_prefix_caching : bool
+        Freed KV blocks keep their hashes and can be hit again (:mod:`simulator.kv_blocks`).
+    async_scheduling : bool
+        The scheduler plans step N+1 while step N runs, so a request picked up between steps
+        joins the step after the one already planned.
+    scheduler_reserve_full_isl : bool
+        Admit a waiting request only if its whole sequence so far (prompt plus generated
+        tokens) fits in the free blocks, not just its first prefill chunk.
+
+    The last three default to what vLLM 0.19 resolves them to when they are not set.
     """
 
     max_num_seqs: int = 256
@@ -182,14 +193,19 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.9
     data_parallel_size: int = 1
     enable_expert_parallel: bool = False
+    enable_prefix_caching: bool = True
+    async_scheduling: bool = True
+    scheduler_reserve_full_isl: bool = True
 
     def __post_init__(self) -> None:
         if min(self.max_num_seqs, self.max_num_batched_tokens, self.block_size) < 1:
             raise ValueError("max_num_seqs, max_num_batched_tokens and block_size must be >= 1")
         if self.data_parallel_size < 1 or not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError("data_parallel_size must be >= 1, gpu_memory_utilization in (0, 1]")
-        if self.num_gpu_blocks is not None and self.num_gpu_blocks < 1:
-            raise ValueError(f"num_gpu_blocks must be >= 1, got {self.num_gpu_blocks}")
+        if self.num_gpu_blocks is not None and self.num_gpu_blocks < 2:
+            raise ValueError(
+                f"num_gpu_blocks must be >= 2 (one is vLLM's null block), got {self.num_gpu_blocks}"
+            )
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,24 @@
 """Replay measured vLLM benchmark runs through the colocated simulator and compare.
 
 A bench folder (the layout of LLMServingSim's ``bench/examples``) holds ``meta.json`` (engine
-settings and hardware), ``requests.jsonl`` (per request: tokens in and out, and vLLM's
-``queued_ts``, ``first_token_ts`` and ``last_token_ts``) and ``timeseries.csv`` (vLLM's
-per-second ``gen_throughput`` and ``waiting``). The replay feeds the same requests at the same
-instants (``queued_ts``, when the engine received each one) to one engine with the run's GPU,
-model, TP, data-parallel size and scheduler settings, then measures both sides the same way:
+settings and hardware), ``requests.jsonl`` (per request: tokens in and out, the frontend's
+``arrival_time`` and the engine's ``queued_ts``, ``first_token_ts`` and ``last_token_ts``) and
+``timeseries.csv`` (vLLM's per-second ``gen_throughput`` and ``waiting``). The replay feeds the
+same requests at the same instants (``arrival_time``, when the frontend received each one) to
+one engine with the run's GPU, model, TP, data-parallel size and scheduler settings. vLLM's
+engine loop takes requests in only between steps, at ``queued_ts``; the simulated engine does
+the same, and both sides are measured the same way:
 
 - TTFT = first token - queued; TPOT = (last - first token) / (output tokens - 1);
 - peak decode tokens/s = the largest one-second count of generated tokens (vLLM counts every
   sampled token, first tokens included);
 - max waiting = the largest one-second value of the waiting-queue gauge (vLLM samples it once
   per second; the simulator averages it over each second).
+
+Scheduler settings come from ``meta.json``: ``engine_kwargs``, then ``kv_cache`` and
+``resolved_config`` where the run recorded them. Runs that did not record the resolved flags
+(prefix caching, async scheduling, full-sequence admission) get vLLM 0.19's resolved defaults,
+:class:`simulator.cluster.EngineConfig`'s own.
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ import numpy as np
 import polars as pl
 
 from simulator.cluster import COLOCATED, ColocatedClusterSpec, EngineConfig, PoolSpec
-from simulator.engine import simulate
+from simulator.engine import _ColocatedSimulation
+from simulator.metrics import Bins, instance_samples
 from simulator.paths import VLLM_BENCH_DIR
-from simulator.traces import REQUEST_SCHEMA
+from simulator.traces import REQUEST_SCHEMA, validate_requests
 
 #: Hugging Face model ids of the bench runs, mapped onto :data:`simulator.hardware.MODELS`.
 BENCH_MODELS = {
@@ -79,6 +87,8 @@ def load_bench_run(folder: Path) -> BenchRun:
     if gpu is None:
         raise ValueError(f"{meta_path}: GPU {device!r} is not one of {list(BENCH_GPUS)}")
     cache = meta.get("kv_cache", {})
+    scheduler = meta.get("resolved_config", {}).get("scheduler_config", {})
+    defaults = EngineConfig()
     engine = EngineConfig(
         max_num_seqs=kwargs.get("max_num_seqs") or 256,
         max_num_batched_tokens=kwargs.get("max_num_batched_tokens") or 2048,
@@ -87,16 +97,21 @@ def load_bench_run(folder: Path) -> BenchRun:
         gpu_memory_utilization=cache.get("gpu_memory_utilization") or 0.9,
         data_parallel_size=kwargs.get("data_parallel_size") or 1,
         enable_expert_parallel=bool(kwargs.get("enable_expert_parallel")),
+        enable_prefix_caching=cache.get("enable_prefix_caching", defaults.enable_prefix_caching),
+        async_scheduling=scheduler.get("async_scheduling", defaults.async_scheduling),
+        scheduler_reserve_full_isl=scheduler.get(
+            "scheduler_reserve_full_isl", defaults.scheduler_reserve_full_isl
+        ),
     )
     cluster = ColocatedClusterSpec(
         model=model,
         pool=PoolSpec(COLOCATED, gpu, tp=kwargs.get("tensor_parallel_size") or 1, count=1),
         engine=engine,
     )
-    raw = pl.read_ndjson(folder / "requests.jsonl").sort("queued_ts")
+    raw = pl.read_ndjson(folder / "requests.jsonl").sort("arrival_time")
     requests = pl.DataFrame(
         {
-            "arrival_s": raw["queued_ts"] - raw["queued_ts"].min(),
+            "arrival_s": raw["arrival_time"] - raw["arrival_time"].min(),
             "input_tokens": raw["input_toks"],
             "output_tokens": raw["output_toks"],
             "prefix_hashes": [[] for _ in range(raw.height)],
@@ -118,24 +133,22 @@ def load_bench_run(folder: Path) -> BenchRun:
 
 def simulated_metrics(run: BenchRun) -> dict[str, float]:
     """Replay ``run`` on its simulated engine and measure it as the real run was measured."""
-    result = simulate(
-        run.requests,
-        run.cluster,
-        service=run.name,
-        start=datetime(2024, 1, 1, tzinfo=UTC),
-        interval_s=1.0,
-    )
-    req = result.requests
-    samples = result.instance_samples.sort("ts")
-    first_tokens = np.bincount(
-        req["first_token_s"].to_numpy().astype(np.int64), minlength=samples.height
-    )[: samples.height]
+    sim = _ColocatedSimulation(validate_requests(run.requests), run.cluster)
+    end_s = sim.run()
+    bins = Bins.covering(datetime(2024, 1, 1, tzinfo=UTC), 1.0, end_s)
+    samples = instance_samples(sim.recorder, sim.infos, bins, run.name).sort("ts")
+    table = sim.table
+    queued = {rid: at for instance in sim.instances for rid, at in instance.queued_s.items()}
+    first = np.array(table.first_token_s)
+    ttft = first - np.array([queued[rid] for rid in range(table.size)])
+    first_tokens = np.bincount(first.astype(np.int64), minlength=samples.height)[: samples.height]
     generated = samples["decode_tps"].to_numpy() + first_tokens
+    output = pl.Series(table.output_tokens)
     return {
-        "ttft_p50_s": _quantile(req["ttft_s"].to_numpy(), 0.5),
-        "ttft_p99_s": _quantile(req["ttft_s"].to_numpy(), 0.99),
+        "ttft_p50_s": _quantile(ttft, 0.5),
+        "ttft_p99_s": _quantile(ttft, 0.99),
         "tpot_p50_s": _quantile(
-            _tpot(req["first_token_s"], req["finish_s"], req["output_tokens"]), 0.5
+            _tpot(pl.Series(table.first_token_s), pl.Series(table.finish_s), output), 0.5
         ),
         "peak_decode_tps": float(generated.max()),
         "max_waiting": float(samples["queue_depth"].max()),

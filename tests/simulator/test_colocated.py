@@ -71,7 +71,7 @@ def test_every_request_finishes_with_all_its_tokens(mixed_requests):
     expected = int((mixed_requests["output_tokens"] - 1).sum())
     assert sum(sim.recorder.pass_decode_tokens) == expected
     # Every KV block came back: nothing leaks.
-    assert sim.instances[0].ranks[0].free_blocks == 600
+    assert sim.instances[0].ranks[0].pool.num_free == 599  # block 0 is the null block
 
 
 def test_running_never_exceeds_max_num_seqs(mixed_requests):
@@ -147,3 +147,87 @@ def test_expert_parallel_ranks_step_in_lockstep():
     # Requests spread over both ranks; the group reports as one instance of 2 GPUs.
     assert sim.infos[0].gpus == 2
     assert max(sim.recorder.pass_batch_size) == 4
+
+
+def _two_requests(first: tuple[int, int], second: tuple[int, int], gap_s: float) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "arrival_s": [0.0, gap_s],
+            "input_tokens": [first[0], second[0]],
+            "output_tokens": [first[1], second[1]],
+            "prefix_hashes": [[], []],
+        },
+        schema=REQUEST_SCHEMA,
+    )
+
+
+# A (1,000 in, 200 out) runs; B's 3,000-token prompt has a first chunk that fits beside A (128
+# blocks) but not as a whole (188 blocks) while A holds its 63-76 blocks: 220 usable blocks.
+_KV_TIGHT = {"num_gpu_blocks": 221, "async_scheduling": False}
+
+
+def test_full_sequence_admission_keeps_a_prompt_out_until_it_fits():
+    requests = _two_requests((1_000, 200), (3_000, 5), 0.01)
+    sim = _run(requests, _cluster(scheduler_reserve_full_isl=True, **_KV_TIGHT))
+    table = sim.table
+    assert sim.instances[0].preemptions == 0
+    # B never shares a step with A: its first token comes after A finished.
+    assert table.first_token_s[1] > table.finish_s[0]
+
+
+def test_first_chunk_admission_thrashes_and_the_prefix_cache_saves_the_recompute():
+    requests = _two_requests((1_000, 200), (3_000, 5), 0.01)
+    runs = {
+        caching: _run(
+            requests,
+            _cluster(scheduler_reserve_full_isl=False, enable_prefix_caching=caching, **_KV_TIGHT),
+        )
+        for caching in (False, True)
+    }
+    cached, uncached = runs[True], runs[False]
+    for sim in runs.values():
+        assert np.isfinite(np.array(sim.table.finish_s)).all()
+    # Without the cache, B's first chunk fits beside A again right after each preemption: it
+    # is admitted, computes 2,047 tokens and is preempted again, step after step.
+    assert uncached.instances[0].preemptions > 10
+    assert uncached.instances[0].prefix_hit_tokens == 0
+    # With it, B is preempted once; resumed, it finds its 127 full blocks (2,032 tokens) still
+    # cached, and waits until the rest fits.
+    assert cached.instances[0].preemptions == 1
+    assert cached.instances[0].prefix_hit_tokens == 2_032
+    assert cached.table.cached_tokens[1] == 2_032
+    assert sum(cached.recorder.prefill_missed_tokens) == 1_000 + 2_047 + (3_000 - 2_032)
+    # The hits still count as prompt tokens processed.
+    assert sum(cached.recorder.prefill_total_tokens) == 1_000 + 2_047 + 3_000
+
+
+def _step_containing(sim: _ColocatedSimulation, at_s: float) -> int:
+    rec = sim.recorder
+    return next(
+        k
+        for k, start in enumerate(rec.pass_start_s)
+        if start <= at_s < start + rec.pass_duration_s[k]
+    )
+
+
+@pytest.mark.parametrize("async_scheduling", [False, True])
+def test_a_request_arriving_mid_step_joins_after_the_planned_step(async_scheduling):
+    # A decodes alone; B arrives in the middle of one of A's steps k. The engine loop picks B
+    # up when step k ends; without async scheduling B's prompt runs in step k+1, with it the
+    # step k+1 was planned already, so B's prompt runs in step k+2.
+    requests = _two_requests((100, 60), (100, 2), 0.3)
+    sim = _run(requests, _cluster(async_scheduling=async_scheduling))
+    rec = sim.recorder
+    k = _step_containing(sim, 0.3)
+    end = [s + d for s, d in zip(rec.pass_start_s, rec.pass_duration_s, strict=True)]
+    assert sim.instances[0].queued_s[1] == end[k]
+    joins = k + (2 if async_scheduling else 1)
+    assert sim.table.first_token_s[1] == end[joins]
+    assert rec.pass_batch_size[joins - 1] == 1 and rec.pass_batch_size[joins] == 2
+
+
+def test_an_idle_engine_takes_a_request_at_once_even_with_async_scheduling():
+    sim = _run(_requests(1, 500, 3, 0.0), _cluster(async_scheduling=True))
+    rec = sim.recorder
+    assert sim.instances[0].queued_s[0] == 0.0
+    assert sim.table.first_token_s[0] == rec.pass_start_s[0] + rec.pass_duration_s[0]

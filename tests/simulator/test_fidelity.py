@@ -13,8 +13,9 @@ import json
 import pytest
 
 from heteroscale.commands import fidelity as fidelity_command
+from simulator.cluster import EngineConfig
 from simulator.engine_calibration import default_engine_calibration
-from simulator.fidelity import METRICS, fidelity_report
+from simulator.fidelity import METRICS, bench_folders, fidelity_report, load_bench_run
 
 #: Largest |relative error| allowed per run and metric: issue 5's threshold where met, else
 #: the achieved error rounded up by about one point.
@@ -22,10 +23,10 @@ BOUNDS = {
     "RTXPRO6000_Llama-3.1-8B": {"tpot_p50_s": 0.15, "peak_decode_tps": 0.15, "ttft_p50_s": 0.30},
     "RTXPRO6000_Qwen3-30B-A3B-Instruct-2507": {
         "tpot_p50_s": 0.15,
-        "peak_decode_tps": 0.16,
-        "ttft_p50_s": 0.49,
+        "peak_decode_tps": 0.15,
+        "ttft_p50_s": 0.35,
     },
-    "RTX4090_Llama-3.1-8B": {"tpot_p50_s": 0.36, "peak_decode_tps": 0.26, "ttft_p50_s": 0.41},
+    "RTX4090_Llama-3.1-8B": {"tpot_p50_s": 0.29, "peak_decode_tps": 0.25, "ttft_p50_s": 0.35},
 }
 
 
@@ -43,6 +44,22 @@ def test_fidelity_of_bundled_run(report, name):
     run = next(r for r in report["runs"] if r["name"] == name)
     for metric, bound in BOUNDS[name].items():
         assert abs(run[metric]["rel_err"]) <= bound, (metric, run[metric])
+
+
+def test_scheduler_flags_come_from_meta_or_vllm_defaults():
+    runs = {folder.name: load_bench_run(folder) for folder in bench_folders()}
+    # The RTX 4090 run recorded vLLM's resolved config and its KV block count.
+    engine = runs["RTX4090_Llama-3.1-8B"].cluster.engine
+    assert engine.num_gpu_blocks == 2_588
+    assert engine.enable_prefix_caching and engine.async_scheduling
+    assert engine.scheduler_reserve_full_isl
+    # The RTX PRO 6000 runs did not: they get vLLM 0.19's resolved defaults.
+    qwen = runs["RTXPRO6000_Qwen3-30B-A3B-Instruct-2507"].cluster.engine
+    assert qwen.num_gpu_blocks is None
+    defaults = EngineConfig()
+    for flag in ("enable_prefix_caching", "async_scheduling", "scheduler_reserve_full_isl"):
+        assert getattr(qwen, flag) == getattr(defaults, flag)
+    assert (qwen.data_parallel_size, qwen.enable_expert_parallel) == (2, True)
 
 
 def test_engine_calibration_held_out_error():
