@@ -101,11 +101,6 @@ class Recorder:
         """
         self._strides.append((instance, start_s, duration_s, kernel_s, batch_size))
 
-    @property
-    def strides(self) -> list[tuple]:
-        """Decode strides logged so far, as :meth:`decode_steps` arguments, in log order."""
-        return self._strides
-
     def passes(self, pending: Sequence[tuple] = ()) -> PassLog:
         """Every forward pass logged so far, as arrays, followed by the ``pending`` strides
         (steps of strides still running, as :meth:`decode_steps` arguments), if any."""
