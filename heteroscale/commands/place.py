@@ -41,13 +41,18 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=Path,
         help="service requirements YAML (default: 4 x L20 prefill, 4 x H20 decode, S2 affinity)",
     )
+    place.add_argument(
+        "--plan-out",
+        type=Path,
+        help="also write the whole plan (one JSON record per node change) to this file",
+    )
     place.add_argument("--json", action="store_true", help="print one JSON object")
     place.set_defaults(handler=_place)
 
 
 def _place(args: argparse.Namespace) -> int:
     try:
-        summary = place(args.topology, args.decisions, args.requirements)
+        summary = place(args.topology, args.decisions, args.requirements, args.plan_out)
     except (OSError, TopologyError, RequirementsError, ValueError, pl.exceptions.PolarsError) as e:
         print(f"heteroscale place: {e}", file=sys.stderr)
         return 2
@@ -64,8 +69,17 @@ def _place(args: argparse.Namespace) -> int:
     return 0
 
 
-def place(topology_path: Path, decisions_path: Path, requirements_path: Path | None) -> dict:
+def place(
+    topology_path: Path,
+    decisions_path: Path,
+    requirements_path: Path | None,
+    plan_out: Path | None = None,
+) -> dict:
     """Replay the decisions file on the topology; the figures as a JSON-ready dict.
+
+    With ``plan_out``, the plan's records (:data:`scheduler.PLAN_SCHEMA`) are written there as
+    a JSON array, through a temporary file renamed into place, so a reader never sees half a
+    plan.
 
     Raises
     ------
@@ -97,9 +111,15 @@ def place(topology_path: Path, decisions_path: Path, requirements_path: Path | N
     except ValueError as error:
         raise ValueError(f"{decisions_path}: {error}") from error
     final = replay.instances.sort("cycle").group_by("service", maintain_order=True).last()
+    if plan_out is not None:
+        partial = plan_out.with_name(plan_out.name + ".partial")
+        replay.plan.write_json(partial)
+        partial.replace(plan_out)
     return {
         "topology": str(topology_path),
         "decisions": str(decisions_path),
+        "plan_out": None if plan_out is None else str(plan_out),
+        "plan_rows": replay.plan.height,
         "metrics": plan_metrics(topology, replay, requirements),
         "services": final.sort("service").drop("cycle").to_dicts(),
     }

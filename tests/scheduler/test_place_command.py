@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from heteroscale.commands import place
-from scheduler import DEFAULT_TOPOLOGY_PATH, SMALL_TOPOLOGY_PATH
+from scheduler import DEFAULT_TOPOLOGY_PATH, PLAN_SCHEMA, SMALL_TOPOLOGY_PATH
 
 DECISIONS = pl.DataFrame(
     {
@@ -108,3 +108,26 @@ def test_missing_or_unsupported_files_exit_non_zero(tmp_path, capsys):
     assert "none.yaml" in capsys.readouterr().err
     assert main(["--topology", str(SMALL_TOPOLOGY_PATH), "--decisions", "x.txt"]) == 2
     assert "unsupported extension" in capsys.readouterr().err
+
+
+def test_writes_the_whole_plan_as_json_records(tmp_path, capsys):
+    decisions = tmp_path / "decisions.csv"
+    DECISIONS.write_csv(decisions)
+    plan_out = tmp_path / "plan.json"
+    argv = ["--topology", str(DEFAULT_TOPOLOGY_PATH), "--decisions", str(decisions)]
+    assert main([*argv, "--plan-out", str(plan_out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    plan = pl.read_json(plan_out)
+    assert summary["plan_out"] == str(plan_out) and summary["plan_rows"] == plan.height > 0
+    assert set(plan.columns) == set(PLAN_SCHEMA)
+    # The records add up to what the summary says runs at the end (batch scales to zero).
+    sign = pl.when(pl.col("action") == "scale_out").then(1).otherwise(-1)
+    net = plan.group_by("service", "role").agg((sign * pl.col("instances")).sum().alias("net"))
+    running = {(service, role): n for service, role, n in net.iter_rows() if n}
+    assert running == {
+        (r["service"], role): r[f"{role}_instances"]
+        for r in summary["services"]
+        for role in ("prefill", "decode")
+        if r[f"{role}_instances"]
+    }
+    assert not list(tmp_path.glob("*.partial"))
