@@ -20,7 +20,7 @@ import polars as pl
 from policies.config import CoordinatedPolicyConfig
 from policies.coordinated import HOLD, PoolCounts, decide
 from policies.observation import decode_tps_windows
-from policies.replay import DECISIONS_SCHEMA
+from policies.replay import DECISIONS_SCHEMA, decision_fields
 from scheduler import (
     SCALE_OUT,
     AllocationRecord,
@@ -169,13 +169,7 @@ def run_backtest(
         decision = decide(decode_tps, current, config, since_last_action_s=since_s)
         row = {
             "cycle": cycle,
-            "decode_tps_observed": decode_tps,
-            "current_prefill": current.prefill,
-            "current_decode": current.decode,
-            "target_prefill": decision.target.prefill,
-            "target_decode": decision.target.decode,
-            "action": decision.action,
-            "reason": decision.reason,
+            **decision_fields(decode_tps, current, decision),
             "shortfall_instances": 0,
             "kv_bandwidth_factor": None,
         }

@@ -13,7 +13,7 @@ import math
 import polars as pl
 
 from policies.config import CoordinatedPolicyConfig
-from policies.coordinated import HOLD, PoolCounts, decide
+from policies.coordinated import HOLD, Decision, PoolCounts, decide
 from policies.observation import decode_tps_windows
 from signals import role_series
 
@@ -97,18 +97,7 @@ def replay_decisions(
             else (window - last_action_window) * config.control_interval_s
         )
         decision = decide(decode_tps, current, config, since_last_action_s=since_last_action_s)
-        rows.append(
-            {
-                "window": window,
-                "decode_tps_observed": decode_tps,
-                "current_prefill": current.prefill,
-                "current_decode": current.decode,
-                "target_prefill": decision.target.prefill,
-                "target_decode": decision.target.decode,
-                "action": decision.action,
-                "reason": decision.reason,
-            }
-        )
+        rows.append({"window": window, **decision_fields(decode_tps, current, decision)})
         if decision.action != HOLD:
             current = decision.target
             last_action_window = window
@@ -122,6 +111,20 @@ def replay_decisions(
         )
         .select([pl.col(name).cast(dtype) for name, dtype in DECISIONS_SCHEMA.items()])
     )
+
+
+def decision_fields(decode_tps: float, current: PoolCounts, decision: Decision) -> dict:
+    """The :data:`DECISIONS_SCHEMA` columns one decision fills: all but ``ts``, ``service``
+    and the ``next_*`` counts, which depend on what the decision's action reached."""
+    return {
+        "decode_tps_observed": decode_tps,
+        "current_prefill": current.prefill,
+        "current_decode": current.decode,
+        "target_prefill": decision.target.prefill,
+        "target_decode": decision.target.decode,
+        "action": decision.action,
+        "reason": decision.reason,
+    }
 
 
 def _instances(series_at_ts: pl.DataFrame, role: str) -> int:
