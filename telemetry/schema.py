@@ -118,26 +118,34 @@ def conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     except pl.exceptions.InvalidOperationError as exc:
         raise SchemaError(f"{table}: a column has the wrong type: {exc}") from exc
     required = [c for c in spec.schema if c not in NULLABLE_COLUMNS]
-    nulls = {
-        c: n for c, n in zip(required, out.select(required).null_count().row(0), strict=False) if n
-    }
+    measurements = [c for c, dtype in spec.schema.items() if dtype == pl.Float64()]
+    ratios = [c for c in spec.schema if c in RATIO_COLUMNS]
+    # Every check is counted in one pass; messages are built only for a check that fails.
+    counts = out.select(
+        *(pl.col(c).null_count().alias(f"null {c}") for c in required),
+        *((~pl.col(c).is_finite() | (pl.col(c) < 0)).sum().alias(f"bad {c}") for c in measurements),
+        *((pl.col(c) > 1).sum().alias(f"ratio {c}") for c in ratios),
+        (pl.col("interval_s") == 0).sum().alias("zero interval"),
+        *([(~pl.col("role").is_in(ROLES)).sum().alias("role")] if "role" in out.columns else []),
+    ).row(0, named=True)
+    nulls = {c: counts[f"null {c}"] for c in required if counts[f"null {c}"]}
     if nulls:
         raise SchemaError(f"{table}: null values in required columns {nulls}")
-    if "role" in out.columns:
+    if counts.get("role"):
         bad = out.filter(~pl.col("role").is_in(ROLES))["role"].unique().to_list()
-        if bad:
-            raise SchemaError(f"{table}: unknown roles {bad}; expected one of {ROLES}")
-    measurements = [c for c, dtype in spec.schema.items() if dtype == pl.Float64()]
+        raise SchemaError(f"{table}: unknown roles {bad}; expected one of {ROLES}")
     for c in measurements:
-        invalid = out.filter(~pl.col(c).is_finite() | (pl.col(c) < 0)).height
-        if invalid:
+        if counts[f"bad {c}"]:
+            invalid = counts[f"bad {c}"]
             raise SchemaError(f"{table}: {invalid} values of {c} are negative, NaN or infinite")
-    if out.filter(pl.col("interval_s") == 0).height:
+    if counts["zero interval"]:
         raise SchemaError(f"{table}: interval_s must be > 0")
-    for c in RATIO_COLUMNS & set(out.columns):
-        outside = out.filter(pl.col(c) > 1).height
-        if outside:
-            raise SchemaError(f"{table}: {outside} values of {c} outside [0, 1]")
+    for c in ratios:
+        if counts[f"ratio {c}"]:
+            raise SchemaError(f"{table}: {counts[f'ratio {c}']} values of {c} outside [0, 1]")
+    # Distinct key hashes prove distinct keys; only a collision needs the exact (slow) check.
+    if out.select(pl.struct(spec.key).hash().n_unique()).item() == out.height:
+        return out
     duplicates = out.filter(pl.struct(spec.key).is_duplicated())
     if duplicates.height:
         first = duplicates.row(0, named=True)

@@ -5,7 +5,7 @@ call it); docs/ingest.md explains sources, the mapping file and what is quaranti
 """
 
 from telemetry.ingest.errors import IngestError
-from telemetry.ingest.load import INGEST_LOG, LoadReport, ingest, prepare, write
+from telemetry.ingest.load import INGEST_LOG, LoadReport, ingest, ingest_by_day, prepare, write
 from telemetry.ingest.mapping import Mapping, load_mapping
 from telemetry.ingest.quarantine import QUARANTINE
 
@@ -16,6 +16,7 @@ __all__ = [
     "LoadReport",
     "Mapping",
     "ingest",
+    "ingest_by_day",
     "load_mapping",
     "prepare",
     "write",

@@ -15,6 +15,7 @@ import polars as pl
 
 from telemetry.ingest import catalog as cat
 from telemetry.ingest import quarantine
+from telemetry.ingest.files import location
 from telemetry.ingest.mapping import Mapping
 from telemetry.ingest.semantics import Signals, sum_present
 from telemetry.schema import (
@@ -130,8 +131,8 @@ def _attribute(frame: pl.DataFrame, name: str, mapping: Mapping) -> pl.Expr:
 
 
 def _location(frame: pl.DataFrame, keys: str) -> pl.Expr:
-    if "location" in frame.columns:
-        return pl.col("location")
+    if "_line" in frame.columns or "_row" in frame.columns:
+        return location(frame)
     return pl.format(keys, *(["instance_id", "ts"] if "instance_id" in frame.columns else ["ts"]))
 
 
@@ -200,6 +201,15 @@ def _row_problems(
         reason = pl.when(hit).then(pl.lit(why)).otherwise(reason)
         detail = pl.when(hit).then(what).otherwise(detail)
     return reason, detail
+
+
+def _with_problems(frame: pl.DataFrame, reason: pl.Expr, detail: pl.Expr) -> pl.DataFrame:
+    """``_reason`` on every row, ``_detail`` (text, costly) computed for failing rows only."""
+    frame = frame.with_columns(reason.alias("_reason"))
+    failing = pl.col("_reason").is_not_null()
+    bad = frame.filter(failing).with_columns(detail.alias("_detail"))
+    good = frame.filter(~failing).with_columns(pl.lit(None, pl.String).alias("_detail"))
+    return pl.concat([good, bad]) if bad.height else good
 
 
 def _split(
@@ -289,7 +299,7 @@ def finish_instances(
         ),
     ]
     reason, detail = _row_problems(frame, INSTANCE_METRIC_COLUMNS, provided, null_reason, checks)
-    frame = frame.with_columns(reason.alias("_reason"), detail.alias("_detail"))
+    frame = _with_problems(frame, reason, detail)
     good, bad = _split(frame, source, _location(frame, "instance {} at {}"))
     return conform(good, INSTANCE_SAMPLES), bad, notes
 
@@ -313,7 +323,7 @@ def finish_load(
     if "not_measured" in notes:
         notes["service_load_not_measured"] = notes.pop("not_measured")
     reason, detail = _row_problems(frame, LOAD_METRICS, provided, null_reason, [])
-    frame = frame.with_columns(reason.alias("_reason"), detail.alias("_detail"))
+    frame = _with_problems(frame, reason, detail)
     good, bad = _split(frame, source, _location(frame, "service load at {}"))
     return conform(good, SERVICE_LOAD), bad, notes
 

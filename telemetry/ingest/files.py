@@ -10,6 +10,7 @@ export (e.g. Alibaba GenTD26, docs/ingest.md) loads without a conversion script.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -50,21 +51,83 @@ def is_table(path: Path) -> bool:
     return path.name.endswith(TABLE_SUFFIXES)
 
 
-def _read(path: Path) -> pl.DataFrame:
+def _ts_column(rule: FileRule | None) -> str:
+    return (rule.columns.get("ts", "ts") if rule else "ts") or "ts"
+
+
+def parquet_days(path: Path, mapping: Mapping) -> list[date] | None:
+    """The UTC days a Parquet file holds, when its time column is a zoned timestamp (so a day
+    can be read alone); None otherwise (CSV, text or epoch times: read the file whole)."""
+    if not path.name.endswith(".parquet"):
+        return None
+    ts = _ts_column(mapping.file_rule(path))
+    scan = pl.scan_parquet(path)
+    dtype = scan.collect_schema().get(ts)
+    if not (isinstance(dtype, pl.Datetime) and dtype.time_zone):
+        return None
+    utc_day = pl.col(ts).dt.convert_time_zone("UTC").dt.date()
+    return scan.select(utc_day.drop_nulls().unique().sort()).collect()[ts].to_list()
+
+
+def _read_day(path: Path, rule: FileRule | None, day: date, null_times: bool) -> pl.DataFrame:
+    """The rows of one UTC day (and those without a time, when ``null_times``), numbered as in
+    the whole file; row-group statistics let Parquet skip the other days."""
+    ts = pl.col(_ts_column(rule))
+    start = datetime.combine(day, time(), UTC)
+    wanted = (ts >= start) & (ts < start + timedelta(days=1))
+    if null_times:
+        wanted = wanted | ts.is_null()
+    scan = pl.scan_parquet(path, row_index_name="_row", row_index_offset=1)
+    return scan.filter(wanted).collect()
+
+
+def _read(path: Path, rule: FileRule | None, day: date | None, null_times: bool) -> pl.DataFrame:
     source = str(path)
     if path.stat().st_size == 0:
         raise IngestError(source, "the file is empty", "Check the export; remove stray files.")
     try:
+        if day is not None:
+            return _read_day(path, rule, day, null_times)
         if path.name.endswith(".parquet"):
             return pl.read_parquet(path)
-        # Every cell as text: a bad cell is then quarantined instead of failing the file.
-        return pl.read_csv(path, infer_schema=False, truncate_ragged_lines=False)
+        return _read_csv(path, rule)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise IngestError(
             source,
             f"cannot be read as {'Parquet' if path.suffix == '.parquet' else 'CSV'}: {exc}",
             "The file may be truncated or in another format; re-export it",
         ) from exc
+
+
+def _read_csv(path: Path, rule: FileRule | None) -> pl.DataFrame:
+    """Canonical columns parsed as their types when every cell fits (the fast, common case);
+    otherwise every cell as text, so a bad cell is quarantined instead of failing the file."""
+    header = pl.read_csv(path, n_rows=0, infer_schema=False).columns
+    canonical = {yours: ours for ours, yours in (rule.columns if rule else {}).items()}
+    types = {
+        column: CANONICAL_TYPES[name]
+        for column in header
+        if (name := canonical.get(column, column)) in CANONICAL_TYPES and name != "ts"
+    }
+    try:
+        return pl.read_csv(
+            path,
+            schema_overrides={c: types.get(c, pl.String) for c in header},
+            truncate_ragged_lines=False,
+        )
+    except pl.exceptions.ComputeError:
+        return pl.read_csv(path, infer_schema=False, truncate_ragged_lines=False)
+
+
+def _parse_times(text: pl.Series) -> pl.Series:
+    """Text times to datetimes, each distinct text parsed once (exports repeat each time once
+    per instance). The format is inferred from the first value, as ``str.to_datetime`` does."""
+    distinct = text.unique(maintain_order=True)
+    try:
+        parsed = distinct.str.to_datetime(time_unit="us", strict=False)
+    except pl.exceptions.ComputeError:  # no format fits: every cell is quarantined
+        return pl.Series("ts", [None] * text.len(), pl.Datetime("us", "UTC"))
+    return text.replace_strict(distinct, parsed, return_dtype=parsed.dtype).alias("ts")
 
 
 def _timestamps(
@@ -79,11 +142,7 @@ def _timestamps(
             dtype = pl.Float64
         else:
             # Eagerly, on the Series: only then does polars take the zone from the text.
-            try:
-                parsed = frame["ts"].str.to_datetime(time_unit="us", strict=False)
-            except pl.exceptions.ComputeError:  # no format fits: every cell is quarantined
-                parsed = pl.Series("ts", [None] * frame.height, pl.Datetime("us", "UTC"))
-            frame = frame.with_columns(parsed.alias("ts"))
+            frame = frame.with_columns(_parse_times(frame["ts"]))
             dtype = frame.schema["ts"]
     if dtype.is_numeric():
         unit = rule.ts_unit if rule and rule.ts_unit else None
@@ -123,43 +182,74 @@ def _timestamps(
 def _typed(frame: pl.DataFrame, columns, source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cast to canonical types; a row with a cell that does not cast is quarantined."""
     casts = {c: CANONICAL_TYPES.get(c, pl.Float64()) for c in columns}
+    # Numbers always become floats; only text (and float -> int) casts can fail.
+    fallible = {
+        c: t
+        for c, t in casts.items()
+        if frame.schema[c] != t and not (t == pl.Float64 and frame.schema[c].is_numeric())
+    }
     typed = frame.with_columns(
         (
             pl.col(c).cast(pl.String).str.to_lowercase().is_in(["true", "1"])
             if t == pl.Boolean and frame.schema[c] == pl.String
             else pl.col(c).cast(t, strict=False)
         ).alias(f"_typed_{c}")
-        for c, t in casts.items()
+        for c, t in fallible.items()
     )
-    failed = [
-        pl.when(pl.col(c).is_not_null() & pl.col(f"_typed_{c}").is_null()).then(
-            pl.format(f"{c} = {{}}", pl.col(c).cast(pl.String))
-        )
-        for c in casts
-    ]
-    typed = typed.with_columns(
-        pl.concat_str(failed, separator=", ", ignore_nulls=True).alias("_wrong")
-    )
-    bad = typed.filter(pl.col("_wrong") != "")
+    failed = {c: pl.col(c).is_not_null() & pl.col(f"_typed_{c}").is_null() for c in fallible}
+    wrong = pl.any_horizontal(*failed.values()) if failed else pl.lit(False)
+    typed = typed.with_columns(wrong.alias("_wrong"))
+    bad = typed.filter(pl.col("_wrong"))
     quarantined = quarantine.rows(
         bad,
         source=source,
-        location=pl.col("location"),
+        location=location(bad),
         reason="wrong_type",
-        detail=pl.format("not a number or time: {}", "_wrong"),
+        detail=pl.format(
+            "not a number or time: {}",
+            pl.concat_str(
+                [
+                    pl.when(mask).then(pl.format(f"{c} = {{}}", pl.col(c).cast(pl.String)))
+                    for c, mask in failed.items()
+                ],
+                separator=", ",
+                ignore_nulls=True,
+            ),
+        )
+        if failed
+        else "",
     )
     good = (
-        typed.filter(pl.col("_wrong") == "")
-        .drop([*casts, "_wrong"])
-        .rename({f"_typed_{c}": c for c in casts})
+        typed.filter(~pl.col("_wrong"))
+        .drop([*fallible, "_wrong"])
+        .rename({f"_typed_{c}": c for c in fallible})
+        .with_columns(pl.col(c).cast(t) for c, t in casts.items() if c not in fallible)
     )
     return good, quarantined
 
 
+def location(frame: pl.DataFrame) -> pl.Expr:
+    """Where a table row came from: ``line N`` of a CSV file, ``row N`` of a Parquet file.
+
+    Rows carry only the number (``_line`` or ``_row``); the text is made for quarantined rows.
+    """
+    column = "_line" if "_line" in frame.columns else "_row"
+    return pl.format(f"{column[1:]} {{}}", column)
+
+
 def read_table(
-    path: Path, mapping: Mapping, *, service: str | None, interval_s: float
+    path: Path,
+    mapping: Mapping,
+    *,
+    service: str | None,
+    interval_s: float,
+    day: date | None = None,
+    null_times: bool = True,
 ) -> TableRead:
     """Read one CSV or Parquet file (see the module docstring).
+
+    With ``day`` (a day of :func:`parquet_days`), only that UTC day's rows are read, plus the
+    rows without a time when ``null_times``; the source is then named ``<path> @ <day>``.
 
     Raises
     ------
@@ -169,9 +259,11 @@ def read_table(
     """
     source = str(path)
     rule = mapping.file_rule(path)
-    frame = _read(path)
-    if frame.height == 0:
+    frame = _read(path, rule, day, null_times)
+    if frame.height == 0 and day is None:
         raise IngestError(source, "the file has a header but no rows", "Check the export.")
+    if day is not None:
+        source = f"{path} @ {day.isoformat()}"
     notes: dict = {}
     if rule and rule.columns:
         absent = sorted(set(rule.columns.values()) - set(frame.columns))
@@ -182,17 +274,14 @@ def read_table(
                 "Fix `columns:` in the mapping",
             )
         frame = frame.rename({v: k for k, v in rule.columns.items()})
+    parquet = path.name.endswith(".parquet")
+    if "_row" not in frame.columns:
+        frame = frame.with_row_index("_row" if parquet else "_line", offset=1 if parquet else 2)
     if rule and rule.where:
         before = frame.height
         for column, value in rule.where.items():
             frame = frame.filter(pl.col(column).cast(pl.String) == str(value))
         notes[f"{path.name}: rows outside `where`"] = before - frame.height
-    frame = frame.with_row_index("_row", offset=2 if not path.name.endswith(".parquet") else 1)
-    frame = frame.with_columns(
-        pl.format("row {}" if path.name.endswith(".parquet") else "line {}", "_row").alias(
-            "location"
-        )
-    ).drop("_row")
     if "ts" not in frame.columns:
         raise _drift(source, ["ts"], frame)
     frame = _timestamps(frame, source, rule, mapping, notes)
@@ -200,7 +289,7 @@ def read_table(
     unparsed = quarantine.rows(
         frame.filter(pl.col("ts").is_null()),
         source=source,
-        location=pl.col("location"),
+        location=location(frame),
         reason="wrong_type",
         detail="ts is not a time",
     )
@@ -224,13 +313,22 @@ def read_table(
 
 
 def _drift(source: str, missing: list[str], frame: pl.DataFrame) -> IngestError:
-    present = [c for c in frame.columns if c != "location"]
+    present = [c for c in frame.columns if c not in ("_line", "_row")]
     return IngestError(
         source,
         f"missing columns {missing}; the file has {present}",
         "Rename them, or map them with `files: [{glob, columns: {canonical: yours}}]` in a "
         "mapping file (--mapping)",
     )
+
+
+def _split_duplicates(frame: pl.DataFrame, key: list) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The first row of each key, and the later ones. Distinct key hashes prove there are no
+    duplicates, which spares the exact (much slower) check in the common case."""
+    if frame.select(pl.struct(key).hash().n_unique()).item() == frame.height:
+        return frame, frame.clear()
+    first = pl.struct(key).is_first_distinct()
+    return frame.filter(first), frame.filter(~first)
 
 
 def _scaled(frame: pl.DataFrame, rule: FileRule | None, notes: dict) -> pl.DataFrame:
@@ -253,7 +351,7 @@ def _wide(frame, source, mapping, rule, notes) -> TableRead:
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise _drift(source, missing, frame)
-    known = {*CANONICAL_TYPES, "location", "source", "metric", "value"}
+    known = {*CANONICAL_TYPES, "_line", "_row", "source", "metric", "value"}
     extra = [c for c in frame.columns if c not in known]
     if extra:
         notes[f"{Path(source).name}: columns not read"] = extra
@@ -264,28 +362,24 @@ def _wide(frame, source, mapping, rule, notes) -> TableRead:
     ]
     typed, bad = _typed(frame, numeric, source)
     typed = _scaled(typed, rule, notes)
-    dupes = typed.filter(
-        ~pl.struct(
-            [c for c in ("ts", "service", "instance_id") if c in typed.columns]
-        ).is_first_distinct()
-    )
+    key = [c for c in ("ts", "service", "instance_id") if c in typed.columns]
+    typed, dupes = _split_duplicates(typed, key)
     bad = pl.concat(
         [
             bad,
             quarantine.rows(
                 dupes,
                 source=source,
-                location=pl.col("location"),
+                location=location(dupes),
                 reason="duplicate_sample",
                 detail="a second row for the same instance and time",
             ),
         ]
     )
-    typed = typed.join(dupes.select("location"), on="location", how="anti")
     return TableRead(
         source=source,
         rows_read=0,
-        wide=typed.with_columns(pl.lit(1, pl.Int64).alias("rows"), pl.lit(source).alias("source")),
+        wide=typed.with_columns(pl.lit(1, pl.Int64).alias("rows")),
         table=table,
         quarantine=bad,
         notes=notes,
@@ -321,17 +415,16 @@ def _long(frame, source, rule, notes, interval_s) -> TableRead:
         )
         notes.setdefault("units", {})[column] = f"{unit} x {cat.UNIT_SCALE[unit]:g}"
     instance_id = pl.col("instance_id").fill_null("")
-    dupes = typed.filter(~pl.struct("service", instance_id, "metric", "ts").is_first_distinct())
+    typed, dupes = _split_duplicates(typed, ["service", instance_id, "metric", "ts"])
     bad.append(
         quarantine.rows(
             dupes,
             source=source,
-            location=pl.col("location"),
+            location=location(dupes),
             reason="duplicate_sample",
             detail="a second value for the same instance, metric and time",
         )
     )
-    typed = typed.join(dupes.select("location"), on="location", how="anti")
     binned = typed.with_columns(pl.col("ts").dt.truncate(f"{round(interval_s * 1e6)}us"))
     values = (
         binned.group_by("service", "instance_id", "ts", "metric")

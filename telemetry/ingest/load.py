@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -20,7 +20,7 @@ from telemetry.ingest import quarantine
 from telemetry.ingest.assemble import Canonical, finish_instances, finish_load, from_signals
 from telemetry.ingest.errors import IngestError
 from telemetry.ingest.exposition import RawSamples, parse, scrape_time_from_name
-from telemetry.ingest.files import TableRead, is_table, read_table
+from telemetry.ingest.files import TableRead, is_table, parquet_days, read_table
 from telemetry.ingest.mapping import Mapping
 from telemetry.ingest.prometheus import Client, is_prometheus, read_prometheus
 from telemetry.ingest.semantics import Signals, derive
@@ -101,6 +101,7 @@ def prepare(
     end: datetime | None = None,
     timeout_s: float = 30.0,
     now: datetime | None = None,
+    day: date | None = None,
 ) -> Prepared:
     """Read and check every source; nothing is written.
 
@@ -120,6 +121,9 @@ def prepare(
         Per-request timeout of Prometheus queries.
     now : datetime, optional
         The loader's clock (tests fix it); future timestamps are quarantined against it.
+    day : date, optional
+        Read only this UTC day of each source, which must be a Parquet table with zoned
+        timestamps (:func:`ingest_by_day` uses it); rows without a time go with the first day.
 
     Raises
     ------
@@ -136,6 +140,8 @@ def prepare(
     signals: list[Signals] = []
     rows_read = 0
     names = [Client(s).safe_url if is_prometheus(s) else s for s in sources]
+    if day is not None:
+        names = [f"{name} @ {day.isoformat()}" for name in names]
     owned = list(names)
     for source in sources:
         if is_prometheus(source):
@@ -152,12 +158,30 @@ def prepare(
             rows_read += points
             continue
         for path in _expand(source):
-            owned.append(str(path))
+            if day is not None:
+                days = parquet_days(path, mapping)
+                if days is None:
+                    raise IngestError(
+                        str(path),
+                        "cannot be read one day at a time",
+                        "Only Parquet tables with zoned timestamps can; load it whole",
+                    )
+                if day not in days:
+                    raise IngestError(str(path), f"holds no rows of {day}", "Pick one of its days")
             if is_table(path):
-                read = read_table(path, mapping, service=service, interval_s=interval_s)
+                read = read_table(
+                    path,
+                    mapping,
+                    service=service,
+                    interval_s=interval_s,
+                    day=day,
+                    null_times=day is None or day == days[0],
+                )
+                owned.append(read.source)
                 tables.append(read)
                 rows_read += read.rows_read
             else:
+                owned.append(str(path))
                 text = _text(path)
                 raw = parse(text, str(path), scrape=scrape_time_from_name(path), now=now)
                 exposition.append(raw)
@@ -304,3 +328,23 @@ def write(prepared: Prepared, store: TelemetryStore) -> LoadReport:
 def ingest(sources: list[str], store: TelemetryStore, **options) -> LoadReport:
     """Read, check and write ``sources`` (options: :func:`prepare`); see :func:`write`."""
     return write(prepare(sources, **options), store)
+
+
+def ingest_by_day(sources: list[str], store: TelemetryStore, **options) -> list[LoadReport]:
+    """Load large tables one UTC day at a time: one read, check and transaction per day.
+
+    Memory is bounded by one day of one file instead of the whole export. Each Parquet file
+    with zoned timestamps is split by :func:`telemetry.ingest.files.parquet_days`; any other
+    file loads whole. A failure stops at that day: the days before it are written (each is
+    complete), that day and the later ones are not. Options: :func:`prepare`.
+    """
+    reports = []
+    for source in sources:
+        if is_prometheus(source):
+            reports.append(ingest([source], store, **options))
+            continue
+        for path in _expand(source):
+            days = parquet_days(path, options.get("mapping") or Mapping())
+            for day in days or [None]:
+                reports.append(ingest([str(path)], store, day=day, **options))
+    return reports

@@ -10,8 +10,17 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from heteroscale.commands import ingest as ingest_command
-from telemetry.ingest import INGEST_LOG, QUARANTINE, IngestError, ingest, load_mapping, prepare
+from telemetry.ingest import (
+    INGEST_LOG,
+    QUARANTINE,
+    IngestError,
+    ingest,
+    ingest_by_day,
+    load_mapping,
+    prepare,
+)
 from telemetry.ingest.exposition import write_openmetrics
+from telemetry.store import TelemetryStore
 from tests.telemetry.ingest.frames import NOW, START, source_frames
 
 
@@ -196,3 +205,36 @@ def _parser():
     parser = argparse.ArgumentParser(prog="heteroscale")
     ingest_command.register(parser.add_subparsers(dest="command"))
     return parser
+
+
+def test_a_multi_day_parquet_file_loads_one_day_per_transaction(tmp_path, store):
+    days = [
+        source_frames(intervals=6, seed=k, start=START + timedelta(days=k))[0] for k in (0, 1, 2)
+    ]
+    frame = pl.concat(days).with_columns(
+        pl.when(pl.int_range(pl.len()) == 20).then(-1.0).otherwise("decode_tps").alias("decode_tps")
+    )
+    path = tmp_path / "week.parquet"
+    frame.write_parquet(path, row_group_size=7)
+    reports = ingest_by_day([str(path)], store, now=NOW + timedelta(days=3))
+    assert [r.rows_read for r in reports] == [d.height for d in days]
+    assert [[p["day"] for p in r.partitions] for r in reports] == [
+        [(START + timedelta(days=k)).date().isoformat()] for k in (0, 1, 2)
+    ]
+    assert sum(r.rows_loaded for r in reports) == frame.height - 1
+    bad = store.read(QUARANTINE)
+    assert bad.select("source", "location", "reason").rows() == [
+        (f"{path} @ {START.date() + timedelta(days=1)}", "row 21", "negative_value")
+    ]
+    counts = store.row_counts()
+    assert counts[INGEST_LOG] == 3
+    whole = ingest(
+        [str(path)], TelemetryStore(tmp_path / "whole.duckdb"), now=NOW + timedelta(days=3)
+    )
+    assert whole.rows_loaded == frame.height - 1
+    again = ingest_by_day([str(path)], store, now=NOW + timedelta(days=3))
+    assert [r.as_json() for r in again] == [r.as_json() for r in reports]
+    assert store.row_counts() == counts
+    got = store.read("instance_samples").drop("day").sort("instance_id", "ts")
+    expected = TelemetryStore(tmp_path / "whole.duckdb").read("instance_samples").drop("day")
+    assert got.equals(expected.sort("instance_id", "ts"))
