@@ -16,6 +16,10 @@ AZURE_CONV_CSV = DATA_DIR / "traces" / "AzureLLMInferenceTrace_conv.csv"
 MOONCAKE_CONV_SLICE_JSONL = DATA_DIR / "traces" / "mooncake_conversation_first500.jsonl"
 #: ServeGen language m-large, clients 20, 57 and 140, day 1 (Apache-2.0).
 SERVEGEN_SLICE_CSV_GZ = DATA_DIR / "traces" / "servegen_language_m-large_3clients_day1.csv.gz"
+#: The same three clients over all 14 days (Apache-2.0): multi-day request-level workloads.
+SERVEGEN_3CLIENTS_14DAYS_CSV_GZ = (
+    DATA_DIR / "traces" / "servegen_language_m-large_3clients_14days.csv.gz"
+)
 #: ServeGen language m-large, all 162 clients summed per 10-minute window, 14 days (Apache-2.0).
 SERVEGEN_14DAY_RATES_CSV_GZ = (
     DATA_DIR / "traces" / "servegen_language_m-large_14days_aggregate.csv.gz"
