@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -22,6 +22,7 @@ from simulator.closed_loop import ClosedLoopSimulation, ScaleAction
 from simulator.cluster import LifecycleSpec
 from simulator.prometheus_endpoint import CONTENT_TYPE, FinishedRun, MetricsServer
 from simulator.traces import canonical_frame
+from telemetry.ingest import prepare
 from telemetry.ingest.exposition import parse
 
 INTERVAL_S = 15.0
@@ -120,6 +121,46 @@ def test_a_scrape_reads_back_as_the_simulators_telemetry(run):
         [(offered["request_rate_rps"] * INTERVAL_S).sum()]
     )
     assert "vllm:inter_token_latency_seconds_bucket" in set(series["metric"])
+
+
+def test_scrapes_ingest_back_to_the_simulators_telemetry(tmp_path):
+    """Scrape files (``<target>-<unix seconds>.prom``), each stamped in the middle of the
+    interval it shows, read by ``heteroscale ingest``'s loader give back the simulator's
+    intervals: counters as increases between scrapes, gauges as they were, latency quantiles
+    within one bucket of the writer's ladder (10%)."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)  # on the loader's 15 s grid
+    result = simulate(default_trace().requests.head(500), _cluster(), service="chat", start=start)
+    clock = Clock()
+    server = MetricsServer(FinishedRun(result, start), clock=clock)
+    for k in range(1, 9):
+        clock.now = k * INTERVAL_S  # intervals 0 to k - 1 complete: shows interval k - 1
+        stamp = start.timestamp() + (k - 0.5) * INTERVAL_S
+        (tmp_path / f"sim-{stamp:.1f}.prom").write_text(server.scrape())
+    server.close()
+    got = prepare([str(tmp_path)], service="chat", interval_s=INTERVAL_S).canonical
+    # Interval 0 has no earlier scrape to take counter increases from.
+    expected = result.instance_samples.filter(
+        pl.col("ts").is_between(start + timedelta(seconds=15), start + timedelta(seconds=105))
+    )
+    paired = expected.join(got.instance_samples, on=["instance_id", "ts"], suffix="_got")
+    assert paired.height == expected.height == 3 * 7
+    for column in (
+        "gpu_util_ratio",
+        "sm_active_ratio",
+        "queue_depth",
+        "running_requests",
+        "kv_usage_ratio",
+        "prefill_tps_total",
+        "decode_tps",
+    ):
+        assert_allclose(paired[f"{column}_got"], paired[column], rtol=1e-9, err_msg=column)
+    for column in ("ttft_p50_s", "ttft_p99_s", "tbt_p50_s", "tbt_p99_s"):
+        assert paired[f"{column}_got"].is_null().equals(paired[column].is_null()), column
+        both = paired.filter(pl.col(column).is_not_null())
+        assert_allclose(both[f"{column}_got"], both[column], rtol=0.1, atol=1e-4, err_msg=column)
+    load = got.service_load.join(result.service_load, on="ts", suffix="_sim")
+    assert load.height == 7
+    assert_allclose(load["request_rate_rps"], load["request_rate_rps_sim"], rtol=1e-9)
 
 
 def test_a_pod_scaled_away_stops_being_exported():
