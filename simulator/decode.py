@@ -12,31 +12,23 @@ why decode GPU utilisation stays high at light load while prefill's falls with i
 
 Event skipping: while the batch does not change, the steps are deterministic (same batch, KV
 growing by one token per request per step), so the instance runs a *stride* of steps, up to the
-next finish, as one event, priced in one vectorised call
-(:meth:`simulator.perf_model.PerfModel.decode_stride`; the few steps of a very short stride are
-priced one by one in plain floats, :meth:`~simulator.perf_model.PerfModel.decode_stride_lists`,
-which is cheaper than numpy's fixed cost per call). A request whose KV
-arrives mid-stride must still join at the next step boundary, so the engine then cuts the stride
-there (:meth:`DecodeInstance.cut_stride`). Only the steps that ran are logged, each as its own
-forward pass, so results and telemetry are those of stepping one event at a time.
+next finish, as one event. Its step boundaries come in closed form
+(:meth:`simulator.perf_model.PerfModel.stride_clock`, O(1) per stride); the steps themselves are
+logged unpriced and priced all at once, per step, when telemetry is computed
+(:meth:`simulator.recorder.Recorder.passes`). A request whose KV arrives mid-stride must still
+join at the next step boundary, so the engine then cuts the stride there
+(:meth:`DecodeInstance.cut_stride`). Only the steps that ran are logged, each as its own forward
+pass, so results and telemetry are those of stepping one event at a time, to rounding.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
-import itertools
 from collections import deque
 
-import numpy as np
-
-from simulator.perf_model import PerfModel
+from simulator.perf_model import PerfModel, StrideClock
 from simulator.recorder import Recorder
 from simulator.request_table import RequestTable
-
-#: Strides this short are priced step by step: numpy's fixed cost per call would exceed the
-#: Python loop's (overloaded instances finish a request almost every step).
-SCALAR_STRIDE_STEPS = 4
 
 
 class DecodeInstance:
@@ -72,6 +64,9 @@ class DecodeInstance:
         self._waiting: deque[int] = deque()  # routed, not yet admitted
         self._waiting_tokens = 0  # KV those requests will reserve
         self._reserved_tokens = 0  # KV reserved by admitted requests
+        # KV reserved here plus that of requests waiting for admission: the JSQ key (an
+        # attribute, not a property, because the router reads it for every instance).
+        self.router_load = 0
         self._admitted = 0  # admitted and not finished: transferring, joining or running
         self._joining: list[int] = []  # KV arrived, waiting for the next step boundary
         self._not_running = 0  # routed but not yet running: the queue gauge
@@ -79,19 +74,13 @@ class DecodeInstance:
         self._resident_kv_tokens = 0  # KV the next step reads
         self._finish_heap: list[tuple[int, int]] = []  # (finishing step index, request id)
         self._steps_done = 0
-        # The running stride: step boundaries (its start, then each step's end), each step's
-        # duration and roofline-kernel time (lists for short strides, arrays otherwise), and how
-        # many of its steps will run.
-        self._stride_bounds_s: list[float] | np.ndarray = []
-        self._stride_duration_s: list[float] | np.ndarray = []
-        self._stride_kernel_s: list[float] | np.ndarray = []
+        # The running stride: its start, its clock (when each step ends), the KV its first step
+        # reads, and how many of its steps will run.
+        self._stride_start_s = 0.0
+        self._stride_clock: StrideClock | None = None
+        self._stride_kv_tokens = 0
         self._stride_steps = 0
         self.stepping = False
-
-    @property
-    def router_load(self) -> int:
-        """KV tokens reserved here plus those of requests waiting for admission: the JSQ key."""
-        return self._reserved_tokens + self._waiting_tokens
 
     @property
     def idle(self) -> bool:
@@ -105,7 +94,9 @@ class DecodeInstance:
     def enqueue(self, rid: int, now: float) -> None:
         """Accept a request whose prefill finished; it waits for admission."""
         self._waiting.append(rid)
-        self._waiting_tokens += self.reservation_tokens(rid)
+        need = self.reservation_tokens(rid)
+        self._waiting_tokens += need
+        self.router_load += need
         self._set_not_running(self._not_running + 1, now)
 
     def admit(self, now: float) -> list[int]:
@@ -153,22 +144,13 @@ class DecodeInstance:
         if self._running == 0:
             return None
         steps = self._finish_heap[0][0] - self._steps_done
-        running, kv_tokens = self._running, self._resident_kv_tokens
-        if steps <= SCALAR_STRIDE_STEPS:
-            durations, kernels = self.perf.decode_stride_lists(running, kv_tokens, steps)
-            bounds = list(itertools.accumulate(durations, initial=now))
-        else:
-            cost = self.perf.decode_stride(running, kv_tokens, steps)
-            durations, kernels = cost.duration_s, cost.kernel_s
-            # Sequential accumulation: each boundary is the previous one plus a step, the
-            # very float sums of stepping one event at a time.
-            bounds = np.concatenate(((now,), durations)).cumsum()
-        self._stride_bounds_s = bounds
-        self._stride_duration_s = durations
-        self._stride_kernel_s = kernels
+        clock = self.perf.stride_clock(self._running, self._resident_kv_tokens, steps)
+        self._stride_start_s = now
+        self._stride_clock = clock
+        self._stride_kv_tokens = self._resident_kv_tokens
         self._stride_steps = steps
         self.stepping = True
-        return float(bounds[steps])
+        return now + clock.elapsed_s(steps)
 
     def cut_stride(self, now: float) -> float | None:
         """End the running stride at its first step boundary at or after ``now``, where a
@@ -180,16 +162,17 @@ class DecodeInstance:
             The new end time, or None when the stride already ends at that boundary (the
             engine's pending event stays valid).
         """
-        steps = bisect.bisect_left(self._stride_bounds_s, now, 1, self._stride_steps)
+        start_s, clock = self._stride_start_s, self._stride_clock
+        steps = clock.first_bound(start_s, now, 1, self._stride_steps)
         if steps == self._stride_steps:
             return None
         self._stride_steps = steps
-        return float(self._stride_bounds_s[steps])
+        return start_s + clock.elapsed_s(steps)
 
     def steps_started_before(self, at_s: float) -> tuple | None:
         """The running stride's steps that started before ``at_s``, in the shape of
-        :meth:`simulator.recorder.Recorder.decode_steps`'s arguments (instance, starts,
-        durations, roofline-kernel times, batch size), or None when not stepping.
+        :meth:`simulator.recorder.Recorder.decode_steps`'s arguments, or None when not
+        stepping.
 
         A stride is logged only when it ends, so telemetry of an interval that ends mid-stride
         needs these steps; they run whatever happens later, because a cut keeps every step
@@ -197,27 +180,16 @@ class DecodeInstance:
         """
         if not self.stepping:
             return None
-        steps = bisect.bisect_left(self._stride_bounds_s, at_s, 0, self._stride_steps)
-        return (
-            self.index,
-            self._stride_bounds_s[:steps],
-            self._stride_duration_s[:steps],
-            self._stride_kernel_s[:steps],
-            self._running,
-        )
+        start_s = self._stride_start_s
+        steps = self._stride_clock.first_bound(start_s, at_s, 0, self._stride_steps)
+        return self._stride_log(steps)
 
     def finish_stride(self, now: float) -> list[int]:
         """End the running stride at ``now``: log its steps, every running request gained a
         token per step; return the requests that are now complete."""
         self.stepping = False
         steps = self._stride_steps
-        self._recorder.decode_steps(
-            self.index,
-            self._stride_bounds_s[:steps],
-            self._stride_duration_s[:steps],
-            self._stride_kernel_s[:steps],
-            self._running,
-        )
+        self._recorder.decode_steps(*self._stride_log(steps))
         self._steps_done += steps
         self._resident_kv_tokens += self._running * steps
         heap = self._finish_heap
@@ -229,12 +201,27 @@ class DecodeInstance:
             for rid in finished:
                 generated = req.output_tokens[rid] - 1
                 self._resident_kv_tokens -= req.input_tokens[rid] + generated
-                self._reserved_tokens -= self.reservation_tokens(rid)
+                need = self.reservation_tokens(rid)
+                self._reserved_tokens -= need
+                self.router_load -= need
                 req.finish_s[rid] = now
             self._running -= len(finished)
             self._admitted -= len(finished)
             self._record_kv(now)
         return finished
+
+    def _stride_log(self, steps: int) -> tuple:
+        """The first ``steps`` steps of the running stride, as
+        :meth:`simulator.recorder.Recorder.decode_steps` arguments."""
+        return (
+            self.index,
+            self.perf,
+            self._stride_start_s,
+            self._stride_clock,
+            self._running,
+            self._stride_kv_tokens,
+            steps,
+        )
 
     def _set_not_running(self, depth: int, now: float) -> None:
         self._not_running = depth

@@ -138,12 +138,15 @@ def instance_samples(
     def in_grid(at_s: np.ndarray) -> np.ndarray:
         return (at_s >= grid_start) & (at_s < grid_end)
 
-    def per_bin_sum(inst, at_s, weight):
+    def per_bin_sum(inst, at_s, weight, flat=None):
         at_s = np.asarray(at_s, dtype=float)
         if mid_run:
             weight = np.where(in_grid(at_s), weight, 0.0)
-        flat = inst * bins.count + bins.of(at_s)
+        if flat is None:
+            flat = inst * bins.count + bins.of(at_s)
         return np.bincount(flat, weights=weight, minlength=n_inst * bins.count)
+
+    pass_end_key = pass_inst * bins.count + bins.of(pass_end)  # (instance, interval) of ends
 
     decode_pass = pass_decode > 0
     ttft_at = np.asarray(rec.ttft_at_s, dtype=float)
@@ -180,7 +183,7 @@ def instance_samples(
             rec.prefill_end_s,
             np.asarray(rec.prefill_missed_tokens, dtype=float),
         ),
-        "decode_tps": per_bin_sum(pass_inst, pass_end, pass_decode),
+        "decode_tps": per_bin_sum(pass_inst, pass_end, pass_decode, pass_end_key),
     }
     size = n_inst * bins.count
     ttft_inst = np.asarray(rec.ttft_instance, dtype=np.int64)[ttft_kept]
@@ -192,7 +195,7 @@ def instance_samples(
         "ttft",
     )
     tbt = _weighted_quantiles(
-        pass_inst[decode_pass] * bins.count + bins.of(pass_end[decode_pass]),
+        pass_end_key[decode_pass],
         pass_dur[decode_pass],
         pass_decode[decode_pass],
         size,
@@ -324,7 +327,12 @@ def _weighted_quantiles(
     The weights are counts (whole numbers), so running sums are exact: a group's cumulative
     weight is the global running sum less the sum before the group.
     """
-    order = np.lexsort((value, key))
+    # Sorted by key, then value: a sort by value, then a stable one by key (a radix sort when
+    # keys fit 16 bits), is ``np.lexsort``'s order at half its cost. The stable value sort is
+    # the faster one here: decode steps arrive in runs of non-decreasing durations.
+    order = np.argsort(value, kind="stable")
+    small_key = key[order].astype(np.uint16 if size <= 1 << 16 else np.int64)
+    order = order[np.argsort(small_key, kind="stable")]
     key, value = key[order], value[order]
     cumulative = np.cumsum(weight[order])
     starts = np.flatnonzero(np.diff(key, prepend=-1))

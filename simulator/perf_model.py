@@ -10,11 +10,12 @@ A pass costs ``max(compute_s, memory_s) + allreduce_s + step_overhead_s``, where
 - ``step_overhead_s``: what a pass costs beyond the roofline (launches, host scheduling,
   sampling), fitted.
 
-Every formula here is written once and accepts arrays wherever a token count may vary. A decode
-stride (:meth:`PerfModel.decode_stride`, or :meth:`PerfModel.decode_stride_lists` for a few steps)
-prices many steps of one batch in a single call that is, element by element, bit for bit the
-scalar :meth:`PerfModel.decode`: it spells out :meth:`PerfModel.cost` over the KV-dependent terms,
-operation for operation, on top of the per-batch terms, which it computes once per batch size.
+Every formula here is written once and accepts arrays wherever a token count may vary.
+:meth:`PerfModel.decode_steps` prices many decode steps (of any batch sizes) in a single call
+that is, element by element, bit for bit the scalar :meth:`PerfModel.decode`: it spells out
+:meth:`PerfModel.cost` over the KV-dependent terms, operation for operation, on top of the
+per-batch terms, which it computes once per batch size. :meth:`PerfModel.stride_clock` times a
+stride of steps of one batch in closed form, for the event loop, which needs only when steps end.
 
 The efficiencies come from a least-squares fit on measured latencies
 (:mod:`simulator.calibration`). GPUs without public measurements (H20, L20, ...) reuse the
@@ -30,8 +31,10 @@ fraction ``compute_s / duration_s`` tells compute-bound from memory-bound passes
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -115,6 +118,62 @@ class StepCost:
         return _minimum(self.kernel_s / self.duration_s, 1.0)
 
 
+class StrideClock(NamedTuple):
+    """Closed-form timing of a decode stride (:meth:`PerfModel.stride_clock`).
+
+    Step ``j``'s kernel time is ``lead0 + lead1 * j`` before step ``split`` and
+    ``tail0 + tail1 * (j - split)`` from it on (the roofline's other bound taking over); every
+    step adds ``fixed_s`` (all-reduce and overhead). A tuple, so that a list of clocks converts
+    to an array in one call (:func:`strides_elapsed_s`).
+    """
+
+    lead0: float
+    lead1: float
+    split: int
+    tail0: float
+    tail1: float
+    fixed_s: float
+
+    def elapsed_s(self, steps: int) -> float:
+        """Time the first ``steps`` steps take; :func:`strides_elapsed_s` is its array twin."""
+        split = self.split
+        lead = min(steps, split)
+        tail = max(steps - split, 0)
+        kernel_s = lead * self.lead0 + self.lead1 * (lead * (lead - 1) // 2)
+        kernel_s += tail * self.tail0 + self.tail1 * (tail * (tail - 1) // 2)
+        return steps * self.fixed_s + kernel_s
+
+    def first_bound(self, start_s: float, at_s: float, lo: int, hi: int) -> int:
+        """Smallest ``k`` in ``[lo, hi)`` whose boundary ``start_s + elapsed_s(k)`` is at or
+        after ``at_s``, else ``hi``: ``bisect_left`` over the stride's boundaries.
+
+        Steps last nearly alike, so the first guess is the mean step's quotient, then a walk.
+        """
+        if hi <= lo:
+            return hi
+        step_s = self.fixed_s + self.lead0
+        k = min(max(lo, math.ceil((at_s - start_s) / step_s)), hi)
+        while k > lo and start_s + self.elapsed_s(k - 1) >= at_s:
+            k -= 1
+        while k < hi and start_s + self.elapsed_s(k) < at_s:
+            k += 1
+        return k
+
+
+def strides_elapsed_s(clocks: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """:meth:`StrideClock.elapsed_s` elementwise, bit for bit: row ``i`` of ``clocks`` is a
+    clock (its fields in order), and ``steps[i]`` the steps to time on it."""
+    lead0, lead1, split, tail0, tail1, fixed_s = clocks.T
+    # Whole numbers below 2**53 in float64: every product and half below is exact, as the
+    # scalar's integer arithmetic is.
+    steps = np.asarray(steps, dtype=float)
+    lead = np.minimum(steps, split)
+    tail = np.maximum(steps - split, 0.0)
+    kernel_s = lead * lead0 + lead1 * (lead * (lead - 1) * 0.5)
+    kernel_s += tail * tail0 + tail1 * (tail * (tail - 1) * 0.5)
+    return steps * fixed_s + kernel_s
+
+
 class PerfModel:
     """Latency of prefill batches and decode steps of ``model`` on ``tp`` GPUs of one type.
 
@@ -173,6 +232,8 @@ class PerfModel:
         self._expert_params_per_token = m.num_layers * m.experts_per_token * m.expert_params
         self._decode_work_without_kv: dict[int, Work] = {}  # see _decode_without_kv
         self._decode_terms: dict[int, tuple[float, float, float]] = {}  # see _stride_terms
+        self._decode_slopes: dict[int, tuple[float, float]] = {}  # see _stride_slopes
+        self._prefill_terms: dict[int, tuple] = {}  # see _token_terms
         self._kv_bytes_per_token = model.kv_bytes_per_token
 
     def kv_capacity_tokens(self, memory_fraction: float) -> int:
@@ -311,8 +372,44 @@ class PerfModel:
         return StepCost(duration_s=duration_s, compute_s=compute_s, kernel_s=kernel_s)
 
     def prefill(self, new_tokens: Sequence[int], cached_tokens: Sequence[int]) -> StepCost:
-        """Cost of prefilling a batch (see :meth:`prefill_work`)."""
-        return self.cost(self.prefill_work(new_tokens, cached_tokens))
+        """Cost of prefilling a batch (see :meth:`prefill_work`).
+
+        ``cost(prefill_work(...))`` spelled out, operation for operation (so bit for bit the
+        same), without the intermediate objects: the engine prices every prefill batch.
+        """
+        tokens = sum(new_tokens)
+        pairs = sum(t * c + t * (t + 1) / 2 for t, c in zip(new_tokens, cached_tokens, strict=True))
+        terms = self._prefill_terms.get(tokens) if isinstance(tokens, int) else None
+        if terms is None:
+            terms = self._token_terms(tokens)
+            if isinstance(tokens, int):
+                self._prefill_terms[tokens] = terms
+        token_flops, weight_bytes, allreduce_bytes = terms
+        flops = (
+            token_flops
+            + 2 * self.model.lm_head_params * len(new_tokens)
+            + self._attention_flops_per_pair * pairs
+        )
+        kv_bytes = (tokens + sum(cached_tokens)) * self._kv_bytes_per_token
+        bytes_per_gpu = weight_bytes + kv_bytes / self._kv_shards
+        eff = self.efficiency
+        compute_s = flops / (self.tp * self._peak_flops) / eff.mfu
+        kernel_s = _maximum(compute_s, bytes_per_gpu / self._bandwidth_bps / eff.mbu)
+        duration_s = kernel_s + allreduce_bytes / self._link_bps / eff.link_util
+        duration_s += eff.step_overhead_s
+        return StepCost(duration_s=duration_s, compute_s=compute_s, kernel_s=kernel_s)
+
+    def _token_terms(self, tokens: int | np.ndarray) -> tuple:
+        """What a ``tokens``-token prefill pass costs whatever its requests: the FLOPs of its
+        weights' matmuls, its weight reads and its all-reduce bytes (the same operations as
+        :meth:`step_work`'s; :meth:`prefill` caches them per token count)."""
+        expert_tokens = tokens * self.tp / self._expert_shards
+        return (
+            2 * self._dense_params_per_token * tokens
+            + 2 * self._expert_params_per_token * expert_tokens,
+            self._weight_bytes_per_gpu(tokens),
+            self._allreduce_bytes(tokens) + self._expert_exchange_bytes(tokens),
+        )
 
     def decode(self, batch_size: int, kv_tokens: int) -> StepCost:
         """Cost of one decode step (see :meth:`decode_work`)."""
@@ -322,31 +419,29 @@ class PerfModel:
         """Costs of ``steps`` consecutive decode steps of an unchanging batch, as arrays.
 
         Each step adds one token per request to the resident KV, so step ``j`` (from 0) reads
-        ``kv_tokens + j * batch_size`` tokens. A decode instance whose batch does not change
-        until its next finish prices that whole stride with this one call instead of one
-        :meth:`decode` call per step (event skipping, :mod:`simulator.decode`). Element ``j``
-        equals ``decode(batch_size, kv_tokens + j * batch_size)`` bit for bit: the same
-        operations run in the same order, elementwise.
-
-        Parameters
-        ----------
-        batch_size : int
-            Requests in every step of the stride.
-        kv_tokens : int
-            Resident KV tokens read by the first step.
-        steps : int
-            Steps in the stride.
-
-        Returns
-        -------
-        StepCost
-            Fields are float arrays of length ``steps``.
+        ``kv_tokens + j * batch_size`` tokens (:meth:`decode_steps` with those arrays).
         """
-        flops, bytes_per_gpu, allreduce_s = self._stride_terms(batch_size)
-        eff = self.efficiency
         kv = np.arange(kv_tokens, kv_tokens + steps * batch_size, batch_size, dtype=np.int64)
+        return self.decode_steps(np.full(steps, batch_size, dtype=np.int64), kv)
+
+    def decode_steps(self, batch_sizes: np.ndarray, kv_tokens: np.ndarray) -> StepCost:
+        """Costs of many decode steps at once, one per element: element ``j`` equals
+        ``decode(batch_sizes[j], kv_tokens[j])`` bit for bit (the same operations run in the
+        same order, elementwise, on the per-batch terms of :meth:`_stride_terms`).
+
+        The engine logs decode strides unpriced and prices every logged step in one call at
+        the end (:meth:`simulator.recorder.Recorder.passes`).
+        """
+        eff = self.efficiency
+        batch_sizes = np.asarray(batch_sizes, dtype=np.int64)
+        kv = np.asarray(kv_tokens, dtype=np.int64)
+        # Per-batch terms by lookup (batch sizes are small integers: no sort needed).
+        table = np.zeros((int(batch_sizes.max(initial=0)) + 1, 3))
+        for b in np.flatnonzero(np.bincount(batch_sizes)):
+            table[b] = self._stride_terms(int(b))
+        flops, bytes_per_gpu, allreduce_s = table[batch_sizes].T
         # cost(_with_decode_kv(...)) spelled out, operation for operation, with in-place
-        # updates where they save an allocation (numpy's fixed cost dominates short strides).
+        # updates where they save an allocation.
         compute_s = (flops + self._attention_flops_per_pair * kv) / (self.tp * self._peak_flops)
         compute_s /= eff.mfu
         memory_s = kv * self._kv_bytes_per_token / self._kv_shards
@@ -358,26 +453,50 @@ class PerfModel:
         duration_s += eff.step_overhead_s
         return StepCost(duration_s=duration_s, compute_s=compute_s, kernel_s=kernel_s)
 
-    def decode_stride_lists(
-        self, batch_size: int, kv_tokens: int, steps: int
-    ) -> tuple[list[float], list[float]]:
-        """Durations and roofline-kernel times of a short stride, as lists of floats: the
-        elements of :meth:`decode_stride`, priced step by step, which costs less than numpy's
-        fixed cost per call over a few steps."""
+    def stride_clock(self, batch_size: int, kv_tokens: int, steps: int) -> StrideClock:
+        """When each of ``steps`` steps of an unchanging batch ends, in closed form.
+
+        A step's compute and memory times are linear in the KV it reads, which grows by
+        ``batch_size`` tokens per step, so its kernel time is the larger of two lines in the
+        step index and the stride's elapsed time after ``k`` steps is a sum of arithmetic
+        series: O(1) per stride, where summing priced steps costs O(steps). It matches the
+        running sum of :meth:`decode` durations to rounding (~1e-15 relative), not bit for bit.
+        """
         flops, bytes_per_gpu, allreduce_s = self._stride_terms(batch_size)
         eff = self.efficiency
-        mfu, mbu, overhead_s = eff.mfu, eff.mbu, eff.step_overhead_s
-        flops_per_kv = self._attention_flops_per_pair
-        bytes_per_kv, kv_shards = self._kv_bytes_per_token, self._kv_shards
-        tp_flops, bandwidth = self.tp * self._peak_flops, self._bandwidth_bps
-        durations, kernels = [], []
-        for kv in range(kv_tokens, kv_tokens + steps * batch_size, batch_size):
-            compute_s = (flops + flops_per_kv * kv) / tp_flops / mfu
-            memory_s = (bytes_per_gpu + kv * bytes_per_kv / kv_shards) / bandwidth / mbu
-            kernel_s = max(compute_s, memory_s)
-            durations.append(kernel_s + allreduce_s + overhead_s)
-            kernels.append(kernel_s)
-        return durations, kernels
+        compute0 = (flops + self._attention_flops_per_pair * kv_tokens) / (
+            self.tp * self._peak_flops
+        )
+        compute0 /= eff.mfu
+        memory0 = (bytes_per_gpu + kv_tokens * self._kv_bytes_per_token / self._kv_shards) / (
+            self._bandwidth_bps * eff.mbu
+        )
+        compute1, memory1 = self._stride_slopes(batch_size)
+        if compute0 >= memory0:
+            lead0, lead1, other0, other1 = compute0, compute1, memory0, memory1
+        else:
+            lead0, lead1, other0, other1 = memory0, memory1, compute0, compute1
+        split = steps
+        if other1 > lead1:  # the other line overtakes after the crossing
+            split = min(steps, math.floor((lead0 - other0) / (other1 - lead1)) + 1)
+        return StrideClock(
+            lead0, lead1, split, other0 + other1 * split, other1, allreduce_s + eff.step_overhead_s
+        )
+
+    def _stride_slopes(self, batch_size: int) -> tuple[float, float]:
+        """Growth per step of a ``batch_size`` stride's compute and memory times."""
+        slopes = self._decode_slopes.get(batch_size)
+        if slopes is None:
+            eff = self.efficiency
+            kv_step = batch_size  # KV tokens added per step
+            slopes = self._decode_slopes[batch_size] = (
+                self._attention_flops_per_pair * kv_step / (self.tp * self._peak_flops) / eff.mfu,
+                kv_step
+                * self._kv_bytes_per_token
+                / self._kv_shards
+                / (self._bandwidth_bps * eff.mbu),
+            )
+        return slopes
 
     def _stride_terms(self, batch_size: int) -> tuple[float, float, float]:
         """What every step of a ``batch_size`` stride shares: FLOPs and bytes before the KV

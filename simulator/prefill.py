@@ -57,14 +57,11 @@ class PrefillInstance:
         self._recorder = recorder
         self._queue: deque[int] = deque()
         self._batch: list[int] = []
-        self._queued_tokens = 0  # prompt tokens queued or in the running batch
+        # Prompt tokens queued or in the running batch: the JSQ key (an attribute, not a
+        # property, because the router reads it for every instance on every arrival).
+        self.router_load = 0
         self._held_kv_tokens = 0  # KV of the running batch and of requests awaiting transfer
         self.busy = False
-
-    @property
-    def router_load(self) -> int:
-        """Prompt tokens waiting or being prefilled here: the JSQ key."""
-        return self._queued_tokens
 
     @property
     def idle(self) -> bool:
@@ -74,7 +71,7 @@ class PrefillInstance:
     def enqueue(self, rid: int, now: float) -> None:
         """Accept a routed request at the tail of the queue."""
         self._queue.append(rid)
-        self._queued_tokens += self._requests.input_tokens[rid]
+        self.router_load += self._requests.input_tokens[rid]
         self._recorder.queue_changed(self.index, now, len(self._queue))
 
     def start_batch(self, now: float) -> float | None:
@@ -125,7 +122,7 @@ class PrefillInstance:
             prompt = req.input_tokens[rid]
             total += prompt
             missed += prompt - req.cached_tokens[rid]
-            self._queued_tokens -= prompt
+            self.router_load -= prompt
             req.first_token_s[rid] = now
             self._recorder.first_token(self.index, now, now - req.arrival_s[rid])
             if self.cache is not None:

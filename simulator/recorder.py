@@ -5,8 +5,9 @@ the end, in :mod:`simulator.metrics`. Instances are identified by their global i
 
 Forward passes come two ways: one row per call (:meth:`Recorder.forward_pass`: prefill batches,
 colocated steps), or a whole decode stride per call (:meth:`Recorder.decode_steps`: consecutive
-steps of one batch, :mod:`simulator.decode`), kept as the arrays that priced it so that skipping
-events does not bring back Python work per step. :meth:`Recorder.passes` joins both.
+steps of one batch, :mod:`simulator.decode`), kept unpriced so that skipping events does not
+bring back Python work per step. :meth:`Recorder.passes` prices every stride's steps at once
+and joins both.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from simulator.perf_model import PerfModel, StrideClock, strides_elapsed_s
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,8 @@ class Recorder:
         self.pass_sm_active_fraction: list[float] = []
         self.pass_batch_size: list[int] = []
         self.pass_decode_tokens: list[int] = []
-        # One entry per decode stride: (instance, step starts, durations, roofline-kernel
-        # times, batch size); the arrays hold one element per step.
-        self._strides: list[tuple[int, Sequence[float], Sequence[float], Sequence[float], int]] = []
+        # One entry per decode stride: :meth:`decode_steps`'s arguments.
+        self._strides: list[tuple[int, PerfModel, float, StrideClock, int, int, int]] = []
         # One row per finished prefill batch.
         self.prefill_instance: list[int] = []
         self.prefill_end_s: list[float] = []
@@ -86,44 +88,44 @@ class Recorder:
     def decode_steps(
         self,
         instance: int,
-        start_s: np.ndarray | list[float],
-        duration_s: np.ndarray | list[float],
-        kernel_s: np.ndarray | list[float],
+        perf: PerfModel,
+        start_s: float,
+        clock: StrideClock,
         batch_size: int,
+        kv_tokens: int,
+        steps: int,
     ) -> None:
-        """Consecutive decode steps over the same ``batch_size`` requests ran on ``instance``,
-        one per element of the sequences, each emitting one token per request.
+        """``steps`` consecutive decode steps over the same ``batch_size`` requests ran on
+        ``instance`` from ``start_s``, each emitting one token per request; the first read
+        ``kv_tokens`` of KV, each next one ``batch_size`` more.
 
-        Stands for one :meth:`forward_pass` per step, whose SM-active fraction is
-        ``min(kernel_s / duration_s, 1)`` (``StepCost.sm_active_fraction`` of
-        :mod:`simulator.perf_model`), computed for every step at once by :meth:`passes`. The
-        sequences are kept, not copied: the caller must not modify them afterwards.
+        Stands for one :meth:`forward_pass` per step: step ``j`` starts at
+        ``start_s + clock.elapsed_s(j)`` and costs ``perf.decode(batch_size, kv_tokens + j *
+        batch_size)``, whose SM-active fraction is ``min(kernel_s / duration_s, 1)``
+        (``StepCost.sm_active_fraction``); :meth:`passes` computes them for every step at once.
         """
-        self._strides.append((instance, start_s, duration_s, kernel_s, batch_size))
+        self._strides.append((instance, perf, start_s, clock, batch_size, kv_tokens, steps))
+
+    @property
+    def strides(self) -> list[tuple]:
+        """Decode strides logged so far, as :meth:`decode_steps` arguments, in log order."""
+        return self._strides
 
     def passes(self, pending: Sequence[tuple] = ()) -> PassLog:
         """Every forward pass logged so far, as arrays, followed by the ``pending`` strides
         (steps of strides still running, as :meth:`decode_steps` arguments), if any."""
         strides = [*self._strides, *pending] if pending else self._strides
-        steps = np.array([len(stride[1]) for stride in strides], dtype=np.int64)
-
-        def per_stride(field: int) -> np.ndarray:
-            return np.repeat(np.array([s[field] for s in strides], dtype=np.int64), steps)
-
-        def column(alone: list, field: int) -> tuple[np.ndarray, np.ndarray]:
-            """Rows logged alone, and the strides' steps."""
-            steps_field = [np.empty(0), *(s[field] for s in strides)]
-            return np.array(alone, dtype=float), np.concatenate(steps_field, dtype=float)
-
-        batch = per_stride(4)
-        alone_duration, step_duration = column(self.pass_duration_s, 2)
-        alone_sm_active, step_kernel = column(self.pass_sm_active_fraction, 3)
-        step_sm_active = np.minimum(step_kernel / step_duration, 1.0)
+        (instance, start_s, duration_s, kernel_s, batch) = _price_strides(strides)
         return PassLog(
-            instance=np.concatenate([np.array(self.pass_instance, dtype=np.int64), per_stride(0)]),
-            start_s=np.concatenate(column(self.pass_start_s, 1)),
-            duration_s=np.concatenate([alone_duration, step_duration]),
-            sm_active_fraction=np.concatenate([alone_sm_active, step_sm_active]),
+            instance=np.concatenate([np.array(self.pass_instance, dtype=np.int64), instance]),
+            start_s=np.concatenate([np.array(self.pass_start_s, dtype=float), start_s]),
+            duration_s=np.concatenate([np.array(self.pass_duration_s, dtype=float), duration_s]),
+            sm_active_fraction=np.concatenate(
+                [
+                    np.array(self.pass_sm_active_fraction, dtype=float),
+                    np.minimum(kernel_s / duration_s, 1.0),
+                ]
+            ),
             batch_size=np.concatenate([np.array(self.pass_batch_size, dtype=np.int64), batch]),
             decode_tokens=np.concatenate(
                 [np.array(self.pass_decode_tokens, dtype=np.int64), batch]
@@ -155,3 +157,38 @@ class Recorder:
         self.kv_instance.append(instance)
         self.kv_at_s.append(at_s)
         self.kv_usage_ratio.append(usage_ratio)
+
+
+def _price_strides(strides: Sequence[tuple]) -> tuple[np.ndarray, ...]:
+    """Instance, start, duration, roofline-kernel time and batch size of every step of
+    ``strides`` (:meth:`Recorder.decode_steps` arguments), stride after stride.
+
+    Steps are priced per perf model, all of its strides' steps in one
+    :meth:`~simulator.perf_model.PerfModel.decode_steps` call.
+    """
+    if not strides:
+        empty = np.empty(0)
+        return np.empty(0, dtype=np.int64), empty, empty, empty, np.empty(0, dtype=np.int64)
+    instance, perfs, start_s, clocks, batch, kv_tokens, steps = zip(*strides, strict=True)
+    steps_a = np.array(steps, dtype=np.int64)
+    first = np.cumsum(steps_a) - steps_a  # each stride's first step in the flat arrays
+    step_index = np.arange(int(steps_a.sum()), dtype=np.int64) - np.repeat(first, steps_a)
+    batch_a = np.repeat(np.array(batch, dtype=np.int64), steps_a)
+    kv = np.repeat(np.array(kv_tokens, dtype=np.int64), steps_a) + step_index * batch_a
+    clock_rows = np.repeat(np.array(clocks, dtype=float), steps_a, axis=0)
+    start = np.repeat(np.array(start_s, dtype=float), steps_a)
+    start += strides_elapsed_s(clock_rows, step_index)
+    models = {id(perf): perf for perf in perfs}
+    if len(models) == 1:
+        cost = perfs[0].decode_steps(batch_a, kv)
+        duration_s, kernel_s = cost.duration_s, cost.kernel_s
+    else:
+        duration_s, kernel_s = np.empty(kv.size), np.empty(kv.size)
+        model_of = np.repeat(np.array([id(perf) for perf in perfs], dtype=np.int64), steps_a)
+        for key, perf in models.items():
+            mine = model_of == key
+            cost = perf.decode_steps(batch_a[mine], kv[mine])
+            duration_s[mine] = cost.duration_s
+            kernel_s[mine] = cost.kernel_s
+    instance_a = np.repeat(np.array(instance, dtype=np.int64), steps_a)
+    return instance_a, start, duration_s, kernel_s, batch_a

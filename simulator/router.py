@@ -8,19 +8,21 @@ index, which keeps runs deterministic.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Protocol, TypeVar
 
 
 class Routable(Protocol):
     """An instance the router can compare."""
 
-    @property
-    def router_load(self) -> int: ...
+    router_load: int
 
 
 T = TypeVar("T", bound=Routable)
 
+_LOAD = attrgetter("router_load")
+
 
 def shortest_queue(instances: Sequence[T]) -> T:
     """The instance with the smallest ``router_load`` (the first one on ties)."""
-    return min(instances, key=lambda inst: inst.router_load)
+    return min(instances, key=_LOAD)

@@ -9,18 +9,20 @@ times and every telemetry value. Regenerate them only from a trusted implementat
 
 from __future__ import annotations
 
+import bisect
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from numpy.testing import assert_allclose
 
 from simulator import ClusterSpec, PoolSpec, default_cluster, default_trace, simulate
 from simulator.calibration import default_efficiency
-from simulator.decode import SCALAR_STRIDE_STEPS, DecodeInstance
+from simulator.decode import DecodeInstance
 from simulator.hardware import GPUS, MODELS
-from simulator.perf_model import PerfModel
+from simulator.perf_model import PerfModel, strides_elapsed_s
 from simulator.recorder import Recorder
 from simulator.request_table import RequestTable
 from simulator.traces import canonical_frame
@@ -120,6 +122,59 @@ def test_a_stride_prices_each_step_exactly_as_a_single_step(model, gpu, tp, batc
         assert stride.compute_fraction[step] == single.compute_fraction
 
 
+@pytest.mark.parametrize(
+    ("model", "gpu", "tp"),
+    [("Llama-2-70B", "H100-SXM", 8), ("Qwen3-30B-A3B", "H20", 2), ("Llama-3.1-8B", "L40S", 1)],
+)
+@pytest.mark.parametrize(("batch", "kv_tokens"), [(1, 10), (37, 4_321), (512, 2_000_000)])
+def test_a_stride_clock_is_the_running_sum_of_its_step_durations(model, gpu, tp, batch, kv_tokens):
+    perf = PerfModel(MODELS[model], GPUS[gpu], tp, default_efficiency())
+    steps = 400
+    clock = perf.stride_clock(batch, kv_tokens, steps)
+    durations = perf.decode_stride(batch, kv_tokens, steps).duration_s
+    bounds = np.concatenate(([0.0], np.cumsum(durations)))
+    elapsed = [clock.elapsed_s(k) for k in range(steps + 1)]
+    assert_allclose(elapsed, bounds, rtol=1e-12, atol=0.0)
+    # The array twin the recorder uses gives the very same floats.
+    rows = np.array([clock] * (steps + 1), dtype=float)
+    assert strides_elapsed_s(rows, np.arange(steps + 1)).tolist() == elapsed
+    # first_bound is bisect_left over the boundaries start + elapsed.
+    start_s = 1234.5
+    boundaries = [start_s + e for e in elapsed]
+    rng = np.random.default_rng(7)
+    for at_s in [start_s, *(start_s + rng.uniform(-0.1, 1.05) * elapsed[-1] for _ in range(50))]:
+        for lo in (0, 1):
+            expected = bisect.bisect_left(boundaries, at_s, lo, steps)
+            assert clock.first_bound(start_s, at_s, lo, steps) == expected
+
+
+def test_a_stride_clock_follows_the_roofline_bound_that_takes_over():
+    # A large batch over little KV is compute-bound at first; memory takes over as KV grows.
+    perf = PerfModel(MODELS["Llama-2-70B"], GPUS["H100-SXM"], 8, default_efficiency())
+    costs = perf.decode_stride(512, 0, 3_000)
+    compute_bound = costs.compute_s >= costs.kernel_s
+    assert compute_bound[0] and not compute_bound[-1]
+    clock = perf.stride_clock(512, 0, 3_000)
+    assert 0 < clock.split < 3_000
+    assert clock.elapsed_s(3_000) == pytest.approx(costs.duration_s.sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("model", "gpu", "tp"),
+    [("Llama-2-70B", "H100-SXM", 8), ("Qwen3-30B-A3B", "H20", 2), ("Llama-3.1-8B", "L40S", 1)],
+)
+def test_prefill_pricing_is_bit_for_bit_the_generic_cost(model, gpu, tp):
+    perf = PerfModel(MODELS[model], GPUS[gpu], tp, default_efficiency())
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        size = int(rng.integers(1, 6))
+        new = [int(t) for t in rng.integers(1, 4_000, size)]
+        cached = [int(c) for c in rng.integers(0, 3, size) * 512]
+        for _ in range(2):  # priced, then from the per-token-count cache
+            fast, generic = perf.prefill(new, cached), perf.cost(perf.prefill_work(new, cached))
+            assert fast == generic
+
+
 def _decode_instance(output_tokens: list[int]) -> tuple[DecodeInstance, Recorder]:
     requests = canonical_frame(
         arrival_s=[0.0] * len(output_tokens),
@@ -135,7 +190,7 @@ def _decode_instance(output_tokens: list[int]) -> tuple[DecodeInstance, Recorder
     return instance, recorder
 
 
-@pytest.mark.parametrize("output_tokens", [3, 2 + SCALAR_STRIDE_STEPS * 10])
+@pytest.mark.parametrize("output_tokens", [3, 42])
 def test_a_stride_runs_to_the_next_finish_and_logs_every_step(output_tokens):
     instance, recorder = _decode_instance([output_tokens])
     instance.join(0)
@@ -146,8 +201,11 @@ def test_a_stride_runs_to_the_next_finish_and_logs_every_step(output_tokens):
     assert passes.start_s.size == steps
     expected = [instance.perf.decode(1, 1_000 + k).duration_s for k in range(steps)]
     assert passes.duration_s.tolist() == expected
+    # Step boundaries come in closed form: the running sum of the durations, to rounding.
+    bounds = np.concatenate(([0.0], np.cumsum(expected)))
     assert passes.start_s[0] == 0.0
-    assert end_s == passes.start_s[-1] + passes.duration_s[-1]
+    assert_allclose(passes.start_s, bounds[:-1], rtol=1e-13)
+    assert end_s == pytest.approx(bounds[-1], rel=1e-13)
     assert (passes.batch_size == 1).all() and (passes.decode_tokens == 1).all()
 
 
@@ -161,7 +219,7 @@ def test_a_request_arriving_mid_stride_joins_at_the_next_step_boundary(first_out
     arrival_s = first_step_s + 0.5 * second_step_s  # during the second step
     instance.join(1)
     cut_s = instance.cut_stride(arrival_s)
-    assert cut_s == first_step_s + second_step_s
+    assert cut_s == pytest.approx(first_step_s + second_step_s, rel=1e-13)
     assert instance.cut_stride(arrival_s) is None  # already ends there
     assert cut_s < end_s
     assert instance.finish_stride(cut_s) == []
