@@ -1,7 +1,8 @@
 """Ingestion throughput: canonical Parquet/CSV and exposition text, each beside plain pandas.
 
-Run ``.venv/bin/python bench/ingest.py [--instances N --intervals T --exposition-instances M]``.
-Prints one line per measurement and, last, one JSON line with every figure.
+Run ``.venv/bin/python bench/ingest.py [--instances N --intervals T --exposition-instances M]
+[--week-instances W --week-days D]``. Prints one line per measurement and, last, one JSON line
+with every figure.
 
 Units. A *sample* of a table is one metric value (a wide row of ``instance_samples`` carries
 14); rows/s is given too. A *sample* of exposition text is one sample line. "prepare" is read,
@@ -10,6 +11,11 @@ DuckDB write through ``TelemetryStore``. The pandas baselines do the obvious equ
 parse times to UTC, check for NaN, negatives and ratios above 1, drop duplicates and (for
 "load") insert into DuckDB; for exposition text, a vectorised regex parse and per-series
 counter differences, less than the real reader does (no histograms, no quarantine).
+
+Week scale: W instances for D days at 15 s in the wide layout, one Parquet file written in time
+order (as an export grows), generated before any timing. ``ingest_by_day`` loads it one UTC day
+per transaction; the pandas baseline reads each day with a row filter, checks it as above and
+inserts it. Each runs in a child process, whose own peak RSS (``VmHWM``) is reported.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,10 +36,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 import polars as pl
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from telemetry.ingest import ingest, prepare  # noqa: E402
+from telemetry.ingest import ingest, ingest_by_day, prepare  # noqa: E402
 from telemetry.ingest.exposition import write_openmetrics  # noqa: E402
 from telemetry.schema import INSTANCE_METRIC_COLUMNS, INSTANCE_SAMPLES, conform  # noqa: E402
 from telemetry.store import TelemetryStore  # noqa: E402
@@ -52,12 +60,14 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def wide_frame(instances: int, intervals: int, seed: int = 0) -> pl.DataFrame:
+def wide_frame(
+    instances: int, intervals: int, seed: int = 0, start: datetime = START
+) -> pl.DataFrame:
     """Canonical ``instance_samples`` of ``instances`` decode pods, random values."""
     rng = np.random.default_rng(seed)
     n = instances * intervals
     ts = pl.datetime_range(
-        START, START + timedelta(seconds=15 * (intervals - 1)), "15s", time_zone="UTC", eager=True
+        start, start + timedelta(seconds=15 * (intervals - 1)), "15s", time_zone="UTC", eager=True
     )
     frame = pl.DataFrame(
         {
@@ -82,7 +92,10 @@ def timed(fn):
 
 
 def pandas_prepare(path: Path) -> pd.DataFrame:
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    return pandas_check(pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path))
+
+
+def pandas_check(frame: pd.DataFrame) -> pd.DataFrame:
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     metrics = list(INSTANCE_METRIC_COLUMNS)
     values = frame[metrics]
@@ -114,6 +127,89 @@ def pandas_exposition(path: Path) -> pd.DataFrame:
     parts = parts.sort_values(["metric", "labels", "ts"])
     parts["increase"] = parts.groupby(["metric", "labels"])["value"].diff()
     return parts
+
+
+DAY_INTERVALS = 24 * 3600 // 15
+
+
+def write_week(path: Path, instances: int, days: int) -> int:
+    """One Parquet file of ``days`` days, in time order; returns its rows."""
+    writer = None
+    rows = 0
+    for day in range(days):
+        frame = wide_frame(instances, DAY_INTERVALS, seed=day, start=START + timedelta(days=day))
+        table = frame.sort("ts").to_arrow(compat_level=pl.CompatLevel.oldest())
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table, row_group_size=1_000_000)
+        rows += frame.height
+    writer.close()
+    return rows
+
+
+def week_child(kind: str, path: Path, db: Path) -> None:
+    """Load the week file in this (child) process; print elapsed seconds and own peak RSS."""
+    started = time.perf_counter()
+    if kind == "ours":
+        reports = ingest_by_day([str(path)], TelemetryStore(db), now=NOW)
+        loaded = sum(r.rows_loaded for r in reports)
+    else:
+        loaded = 0
+        days = pd.read_parquet(path, columns=["ts"])["ts"].dt.floor("D").unique()
+        with duckdb.connect(str(db)) as conn:
+            for day in sorted(days):
+                part = pandas_check(
+                    pd.read_parquet(
+                        path, filters=[("ts", ">=", day), ("ts", "<", day + pd.Timedelta(days=1))]
+                    )
+                )
+                conn.register("part", part)
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS instance_samples AS SELECT * FROM part LIMIT 0"
+                )
+                conn.execute("INSERT INTO instance_samples SELECT * FROM part")
+                loaded += len(part)
+    elapsed = time.perf_counter() - started
+    print(json.dumps({"seconds": elapsed, "peak_rss_mb": own_peak_rss_mb(), "rows_loaded": loaded}))
+
+
+def own_peak_rss_mb() -> float:
+    """This process's peak RSS since exec (``VmHWM``; ``ru_maxrss`` also counts the parent's
+    memory at fork, so it overstates a child's peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_week(tmp: Path, instances: int, days: int) -> dict:
+    path = tmp / "week.parquet"
+    generated, rows = timed(lambda: write_week(path, instances, days))
+    print(f"week: {rows} rows generated in {generated:.0f} s", flush=True)
+    figures = {"rows": rows, "samples": rows * len(INSTANCE_METRIC_COLUMNS)}
+    figures["file_mb"] = path.stat().st_size / 1e6
+    for kind in ("ours", "pandas"):
+        db = tmp / f"week-{kind}.duckdb"
+        child = subprocess.run(
+            [sys.executable, __file__, "--week-child", kind, str(path), str(db)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        result = json.loads(child.stdout.strip().splitlines()[-1])
+        assert result["rows_loaded"] == rows, result
+        figures[kind] = {
+            "seconds": result["seconds"],
+            "rows_per_s": rows / result["seconds"],
+            "peak_rss_mb": result["peak_rss_mb"],
+            "db_mb": db.stat().st_size / 1e6,
+        }
+        db.unlink()
+        print(f"week {kind}: {figures[kind]}", flush=True)
+    figures["speedup_vs_pandas"] = figures["pandas"]["seconds"] / figures["ours"]["seconds"]
+    return figures
 
 
 def measure(args) -> dict:
@@ -157,6 +253,8 @@ def measure(args) -> dict:
             "speedup_vs_pandas": theirs / ours,
         }
         print(f"exposition: {figures['exposition']}", flush=True)
+        if args.week_instances:
+            figures["week"] = measure_week(tmp, args.week_instances, args.week_days)
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return figures
 
@@ -167,7 +265,17 @@ def main() -> None:
     parser.add_argument("--intervals", type=int, default=2880, help="15 s intervals (12 h)")
     parser.add_argument("--exposition-instances", type=int, default=20)
     parser.add_argument("--exposition-intervals", type=int, default=240)
-    figures = measure(parser.parse_args())
+    parser.add_argument("--week-instances", type=int, default=1000, help="0 skips the week")
+    parser.add_argument("--week-days", type=int, default=7)
+    parser.add_argument(
+        "--week-child", nargs=3, metavar=("KIND", "FILE", "DB"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.week_child:
+        kind, path, db = args.week_child
+        week_child(kind, Path(path), Path(db))
+        return
+    figures = measure(args)
     print(json.dumps(figures))
 
 

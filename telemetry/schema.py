@@ -95,6 +95,13 @@ CANONICAL_TABLES = {
 }
 
 
+def keys_unique(frame: pl.DataFrame, key: list) -> bool:
+    """True when no two rows share ``key``, proven by distinct key hashes (sorted, so cheap);
+    False when two hashes are equal, which the caller settles with an exact, slower check."""
+    sorted_hashes = frame.lazy().select(pl.struct(key).hash().sort().alias("h"))
+    return not sorted_hashes.select((pl.col("h") == pl.col("h").shift(1)).any()).collect().item()
+
+
 class SchemaError(ValueError):
     """A frame does not conform to a canonical table; the message says which column and why."""
 
@@ -121,13 +128,13 @@ def conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     measurements = [c for c, dtype in spec.schema.items() if dtype == pl.Float64()]
     ratios = [c for c in spec.schema if c in RATIO_COLUMNS]
     # Every check is counted in one pass; messages are built only for a check that fails.
-    counts = out.select(
+    counts = out.lazy().select(
         *(pl.col(c).null_count().alias(f"null {c}") for c in required),
         *((~pl.col(c).is_finite() | (pl.col(c) < 0)).sum().alias(f"bad {c}") for c in measurements),
         *((pl.col(c) > 1).sum().alias(f"ratio {c}") for c in ratios),
         (pl.col("interval_s") == 0).sum().alias("zero interval"),
         *([(~pl.col("role").is_in(ROLES)).sum().alias("role")] if "role" in out.columns else []),
-    ).row(0, named=True)
+    ).collect().row(0, named=True)
     nulls = {c: counts[f"null {c}"] for c in required if counts[f"null {c}"]}
     if nulls:
         raise SchemaError(f"{table}: null values in required columns {nulls}")
@@ -143,8 +150,7 @@ def conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     for c in ratios:
         if counts[f"ratio {c}"]:
             raise SchemaError(f"{table}: {counts[f'ratio {c}']} values of {c} outside [0, 1]")
-    # Distinct key hashes prove distinct keys; only a collision needs the exact (slow) check.
-    if out.select(pl.struct(spec.key).hash().n_unique()).item() == out.height:
+    if keys_unique(out, spec.key):
         return out
     duplicates = out.filter(pl.struct(spec.key).is_duplicated())
     if duplicates.height:

@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from telemetry.ingest import catalog as cat
 from telemetry.ingest import quarantine
@@ -26,6 +27,7 @@ from telemetry.schema import (
     INSTANCE_METRIC_COLUMNS,
     LATENCY_COLUMNS,
     SERVICE_LOAD_SCHEMA,
+    keys_unique,
 )
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -71,14 +73,34 @@ def parquet_days(path: Path, mapping: Mapping) -> list[date] | None:
 
 def _read_day(path: Path, rule: FileRule | None, day: date, null_times: bool) -> pl.DataFrame:
     """The rows of one UTC day (and those without a time, when ``null_times``), numbered as in
-    the whole file; row-group statistics let Parquet skip the other days."""
-    ts = pl.col(_ts_column(rule))
+    the whole file. Only the span of row groups whose statistics may hold them is read, so a
+    file written in time order is read once over all its days."""
+    name = _ts_column(rule)
     start = datetime.combine(day, time(), UTC)
-    wanted = (ts >= start) & (ts < start + timedelta(days=1))
+    end = start + timedelta(days=1)
+    metadata = pq.ParquetFile(path).metadata
+    column = metadata.schema.to_arrow_schema().get_field_index(name)
+    span, offset = [], 0
+    for k in range(metadata.num_row_groups):
+        group = metadata.row_group(k)
+        stats = group.column(column).statistics
+        if (
+            stats is None
+            or not stats.has_min_max
+            or (stats.min < end and stats.max >= start)
+            or (null_times and (not stats.has_null_count or stats.null_count > 0))
+        ):
+            span += [offset, offset + group.num_rows]
+        offset += group.num_rows
+    if not span:
+        return pl.DataFrame()
+    first, last = min(span), max(span)
+    ts = pl.col(name)
+    wanted = (ts >= start) & (ts < end)
     if null_times:
         wanted = wanted | ts.is_null()
-    scan = pl.scan_parquet(path, row_index_name="_row", row_index_offset=1)
-    return scan.filter(wanted).collect()
+    frame = pl.scan_parquet(path).slice(first, last - first).collect()
+    return frame.with_row_index("_row", offset=first + 1).filter(wanted)
 
 
 def _read(path: Path, rule: FileRule | None, day: date | None, null_times: bool) -> pl.DataFrame:
@@ -323,9 +345,9 @@ def _drift(source: str, missing: list[str], frame: pl.DataFrame) -> IngestError:
 
 
 def _split_duplicates(frame: pl.DataFrame, key: list) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The first row of each key, and the later ones. Distinct key hashes prove there are no
-    duplicates, which spares the exact (much slower) check in the common case."""
-    if frame.select(pl.struct(key).hash().n_unique()).item() == frame.height:
+    """The first row of each key, and the later ones (the exact check runs only when the cheap
+    hash check finds a possible duplicate)."""
+    if keys_unique(frame, key):
         return frame, frame.clear()
     first = pl.struct(key).is_first_distinct()
     return frame.filter(first), frame.filter(~first)

@@ -286,7 +286,12 @@ def write(prepared: Prepared, store: TelemetryStore) -> LoadReport:
     ):
         if frame.height:
             writes.append(TableWrite(table, frame))
-            days = frame.group_by("service", pl.col("ts").dt.date().alias("day")).agg(pl.len())
+            days = (
+                frame.lazy()
+                .group_by("service", pl.col("ts").dt.date().alias("day"))
+                .agg(pl.len())
+                .collect()
+            )
             partitions += [
                 {"table": table, "service": s, "day": d.isoformat(), "rows": n}
                 for s, d, n in days.sort("service", "day").rows()
