@@ -63,6 +63,10 @@ class ClusterSpec:
         ``gpu_memory_utilization``, default 0.9); the rest is activations and runtime.
     prefix_block_tokens : int
         Tokens per prefix-hash block: must match how the trace hashed (512 for Mooncake).
+    decode_preemption : bool
+        Decode instances admit a request while the KV it holds now fits and preempt the most
+        recently admitted one when growth overflows, to recompute it later (vLLM); False
+        reserves each request's whole footprint at admission, so nothing is preempted.
     efficiency : Efficiency or None
         Roofline efficiencies; None uses the calibrated default.
     """
@@ -75,6 +79,7 @@ class ClusterSpec:
     kv_transfer_gbps: float = 25.0
     kv_memory_fraction: float = 0.9
     prefix_block_tokens: int = 512
+    decode_preemption: bool = False
     efficiency: Efficiency | None = None
 
     def __post_init__(self) -> None:

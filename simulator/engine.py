@@ -139,7 +139,13 @@ class _Simulation:
             )
         else:
             instance = DecodeInstance(
-                index, perf, cluster.decode_max_num_seqs, capacity, self.table, self.recorder
+                index,
+                perf,
+                cluster.decode_max_num_seqs,
+                capacity,
+                self.table,
+                self.recorder,
+                preempt=cluster.decode_preemption,
             )
         same_role.append(instance)
         return instance
@@ -232,6 +238,11 @@ class _Simulation:
             transfer_s = self.table.input_tokens[rid] * self.kv_transfer_s_per_token
             factor = min(self.kv_factor[self.prefill_of[rid].index], self.kv_factor[instance.index])
             self.schedule(self.now + transfer_s / factor, self.on_transfer_done, rid)
+        if instance.recompute_pending:  # a readmitted preempted request recomputes here
+            if instance.stepping:
+                self.cut_stride(instance)
+            else:
+                self.try_stride(instance)
 
     def on_transfer_done(self, rid: int) -> None:
         source = self.prefill_of[rid]

@@ -65,6 +65,9 @@ class Recorder:
         self.kv_instance: list[int] = []
         self.kv_at_s: list[float] = []
         self.kv_usage_ratio: list[float] = []
+        # One row per preemption of a P/D decode instance's request.
+        self.preemption_instance: list[int] = []
+        self.preemption_at_s: list[float] = []
 
     def forward_pass(
         self,
@@ -151,6 +154,11 @@ class Recorder:
         self.queue_instance.append(instance)
         self.queue_at_s.append(at_s)
         self.queue_depth.append(depth)
+
+    def preempted(self, instance: int, at_s: float) -> None:
+        """A request running on ``instance`` was preempted (its KV freed, to recompute)."""
+        self.preemption_instance.append(instance)
+        self.preemption_at_s.append(at_s)
 
     def kv_changed(self, instance: int, at_s: float, usage_ratio: float) -> None:
         """KV-cache usage of ``instance`` became ``usage_ratio`` of its capacity."""
