@@ -128,13 +128,25 @@ def conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     measurements = [c for c, dtype in spec.schema.items() if dtype == pl.Float64()]
     ratios = [c for c in spec.schema if c in RATIO_COLUMNS]
     # Every check is counted in one pass; messages are built only for a check that fails.
-    counts = out.lazy().select(
-        *(pl.col(c).null_count().alias(f"null {c}") for c in required),
-        *((~pl.col(c).is_finite() | (pl.col(c) < 0)).sum().alias(f"bad {c}") for c in measurements),
-        *((pl.col(c) > 1).sum().alias(f"ratio {c}") for c in ratios),
-        (pl.col("interval_s") == 0).sum().alias("zero interval"),
-        *([(~pl.col("role").is_in(ROLES)).sum().alias("role")] if "role" in out.columns else []),
-    ).collect().row(0, named=True)
+    counts = (
+        out.lazy()
+        .select(
+            *(pl.col(c).null_count().alias(f"null {c}") for c in required),
+            *(
+                (~pl.col(c).is_finite() | (pl.col(c) < 0)).sum().alias(f"bad {c}")
+                for c in measurements
+            ),
+            *((pl.col(c) > 1).sum().alias(f"ratio {c}") for c in ratios),
+            (pl.col("interval_s") == 0).sum().alias("zero interval"),
+            *(
+                [(~pl.col("role").is_in(ROLES)).sum().alias("role")]
+                if "role" in out.columns
+                else []
+            ),
+        )
+        .collect()
+        .row(0, named=True)
+    )
     nulls = {c: counts[f"null {c}"] for c in required if counts[f"null {c}"]}
     if nulls:
         raise SchemaError(f"{table}: null values in required columns {nulls}")

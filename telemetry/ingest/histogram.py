@@ -47,39 +47,39 @@ def histogram_quantiles(
     ``histogram_quantile``.
     """
     keys = list(by)
-    # One integer per histogram: sorting and windowing on it is much cheaper than on the keys.
-    group = "_histogram"
-    ordered = (
-        buckets.with_columns(pl.struct(keys).rank("dense").alias(group))
-        .sort(group, "le")
-        .with_columns(pl.col("count").cum_max().over(group))
-        .with_columns(
-            pl.col("count").last().over(group).alias("total"),
-            pl.col("le").is_infinite().any().over(group).alias("complete"),
-            pl.col("le").shift(1).over(group).alias("lower"),
-            pl.col("count").shift(1).over(group).fill_null(0.0).alias("below"),
-            pl.col("le").filter(pl.col("le").is_finite()).max().over(group).alias("top"),
-        )
-        .filter(pl.col("complete"))
+    ordered = buckets.sort(*keys, "le")
+    same = pl.all_horizontal(pl.col(k) == pl.col(k).shift(1) for k in keys)
+    # Counts are made monotonic in le; a window is needed only where they are not already.
+    if ordered.select((same & (pl.col("count") < pl.col("count").shift(1))).any()).item():
+        ordered = ordered.with_columns(pl.col("count").cum_max().over(keys))
+    ordered = ordered.with_columns(
+        pl.when(same).then(pl.col("le").shift(1)).alias("lower"),
+        pl.when(same).then(pl.col("count").shift(1)).otherwise(0.0).alias("below"),
     )
-    out = ordered.select(keys).unique(maintain_order=True)
+    total = pl.col("count").last()
+    located = {
+        name: (pl.col("count") >= pl.lit(q) * total) & (total > 0) for name, q in quantiles.items()
+    }
+    found = ordered.group_by(keys, maintain_order=True).agg(
+        pl.col("le").is_infinite().any().alias("_complete"),
+        total.alias("_total"),
+        pl.col("le").filter(pl.col("le").is_finite()).max().alias("_top"),
+        *(
+            pl.col(c).filter(where).first().alias(f"{name}_{c}")
+            for name, where in located.items()
+            for c in ("le", "lower", "below", "count")
+        ),
+    )
+    values = []
     for name, q in quantiles.items():
-        rank = pl.lit(q) * pl.col("total")
-        located = (
-            ordered.filter((pl.col("count") >= rank) & (pl.col("total") > 0))
-            .group_by(group, maintain_order=True)
-            .first()
+        le, lower, below, count = (pl.col(f"{name}_{c}") for c in ("le", "lower", "below", "count"))
+        inside = (pl.lit(q) * pl.col("_total") - below) / (count - below)
+        values.append(
+            pl.when(le.is_infinite())
+            .then(pl.col("_top"))
+            .when(lower.is_null() & (le <= 0))
+            .then(le)
+            .otherwise(lower.fill_null(0.0) + (le - lower.fill_null(0.0)) * inside.fill_nan(1.0))
+            .alias(name)
         )
-        inside = (rank - pl.col("below")) / (pl.col("count") - pl.col("below"))
-        value = (
-            pl.when(pl.col("le").is_infinite())
-            .then(pl.col("top"))
-            .when(pl.col("lower").is_null() & (pl.col("le") <= 0))
-            .then(pl.col("le"))
-            .otherwise(
-                pl.col("lower").fill_null(0.0)
-                + (pl.col("le") - pl.col("lower").fill_null(0.0)) * inside.fill_nan(1.0)
-            )
-        )
-        out = out.join(located.select(*keys, value.alias(name)), on=keys, how="left")
-    return out
+    return found.filter(pl.col("_complete")).select(*keys, *values)

@@ -188,7 +188,14 @@ def prepare(
                 rows_read += raw.rows_read
     if exposition:
         raw = RawSamples.concat(exposition)
-        signals.append(derive(raw, interval_s=interval_s, service=service or mapping.service))
+        signals.append(
+            derive(
+                raw,
+                interval_s=interval_s,
+                service=service or mapping.service,
+                source=", ".join(names),
+            )
+        )
         signals[-1].quarantine = pl.concat([raw.quarantine, signals[-1].quarantine])
     signals.extend(t.signals for t in tables if t.signals is not None)
     label = ", ".join(names)

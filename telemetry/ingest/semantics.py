@@ -105,6 +105,7 @@ def derive(
     service: str | None = None,
     max_gap_s: float | None = None,
     signals: tuple[cat.Signal, ...] = cat.CATALOG,
+    source: str = "exposition",
 ) -> Signals:
     """Turn raw samples into signal values at ``interval_s`` bins.
 
@@ -121,6 +122,9 @@ def derive(
         from the later one, as after a scrape outage); default four intervals.
     signals : tuple of Signal
         The metric catalog (:data:`telemetry.ingest.catalog.CATALOG`).
+    source : str
+        Quarantine source of problems found after samples of several files are combined
+        (a histogram interval without its ``+Inf`` bucket).
 
     Returns
     -------
@@ -134,8 +138,78 @@ def derive(
     as PromQL's ``rate`` does. A counter's first sample only sets the baseline. Gauges are
     averaged over the samples inside the interval. Per-GPU series average to the pod, per-engine
     series add up (catalog ``rollup``).
+
+    Everything about a series (catalog entry, labels, instance, the checks that depend only on
+    them) is computed once per series; per sample only integer ids, times and values move, in
+    columnar expressions grouped by series.
     """
     max_gap = timedelta(seconds=max_gap_s if max_gap_s is not None else 4 * interval_s)
+    series = _series_table(raw, service, signals)
+    frame, sources = _sample_frame(raw)
+    frame, problems, ordered = _sample_checks(frame, series)
+    alive = _chosen(frame, series)
+    read = alive.filter(pl.col("chosen"))["series"]
+    superseded = frame.filter(~pl.col("series").is_in(read.implode()))
+    problems.append(superseded.with_columns(pl.lit(SUPERSEDED).alias("_reason")))
+    frame = frame.filter(pl.col("series").is_in(read.implode()))
+    if not ordered:
+        frame = frame.sort("series", "ts")
+    kept = series.filter(pl.col("series").is_in(read.implode()))
+    notes = {
+        "units": {
+            f"{m} ({u})": f"x {s:g} -> {c}"
+            for m, u, s, c in kept.filter(pl.col("scale") != 1.0)
+            .select("family", "unit", "scale", "column")
+            .unique()
+            .sort("family")
+            .rows()
+        }
+    }
+    frame = frame.join(
+        series.select("series", "kind", "scale", "target", "le"), on="series", maintain_order="left"
+    )
+    frame = frame.with_columns(pl.col("value") * pl.col("scale"))
+    bin_us = round(interval_s * 1e6)
+    gauges = _gauges(frame.filter(pl.col("kind") == "gauge"), bin_us)
+    counters, resets, gaps = _rates(frame.filter(pl.col("kind") != "gauge"), bin_us, max_gap)
+    notes["counter_resets"] = resets
+    notes["counter_gaps"] = gaps
+    targets = kept.select("target", "service", "instance_id", "column", "rollup").unique("target")
+    histograms, malformed = _quantiles(
+        counters.filter(pl.col("kind") == "histogram"), targets, source
+    )
+    values = pl.concat(
+        [
+            _rollup(gauges, targets),
+            _rollup(counters.filter(pl.col("kind") == "counter"), targets),
+            histograms,
+        ],
+        how="diagonal_relaxed",
+    )
+    return Signals(
+        values=values.select(list(SIGNAL_SCHEMA)).cast(SIGNAL_SCHEMA),
+        attributes=_attributes(kept),
+        quarantine=pl.concat(
+            [quarantine.empty(), _quarantined(problems, series, sources), malformed]
+        ),
+        notes=notes,
+    )
+
+
+#: Per-sample reasons, in the order they are checked (a sample gets the first that applies).
+SERIES_REASONS = (
+    "unknown_metric",
+    "type_mismatch",
+    "superseded_metric",
+    "missing_service",
+    "missing_instance",
+)
+SUPERSEDED = "superseded_metric"
+
+
+def _series_table(raw: RawSamples, service: str | None, signals) -> pl.DataFrame:
+    """One row per series: its labels, catalog entry, instance, integer ``target`` (service,
+    instance, column) and the first series-level problem (``_reason``, ``_detail``)."""
     labels = raw.labels
     for name in USED_LABELS:
         if name not in labels.columns:
@@ -146,124 +220,174 @@ def derive(
             pl.col("modelName").map_elements(cat.gpu_model, return_dtype=pl.String),
         ).alias("gpu_model")
     )
-    frame = raw.samples.join(
-        labels.select("labels", *USED_LABELS, "gpu_model"), on="labels", how="left"
-    )
-    frame = frame.join(_catalog_frame(signals), on="metric", how="left")
-    service_expr = pl.lit(service) if service else pl.col("service")
-    frame = frame.with_columns(
-        service_expr.alias("service"),
-        pl.coalesce(*cat.INSTANCE_LABELS).alias("instance_id"),
-        _series_name().alias("series"),
-    )
-    problems: list[pl.DataFrame] = []
-
-    def take(mask: pl.Expr, reason: str, detail: pl.Expr | str, location=None) -> None:
-        nonlocal frame
-        bad = frame.filter(mask)
-        if bad.height:
-            problems.append(
-                quarantine.rows(
-                    bad,
-                    source=pl.col("source"),
-                    location=location if location is not None else pl.col("series"),
-                    reason=reason,
-                    detail=detail,
-                    raw=pl.format("line {}: {} {}", "line", "series", "value"),
-                )
-            )
-        frame = frame.filter(~mask.fill_null(False))
-
-    take(
-        pl.col("column").is_null(),
-        "unknown_metric",
-        pl.format("{} is not in the metric catalog", "metric"),
-        location=pl.col("metric"),
-    )
-    mismatched = _type_mismatches(raw.types, signals)
-    take(
-        pl.col("metric").is_in(mismatched),
-        "type_mismatch",
-        pl.format("# TYPE of {} disagrees with the catalog's {}", "family", "kind"),
+    table = (
+        raw.series.join(labels.select("labels", *USED_LABELS, "gpu_model"), on="labels", how="left")
+        .join(_catalog_frame(signals), on="metric", how="left")
+        .with_columns(
+            (pl.lit(service) if service else pl.col("service")).alias("service"),
+            pl.coalesce(*cat.INSTANCE_LABELS).alias("instance_id"),
+            _series_name().alias("name"),
+            pl.col("le").cast(pl.Float64, strict=False),
+        )
     )
     ready_label, ready_value = cat.READY_CONDITION
-    take(
-        (pl.col("column") == "ready") & (pl.col(ready_label) != ready_value),
-        "superseded_metric",
-        f'only the {ready_label}="{ready_value}" series of readiness is read',
+    checks = [
+        (
+            pl.col("column").is_null(),
+            "unknown_metric",
+            pl.format("{} is not in the metric catalog", "metric"),
+        ),
+        (
+            pl.col("metric").is_in(_type_mismatches(raw.types, signals)),
+            "type_mismatch",
+            pl.format("# TYPE of {} disagrees with the catalog's {}", "family", "kind"),
+        ),
+        (
+            (pl.col("column") == "ready") & (pl.col(ready_label) != ready_value),
+            "superseded_metric",
+            pl.lit(f'only the {ready_label}="{ready_value}" series of readiness is read'),
+        ),
+        (
+            pl.col("service").is_null(),
+            "missing_service",
+            pl.lit("no service label and no --service"),
+        ),
+        (
+            pl.col("instance_id").is_null() & (pl.col("level") == "instance"),
+            "missing_instance",
+            pl.lit("no " + " or ".join(cat.INSTANCE_LABELS) + " label names the instance"),
+        ),
+    ]
+    reason, detail = pl.lit(None, pl.String), pl.lit(None, pl.String)
+    for mask, why, what in reversed(checks):
+        hit = mask.fill_null(False)
+        reason = pl.when(hit).then(pl.lit(why)).otherwise(reason)
+        detail = pl.when(hit).then(what).otherwise(detail)
+    table = table.with_columns(reason.alias("_reason"), detail.alias("_detail"))
+    target = pl.struct("service", "instance_id", "column").rank("dense").cast(pl.UInt32)
+    return table.with_columns(target.alias("target"))
+
+
+def _sample_frame(raw: RawSamples) -> tuple[pl.DataFrame, list[str]]:
+    """The samples as integers and floats in file order: source (index into the returned
+    sorted names), line, series, ts, value."""
+    names = sorted(raw.samples["source"].unique().to_list())
+    frame = raw.samples.select(
+        pl.col("source").cast(pl.Enum(names)).to_physical().alias("source"),
+        "line",
+        "series",
+        "ts",
+        "value",
     )
-    take(pl.col("service").is_null(), "missing_service", "no service label and no --service")
-    take(
-        pl.col("instance_id").is_null() & (pl.col("level") == "instance"),
-        "missing_instance",
-        "no " + " or ".join(cat.INSTANCE_LABELS) + " label names the instance",
+    ordered = frame.select(
+        (
+            (pl.col("source") > pl.col("source").shift(1))
+            | (
+                (pl.col("source") == pl.col("source").shift(1))
+                & (pl.col("line") > pl.col("line").shift(1))
+            )
+        ).all()
+    ).item()
+    return (frame if ordered else frame.sort("source", "line")), names
+
+
+def _sample_checks(
+    frame: pl.DataFrame, series: pl.DataFrame
+) -> tuple[pl.DataFrame, list[pl.DataFrame], bool]:
+    """Samples that pass every per-sample check, sorted by series (then file order); the
+    failing ones with their ``_reason``; and whether the survivors are sorted by (series, ts).
+
+    In file order within each series, strictly increasing times rule out duplicates and
+    out-of-order samples at once; only otherwise are those two (costlier) checks run.
+    """
+    flags = series.select(
+        "series",
+        pl.col("_reason").alias("_series_reason"),
+        (pl.col("kind") == "gauge").alias("_gauge"),
     )
-    take(~pl.col("value").is_finite(), "non_finite_value", pl.format("value {}", "value"))
-    take(
-        (pl.col("value") < 0) & (pl.col("kind") != "gauge"),
-        "negative_counter",
-        pl.format("counter value {}", "value"),
+    frame = frame.join(flags, on="series", how="left", maintain_order="left")
+    value = pl.col("value")
+    reason = (
+        pl.when(pl.col("_series_reason").is_not_null())
+        .then(pl.col("_series_reason"))
+        .when(~value.is_finite())
+        .then(pl.lit("non_finite_value"))
+        .when((value < 0) & ~pl.col("_gauge"))
+        .then(pl.lit("negative_counter"))
+        .when(value < 0)
+        .then(pl.lit("negative_value"))
     )
-    take(
-        (pl.col("value") < 0) & (pl.col("kind") == "gauge"),
-        "negative_value",
-        pl.format("gauge value {}", "value"),
+    frame = frame.with_columns(reason.alias("_reason")).drop("_series_reason", "_gauge")
+    problems = [frame.filter(pl.col("_reason").is_not_null())]
+    frame = frame.filter(pl.col("_reason").is_null()).drop("_reason")
+    frame = frame.sort("series", maintain_order=True)
+    same = pl.col("series") == pl.col("series").shift(1)
+    ordered = not frame.select((same & (pl.col("ts") <= pl.col("ts").shift(1))).any()).item()
+    if ordered:
+        return frame, problems, True
+    duplicate = ~pl.struct("series", "ts").is_first_distinct()
+    problems.append(
+        frame.filter(duplicate).with_columns(pl.lit("duplicate_sample").alias("_reason"))
     )
-    frame = frame.sort("source", "line")
-    take(
-        pl.struct("metric", "labels", "ts").is_duplicated()
-        & ~pl.struct("metric", "labels", "ts").is_first_distinct(),
-        "duplicate_sample",
-        pl.format("a second sample at {}", "ts"),
+    frame = frame.filter(~duplicate)
+    late = pl.col("ts") < pl.col("ts").cum_max().shift(1).over("source", "series")
+    problems.append(
+        frame.filter(late).with_columns(pl.lit("out_of_order_timestamp").alias("_reason"))
     )
-    take(
-        pl.col("ts") < pl.col("ts").cum_max().shift(1).over("source", "metric", "labels"),
-        "out_of_order_timestamp",
-        pl.format("{} is earlier than an earlier line's timestamp", "ts"),
+    return frame.filter(~late.fill_null(False)), problems, False
+
+
+def _chosen(frame: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
+    """Each series with samples left and whether it is read (``chosen``): per instance and
+    column the catalog's first name present wins, the others are superseded."""
+    alive = series.filter(pl.col("series").is_in(frame["series"].unique().implode()))
+    best = pl.col("priority").min().over("service", "instance_id", "column")
+    return alive.select("series", (pl.col("priority") == best).alias("chosen"))
+
+
+DETAILS = {
+    "non_finite_value": pl.format("value {}", "value"),
+    "negative_counter": pl.format("counter value {}", "value"),
+    "negative_value": pl.format("gauge value {}", "value"),
+    "duplicate_sample": pl.format("a second sample at {}", "ts"),
+    "out_of_order_timestamp": pl.format("{} is earlier than an earlier line's timestamp", "ts"),
+    SUPERSEDED: pl.format("{} is read from a newer metric name for this instance", "column"),
+}
+
+
+def _quarantined(
+    problems: list[pl.DataFrame], series: pl.DataFrame, sources: list[str]
+) -> pl.DataFrame:
+    """Quarantine rows for the failing samples, located by series (by metric when unknown)."""
+    columns = ["source", "line", "series", "ts", "value", "_reason"]
+    bad = pl.concat([p.select(columns) for p in problems])
+    if bad.height == 0:
+        return quarantine.empty()
+    bad = (
+        bad.sort("source", "line")
+        .with_columns(
+            pl.col("source").replace_strict(
+                list(range(len(sources))), sources, return_dtype=pl.String
+            )
+        )
+        .join(series.select("series", "metric", "name", "column", "_detail"), on="series")
     )
-    chosen = frame.group_by("service", "instance_id", "column").agg(
-        pl.col("priority").min().alias("chosen")
-    )
-    frame = frame.join(chosen, on=["service", "instance_id", "column"], nulls_equal=True)
-    take(
-        pl.col("priority") != pl.col("chosen"),
-        "superseded_metric",
-        pl.format("{} is read from a newer metric name for this instance", "column"),
-    )
-    notes = {
-        "units": {
-            f"{m} ({u})": f"x {s:g} -> {c}"
-            for m, u, s, c in frame.filter(pl.col("scale") != 1.0)
-            .select("family", "unit", "scale", "column")
-            .unique()
-            .sort("family")
-            .rows()
-        }
-    }
-    frame = frame.with_columns(pl.col("value") * pl.col("scale"))
-    attributes = _attributes(frame)
-    bin_us = round(interval_s * 1e6)
-    gauges = _gauges(frame.filter(pl.col("kind") == "gauge"), bin_us)
-    counters, resets, gaps = _rates(frame.filter(pl.col("kind") != "gauge"), bin_us, max_gap)
-    notes["counter_resets"] = resets
-    notes["counter_gaps"] = gaps
-    histograms, malformed = _quantiles(counters.filter(pl.col("kind") == "histogram"))
-    if malformed.height:
-        problems.append(malformed)
-    values = pl.concat(
-        [
-            gauges,
-            _rollup(counters.filter(pl.col("kind") == "counter")),
-            histograms,
-        ],
-        how="diagonal_relaxed",
-    )
-    return Signals(
-        values=values.select(list(SIGNAL_SCHEMA)).cast(SIGNAL_SCHEMA),
-        attributes=attributes,
-        quarantine=pl.concat([quarantine.empty(), *problems]),
-        notes=notes,
-    )
+    parts = []
+    for (reason,), group in bad.group_by("_reason", maintain_order=True):
+        detail = pl.col("_detail")
+        if reason in DETAILS:
+            detail = pl.coalesce(detail, DETAILS[reason])
+        parts.append(
+            quarantine.rows(
+                group,
+                source=pl.col("source"),
+                location=pl.col("metric") if reason == "unknown_metric" else pl.col("name"),
+                reason=reason,
+                detail=detail,
+                raw=pl.format("line {}: {} {}", "line", "name", "value"),
+            )
+        )
+    return pl.concat(parts)
 
 
 def sum_present(column: str) -> pl.Expr:
@@ -275,81 +399,78 @@ def _bin(at: pl.Expr, bin_us: int) -> pl.Expr:
     return at.dt.truncate(f"{bin_us}us")
 
 
-def _rollup(per_series: pl.DataFrame) -> pl.DataFrame:
-    """One value per (service, instance, column, interval) from the series' values."""
-    keys = ["service", "instance_id", "column", "ts"]
+def _rollup(per_series: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
+    """One value per (service, instance, column, interval) from the series' interval values:
+    the mean or the sum (catalog ``rollup``) of the values present, null when none is."""
     present = pl.col("value").is_not_null()
-    return per_series.group_by(keys).agg(
-        pl.when(present.any())
-        .then(
-            pl.when(pl.col("rollup").first() == "mean")
-            .then(pl.col("value").mean())
-            .otherwise(pl.col("value").sum())
+    rolled = (
+        per_series.group_by("target", "ts")
+        .agg(
+            pl.when(present.any()).then(pl.col("value").sum()).alias("sum"),
+            pl.when(present.any()).then(pl.col("value").mean()).alias("mean"),
+            pl.col("rows").sum(),
         )
-        .alias("value"),
-        pl.col("rows").sum(),
+        .join(targets, on="target")
     )
+    value = pl.when(pl.col("rollup") == "mean").then(pl.col("mean")).otherwise(pl.col("sum"))
+    return rolled.select("service", "instance_id", "column", "ts", value.alias("value"), "rows")
 
 
 def _gauges(frame: pl.DataFrame, bin_us: int) -> pl.DataFrame:
-    """Interval means per series, then the instance's rollup across its series."""
-    per_series = frame.group_by(
-        "service", "instance_id", "column", "rollup", "series", _bin(pl.col("ts"), bin_us)
-    ).agg(pl.col("value").mean(), pl.len().alias("rows"))
-    return _rollup(per_series)
+    """Interval means per series (their instance rollup follows in :func:`_rollup`)."""
+    return frame.group_by("series", "target", _bin(pl.col("ts"), bin_us)).agg(
+        pl.col("value").mean(), pl.len().cast(pl.Int64).alias("rows")
+    )
 
 
 def _rates(frame: pl.DataFrame, bin_us: int, max_gap: timedelta) -> tuple[pl.DataFrame, int, int]:
-    """Per-series rates per interval of counters and histogram buckets, resets and gaps counted."""
-    series = ["metric", "labels"]
-    ordered = frame.sort(*series, "ts").with_columns(
-        pl.col("value").shift(1).over(series).alias("previous"),
-        pl.col("ts").shift(1).over(series).alias("previous_ts"),
+    """Per-series rates per interval of counters and histogram buckets, resets and gaps counted.
+
+    ``frame`` is sorted by (series, ts), so a sample's predecessor is the row above it when
+    that row is of the same series.
+    """
+    same = pl.col("series") == pl.col("series").shift(1)
+    counted = frame.with_columns(
+        pl.when(same).then(pl.col("value").shift(1)).alias("previous"),
+        pl.when(same).then(pl.col("ts").shift(1)).alias("previous_ts"),
     )
     gap = (pl.col("ts") - pl.col("previous_ts")) > max_gap
     reset = pl.col("value") < pl.col("previous")
-    counted = ordered.with_columns(
-        pl.when(pl.col("previous").is_null() | gap)
+    start = pl.col("previous").is_null() | gap
+    counted = counted.with_columns(
+        pl.when(start)
         .then(None)
         .when(reset)
         .then(pl.col("value"))
         .otherwise(pl.col("value") - pl.col("previous"))
         .alias("increase"),
-        pl.when(pl.col("previous").is_null() | gap)
+        pl.when(start)
         .then(pl.col("ts"))
         .otherwise(pl.col("previous_ts") + (pl.col("ts") - pl.col("previous_ts")) / 2)
         .alias("at"),
+        pl.when(~start).then(pl.col("ts") - pl.col("previous_ts")).alias("elapsed"),
+        (reset & ~gap.fill_null(False)).alias("reset"),
+        gap.fill_null(False).alias("gap"),
     )
-    resets = counted.filter(reset & ~gap.fill_null(False)).height
-    gaps = counted.filter(gap.fill_null(False)).height
-    elapsed = pl.when(pl.col("increase").is_not_null()).then(
-        (pl.col("ts") - pl.col("previous_ts")).dt.total_microseconds() / 1e6
-    )
+    resets, gaps = counted.select(pl.col("reset").sum(), pl.col("gap").sum()).row(0)
     rated = counted.group_by(
-        "service",
-        "instance_id",
-        "column",
-        "kind",
-        "rollup",
-        "series",
-        "le",
-        _bin(pl.col("at"), bin_us).alias("ts"),
+        "series", "target", "kind", "le", _bin(pl.col("at"), bin_us).alias("ts")
     ).agg(
         pl.when(pl.col("increase").is_not_null().any())
-        .then(pl.col("increase").sum() / elapsed.sum())
+        .then(pl.col("increase").sum() / (pl.col("elapsed").dt.total_microseconds().sum() / 1e6))
         .alias("value"),
-        pl.len().alias("rows"),
+        pl.len().cast(pl.Int64).alias("rows"),
     )
-    return rated, resets, gaps
+    return rated, int(resets or 0), int(gaps or 0)
 
 
-def _quantiles(buckets: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _quantiles(
+    buckets: pl.DataFrame, targets: pl.DataFrame, source: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """p50/p90/p99 signal values per instance interval, and histograms without ``+Inf``."""
-    keys = ["service", "instance_id", "column", "ts"]
-    summed = (
-        buckets.with_columns(pl.col("le").cast(pl.Float64, strict=False))
-        .group_by(*keys, "le")
-        .agg(sum_present("value").alias("count"), pl.col("rows").sum())
+    keys = ["target", "ts"]
+    summed = buckets.group_by(*keys, "le").agg(
+        sum_present("value").alias("count"), pl.col("rows").sum()
     )
     groups = summed.group_by(keys).agg(
         pl.col("rows").sum(), pl.col("le").is_infinite().any().alias("complete")
@@ -357,15 +478,20 @@ def _quantiles(buckets: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     quantiles = histogram_quantiles(
         summed.filter(pl.col("count").is_not_null()).drop("rows"), keys, cat.QUANTILES
     )
+    incomplete = groups.filter(~pl.col("complete")).join(targets, on="target")
     bad = quarantine.rows(
-        groups.filter(~pl.col("complete")),
-        source="exposition",
+        incomplete,
+        source=source,
         location=pl.format("{} of {} at {}", "column", "instance_id", "ts"),
         reason="malformed_histogram",
         detail='no le="+Inf" bucket',
         count=pl.col("rows"),
     )
-    good = groups.filter(pl.col("complete")).join(quantiles, on=keys, how="left")
+    good = (
+        groups.filter(pl.col("complete"))
+        .join(quantiles, on=keys, how="left")
+        .join(targets, on="target")
+    )
     values = pl.concat(
         good.select(
             "service",
@@ -380,9 +506,9 @@ def _quantiles(buckets: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return values, bad
 
 
-def _attributes(frame: pl.DataFrame) -> pl.DataFrame:
+def _attributes(series: pl.DataFrame) -> pl.DataFrame:
     """Role, GPU type and GPU count of each instance, from whichever of its series carry them."""
-    instance_level = frame.filter(pl.col("level") == "instance")
+    instance_level = series.filter(pl.col("level") == "instance").sort("series")
     return instance_level.group_by("service", "instance_id").agg(
         pl.coalesce(*cat.ROLE_LABELS).drop_nulls().unique().sort().alias("roles"),
         pl.col("gpu_model").drop_nulls().first().alias("gpu_type"),

@@ -1,8 +1,11 @@
 """Parse Prometheus text (0.0.4) and OpenMetrics 1.0 exposition into raw samples.
 
-Lines are matched with one vectorised regular expression; label sets, which repeat across every
-timestamp of a series, are parsed once each. That keeps a backfill file of millions of samples
-out of a Python loop. Lines that do not parse are quarantined with their line number and text.
+Columnar, never a Python loop over lines: a line is cut at literal separators (``} `` after
+the labels, then single spaces) with vectorised string search, and the ``name{labels}`` head,
+which repeats at every timestamp of a series, is checked and split once per distinct head.
+Lines the cut does not fit (exemplars, tabs, odd spacing, broken syntax) go through one
+vectorised regular expression, the exact grammar; lines that still do not parse are
+quarantined with their line number and text.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ SAMPLE_LINE = (
     r'(?:\{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\})?'
     r"[ \t]+([^ \t]+)(?:[ \t]+([^ \t#]+))?[ \t]*(?:#.*)?$"
 )
+SAMPLE_HEAD = re.compile(
+    r"([a-zA-Z_:][a-zA-Z0-9_:]*)"
+    r'(?:\{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\})?'
+)
 LABEL_PAIR = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 ESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 
@@ -40,6 +47,7 @@ RAW_SCHEMA: dict[str, pl.DataType] = {
     "labels": pl.String(),
     "ts": pl.Datetime("us", "UTC"),
     "value": pl.Float64(),
+    "series": pl.UInt32(),
 }
 
 SCRAPE_TIME = re.compile(r"[-_@](\d{9,10}(?:\.\d+)?)$")
@@ -69,15 +77,31 @@ class RawSamples:
     types: dict[str, str] = field(default_factory=dict)
     rows_read: int = 0
 
+    @property
+    def series(self) -> pl.DataFrame:
+        """One row per series: ``series`` (the integer id in ``samples``), metric, labels."""
+        return self.samples.select("series", "metric", "labels").unique("series")
+
     @staticmethod
     def concat(parts: list[RawSamples]) -> RawSamples:
-        """Samples of several sources as one, label tables merged."""
+        """Samples of several sources as one, label tables merged, series ids made common."""
         labels = pl.concat([p.labels for p in parts], how="diagonal_relaxed").unique("labels")
         types: dict[str, str] = {}
         for part in parts:
             types.update(part.types)
+        tables = [p.series.with_columns(pl.lit(k).alias("part")) for k, p in enumerate(parts)]
+        every = pl.concat(tables)
+        common = every.select("metric", "labels").unique(maintain_order=True)
+        common = common.with_row_index("common").with_columns(pl.col("common").cast(pl.UInt32))
+        ids = every.join(common, on=["metric", "labels"]).select("part", "series", "common")
+        samples = pl.concat(
+            p.samples.join(ids.filter(pl.col("part") == k).drop("part"), on="series", how="left")
+            .with_columns(pl.col("common").alias("series"))
+            .drop("common")
+            for k, p in enumerate(parts)
+        )
         return RawSamples(
-            samples=pl.concat([p.samples for p in parts]),
+            samples=samples,
             labels=labels,
             quarantine=pl.concat([p.quarantine for p in parts]),
             types=types,
@@ -163,17 +187,7 @@ def parse(
             "no samples (the file is empty or holds only comments)",
             "Check that the export or scrape succeeded; remove the file if it is a stray.",
         )
-    parsed = lines_frame.with_columns(
-        pl.col("raw")
-        .str.extract_groups(SAMPLE_LINE)
-        .struct.rename_fields(["metric", "labels", "value_text", "ts_text"])
-        .alias("m")
-    ).unnest("m")
-    parsed = parsed.with_columns(
-        pl.col("labels").fill_null(""),
-        pl.col("value_text").cast(pl.Float64, strict=False).alias("value"),
-        pl.col("ts_text").cast(pl.Float64, strict=False).alias("ts_number"),
-    )
+    parsed = _split_lines(lines_frame)
     label_texts = parsed.filter(pl.col("metric").is_not_null())["labels"].unique().to_list()
     label_rows = []
     bad_labels = []
@@ -234,7 +248,9 @@ def parse(
     )
     if scrape is not None:
         labels = _with_target(labels, scrape[0])
-    samples = good.select(pl.lit(source).alias("source"), "line", "metric", "labels", "ts", "value")
+    samples = good.select(
+        pl.lit(source).alias("source"), "line", "metric", "labels", "ts", "value", "series"
+    )
     return RawSamples(
         samples=samples.cast(RAW_SCHEMA),
         labels=labels,
@@ -242,6 +258,78 @@ def parse(
         types=types,
         rows_read=lines_frame.height,
     )
+
+
+def _split_lines(lines: pl.DataFrame) -> pl.DataFrame:
+    """``metric``, ``labels``, ``value_text``, ``ts_text``, ``value`` and ``ts_number`` of each
+    line (null ``metric`` when it is not a sample line).
+
+    The common shape, ``name{labels} value [timestamp]`` with single spaces, is cut with
+    literal searches; its head is validated once per distinct head. Other lines get the full
+    regular expression, so both paths accept exactly :data:`SAMPLE_LINE`.
+    """
+    raw = pl.col("raw")
+    head_end = (
+        pl.when(raw.str.contains("{", literal=True))
+        .then(raw.str.find("} ", literal=True) + 1)
+        .otherwise(raw.str.find(" ", literal=True))
+    )
+    cut = lines.with_columns(head_end.alias("_end")).with_columns(
+        raw.str.slice(0, pl.col("_end")).alias("head"),
+        raw.str.slice(pl.col("_end") + 1).str.split_exact(" ", 1).alias("_rest"),
+    )
+    cut = cut.with_columns(
+        pl.col("_rest").struct.field("field_0").alias("value_text"),
+        pl.col("_rest").struct.field("field_1").alias("ts_text"),
+    ).with_columns(
+        pl.col("value_text").cast(pl.Float64, strict=False).alias("value"),
+        pl.col("ts_text").cast(pl.Float64, strict=False).alias("ts_number"),
+    )
+    heads = cut.filter(pl.col("_end").is_not_null())["head"].unique().to_list()
+    matched = {h: m.groups() for h in heads if (m := SAMPLE_HEAD.fullmatch(h))}
+    head_table = pl.DataFrame(
+        {
+            "head": list(matched),
+            "metric": [m for m, _ in matched.values()],
+            "labels": [labels or "" for _, labels in matched.values()],
+        },
+        schema={"head": pl.String, "metric": pl.String, "labels": pl.String},
+    )
+    series = head_table.select("metric", "labels").unique(maintain_order=True)
+    series = series.with_row_index("series")
+    head_table = head_table.join(series, on=["metric", "labels"])
+    cut = cut.join(head_table, on="head", how="left")
+    fits = (
+        pl.col("metric").is_not_null()
+        & pl.col("value").is_not_null()
+        & (pl.col("ts_text").is_null() | pl.col("ts_number").is_not_null())
+    )
+    columns = ["line", "raw", "metric", "labels", "value_text", "ts_text", "value", "ts_number"]
+    columns.append("series")
+    fast = cut.filter(fits).select(columns)
+    rest = cut.filter(~fits).select("line", "raw")
+    if rest.height == 0:
+        return fast
+    slow = rest.with_columns(
+        pl.col("raw")
+        .str.extract_groups(SAMPLE_LINE)
+        .struct.rename_fields(["metric", "labels", "value_text", "ts_text"])
+        .alias("m")
+    ).unnest("m")
+    slow = slow.with_columns(
+        pl.col("labels").fill_null(""),
+        pl.col("value_text").cast(pl.Float64, strict=False).alias("value"),
+        pl.col("ts_text").cast(pl.Float64, strict=False).alias("ts_number"),
+    )
+    unseen = (
+        slow.filter(pl.col("metric").is_not_null())
+        .select("metric", "labels")
+        .unique(maintain_order=True)
+        .join(series, on=["metric", "labels"], how="anti")
+        .with_row_index("series", offset=series.height)
+    )
+    slow = slow.join(pl.concat([series, unseen]), on=["metric", "labels"], how="left")
+    return pl.concat([fast, slow.select(columns)]).sort("line")
 
 
 def _with_target(labels: pl.DataFrame, target: str) -> pl.DataFrame:
