@@ -11,12 +11,26 @@ Its setup is mirrored where our model has the knob: 2,048 batch tokens, 512 sequ
 of 200 GiB/s, TTFT stamped when the prompt finishes, TPOT = (E2E - TTFT) / (output tokens - 1).
 
     .venv/bin/python -m bench.simulator
+
+Each run reports wall and CPU seconds: on a shared machine CPU time moves less with other
+jobs. ``--against REV`` compares this tree's simulator with the ``simulator/`` of git revision
+``REV`` instead, on the shapes named by ``--shapes``: each side runs in its own process, in
+turn, ``--reps`` times (after a warm-up run on a slice), and the minimum CPU seconds of each
+side and their ratio are printed.
+
+    .venv/bin/python -m bench.simulator --against HEAD~3 --shapes 8+8,4+4 --reps 5
 """
 
+import argparse
 import json
+import os
 import platform
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import polars as pl
 
@@ -66,13 +80,87 @@ def rel(ours: float, peer: float) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against", help="git revision whose simulator/ to compare with")
+    parser.add_argument("--shapes", default="8+8,4+4", help="labels of PEER, comma-separated")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--cpu-seconds", help=argparse.SUPPRESS)  # a child of --against
+    args = parser.parse_args()
+    if args.cpu_seconds:
+        print(json.dumps(cpu_seconds(args.cpu_seconds.split(","))))
+    elif args.against:
+        compare(args.against, args.shapes.split(","), args.reps)
+    else:
+        peer_table()
+
+
+def shape(label: str) -> tuple[int, int, float]:
+    """Prefill instances, decode instances and rate factor of a :data:`PEER` label."""
+    for name, prefill, decode, factor in PEER:
+        if name == label:
+            return prefill, decode, factor
+    raise SystemExit(f"unknown shape {label!r}; known: {[key[0] for key in PEER]}")
+
+
+def cpu_seconds(labels: list[str]) -> dict[str, float]:
+    """CPU seconds of one simulation per shape, after a warm-up run on a slice."""
+    trace = default_trace()
+    simulate(trace.requests.head(3_000), cluster(2, 2), service="bench", start=trace.start)
+    out = {}
+    for label in labels:
+        prefill, decode, factor = shape(label)
+        requests = trace.requests.with_columns(pl.col("arrival_s") / factor)
+        started = time.process_time()
+        simulate(requests, cluster(prefill, decode), service="bench", start=trace.start)
+        out[label] = time.process_time() - started
+    return out
+
+
+def compare(revision: str, labels: list[str], reps: int) -> None:
+    """Minimum CPU seconds of this tree and of ``revision`` per shape, run in turn."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as other:
+        archive = subprocess.run(
+            ["git", "archive", revision, "simulator"], cwd=root, capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", other], input=archive.stdout, check=True)
+        # The revision's simulator/ first on the path (the working directory), then this
+        # tree for the rest; simulator/paths.py finds data/ beside the package.
+        (Path(other) / "data").symlink_to(root / "data")
+        (Path(other) / "bench").symlink_to(root / "bench")
+        times: dict[str, dict[str, list[float]]] = {"this": {}, revision: {}}
+        for _ in range(reps):
+            for side, cwd in (("this", root), (revision, Path(other))):
+                child = subprocess.run(
+                    [sys.executable, "-m", "bench.simulator", "--cpu-seconds", ",".join(labels)],
+                    cwd=cwd,
+                    env={**os.environ, "PYTHONPATH": str(root)},
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                for label, seconds in json.loads(child.stdout.splitlines()[-1]).items():
+                    times[side].setdefault(label, []).append(seconds)
+    result = {
+        label: {
+            "this_cpu_s": round(min(times["this"][label]), 3),
+            f"{revision}_cpu_s": round(min(times[revision][label]), 3),
+            "ratio": round(min(times["this"][label]) / min(times[revision][label]), 3),
+        }
+        for label in labels
+    }
+    print(json.dumps({"bench": "simulator_against", "cpu": cpu_model(), "reps": reps, **result}))
+
+
+def peer_table() -> None:
     trace = default_trace()
     runs = []
     for (label, prefill, decode, factor), peer in PEER.items():
         requests = trace.requests.with_columns(pl.col("arrival_s") / factor)
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         result = simulate(requests, cluster(prefill, decode), service="bench", start=trace.start)
         wall_s = time.perf_counter() - started
+        cpu_s = time.process_time() - started_cpu
         done = result.requests
         multi = done.filter(pl.col("output_tokens") > 1)
         tpot_ms = (multi["finish_s"] - multi["first_token_s"]) / (multi["output_tokens"] - 1) * 1e3
@@ -80,6 +168,7 @@ def main() -> None:
             "run": label,
             "requests": done.height,
             "wall_s": round(wall_s, 3),
+            "cpu_s": round(cpu_s, 3),
             "requests_per_wall_s": round(done.height / wall_s),
             "ttft_p50_p99_s": [round(v, 4) for v in quantiles(done["ttft_s"])],
             "tpot_p50_p99_ms": [round(v, 2) for v in quantiles(tpot_ms)],
@@ -96,6 +185,7 @@ def main() -> None:
         print(json.dumps(run))
         runs.append(run)
     by_label = {r["run"]: r["wall_s"] for r in runs}
+    by_label_cpu = {r["run"]: r["cpu_s"] for r in runs}
     print(
         json.dumps(
             {
@@ -104,6 +194,7 @@ def main() -> None:
                 "runs": runs,
                 "wall_growth_4x_rate_at_4+4": round(by_label["x4 4+4"] / by_label["4+4"], 2),
                 "wall_growth_16x_rate_at_4+4": round(by_label["x16 4+4"] / by_label["4+4"], 2),
+                "cpu_8+8_over_4+4": round(by_label_cpu["8+8"] / by_label_cpu["4+4"], 2),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             }
         )

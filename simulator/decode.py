@@ -345,7 +345,6 @@ class DecodeInstance:
             self.index,
             self.perf,
             self._stride_start_s,
-            self._stride_clock,
             self._running,
             self._stride_kv_tokens,
             steps,

@@ -99,14 +99,16 @@ class _Simulation:
         self.decode_of: list[DecodeInstance | None] = [None] * self.table.size
         self.heap: list[tuple[float, int, Callable, object]] = []
         self.lifecycle_heap: list[tuple[float, int, Callable, object]] = []
-        self.sequence = itertools.count()
+        # Arrival ``rid`` has sequence number ``rid``, as if every arrival were pushed first,
+        # but only the next one sits in the heap (its arrival pushes the one after): the order
+        # of events is the same, and the heap stays small.
+        self.sequence = itertools.count(self.table.size)
         self.now = 0.0
         self.last_event_s = 0.0
         self.stride_event: dict[DecodeInstance, int] = {}  # sequence number of its stride end
         self.cancelled: set[int] = set()  # sequence numbers of events to drop when popped
-        for rid, at_s in enumerate(self.table.arrival_s):
-            self.heap.append((at_s, next(self.sequence), self.on_arrival, rid))
-        heapq.heapify(self.heap)
+        if self.table.size:
+            self.heap.append((self.table.arrival_s[0], 0, self.on_arrival, 0))
 
     def new_instance(
         self, role: str, gpu_type: str, tp: int, kv_factor: float = 1.0
@@ -206,6 +208,10 @@ class _Simulation:
         return last_s
 
     def on_arrival(self, rid: int) -> None:
+        following = rid + 1
+        if following < self.table.size:
+            arrival = (self.table.arrival_s[following], following, self.on_arrival, following)
+            heapq.heappush(self.heap, arrival)
         instance = shortest_queue(self.ready_prefill)
         self.prefill_of[rid] = instance
         instance.enqueue(rid, self.now)

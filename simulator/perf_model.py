@@ -174,6 +174,16 @@ def strides_elapsed_s(clocks: np.ndarray, steps: np.ndarray) -> np.ndarray:
     return steps * fixed_s + kernel_s
 
 
+def _per_batch(batch_sizes: np.ndarray, terms) -> tuple[np.ndarray, ...]:
+    """``terms(b)`` (a tuple of floats) for each element of ``batch_sizes``, as columns; each
+    distinct size is computed once (sizes are small integers: a lookup table, no sort)."""
+    present = np.flatnonzero(np.bincount(batch_sizes))
+    table = np.zeros((int(batch_sizes.max(initial=0)) + 1, len(terms(1))))
+    for b in present:
+        table[b] = terms(int(b))
+    return tuple(table[batch_sizes].T)
+
+
 class PerfModel:
     """Latency of prefill batches and decode steps of ``model`` on ``tp`` GPUs of one type.
 
@@ -435,11 +445,7 @@ class PerfModel:
         eff = self.efficiency
         batch_sizes = np.asarray(batch_sizes, dtype=np.int64)
         kv = np.asarray(kv_tokens, dtype=np.int64)
-        # Per-batch terms by lookup (batch sizes are small integers: no sort needed).
-        table = np.zeros((int(batch_sizes.max(initial=0)) + 1, 3))
-        for b in np.flatnonzero(np.bincount(batch_sizes)):
-            table[b] = self._stride_terms(int(b))
-        flops, bytes_per_gpu, allreduce_s = table[batch_sizes].T
+        flops, bytes_per_gpu, allreduce_s = _per_batch(batch_sizes, self._stride_terms)
         # cost(_with_decode_kv(...)) spelled out, operation for operation, with in-place
         # updates where they save an allocation.
         compute_s = (flops + self._attention_flops_per_pair * kv) / (self.tp * self._peak_flops)
@@ -482,6 +488,34 @@ class PerfModel:
         return StrideClock(
             lead0, lead1, split, other0 + other1 * split, other1, allreduce_s + eff.step_overhead_s
         )
+
+    def stride_clocks(
+        self, batch_sizes: np.ndarray, kv_tokens: np.ndarray, steps: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`stride_clock` of many strides at once, bit for bit, one row of clock fields
+        per stride (the recorder times the steps of every logged stride from these)."""
+        batch_sizes = np.asarray(batch_sizes, dtype=np.int64)
+        kv = np.asarray(kv_tokens, dtype=np.int64)
+        steps = np.asarray(steps, dtype=float)
+        flops, bytes_per_gpu, allreduce_s = _per_batch(batch_sizes, self._stride_terms)
+        compute1, memory1 = _per_batch(batch_sizes, self._stride_slopes)
+        eff = self.efficiency
+        compute0 = (flops + self._attention_flops_per_pair * kv) / (self.tp * self._peak_flops)
+        compute0 /= eff.mfu
+        memory0 = (bytes_per_gpu + kv * self._kv_bytes_per_token / self._kv_shards) / (
+            self._bandwidth_bps * eff.mbu
+        )
+        compute_leads = compute0 >= memory0
+        lead0 = np.where(compute_leads, compute0, memory0)
+        lead1 = np.where(compute_leads, compute1, memory1)
+        other0 = np.where(compute_leads, memory0, compute0)
+        other1 = np.where(compute_leads, memory1, compute1)
+        overtakes = other1 > lead1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            crossing = np.floor((lead0 - other0) / (other1 - lead1)) + 1
+        split = np.where(overtakes, np.minimum(steps, crossing), steps)
+        fixed_s = allreduce_s + eff.step_overhead_s
+        return np.column_stack((lead0, lead1, split, other0 + other1 * split, other1, fixed_s))
 
     def _stride_slopes(self, batch_size: int) -> tuple[float, float]:
         """Growth per step of a ``batch_size`` stride's compute and memory times."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.perf_model import PerfModel, StrideClock, strides_elapsed_s
+from simulator.perf_model import PerfModel, strides_elapsed_s
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Recorder:
         self.pass_batch_size: list[int] = []
         self.pass_decode_tokens: list[int] = []
         # One entry per decode stride: :meth:`decode_steps`'s arguments.
-        self._strides: list[tuple[int, PerfModel, float, StrideClock, int, int, int]] = []
+        self._strides: list[tuple[int, PerfModel, float, int, int, int]] = []
         # One row per finished prefill batch.
         self.prefill_instance: list[int] = []
         self.prefill_end_s: list[float] = []
@@ -93,7 +93,6 @@ class Recorder:
         instance: int,
         perf: PerfModel,
         start_s: float,
-        clock: StrideClock,
         batch_size: int,
         kv_tokens: int,
         steps: int,
@@ -103,11 +102,13 @@ class Recorder:
         ``kv_tokens`` of KV, each next one ``batch_size`` more.
 
         Stands for one :meth:`forward_pass` per step: step ``j`` starts at
-        ``start_s + clock.elapsed_s(j)`` and costs ``perf.decode(batch_size, kv_tokens + j *
-        batch_size)``, whose SM-active fraction is ``min(kernel_s / duration_s, 1)``
-        (``StepCost.sm_active_fraction``); :meth:`passes` computes them for every step at once.
+        ``start_s + clock.elapsed_s(j)``, the clock being ``perf.stride_clock(batch_size,
+        kv_tokens, n)`` for any ``n >= steps`` (as the engine timed it), and costs
+        ``perf.decode(batch_size, kv_tokens + j * batch_size)``, whose SM-active fraction is
+        ``min(kernel_s / duration_s, 1)`` (``StepCost.sm_active_fraction``); :meth:`passes`
+        computes them for every step at once.
         """
-        self._strides.append((instance, perf, start_s, clock, batch_size, kv_tokens, steps))
+        self._strides.append((instance, perf, start_s, batch_size, kv_tokens, steps))
 
     @property
     def strides(self) -> list[tuple]:
@@ -177,26 +178,31 @@ def _price_strides(strides: Sequence[tuple]) -> tuple[np.ndarray, ...]:
     if not strides:
         empty = np.empty(0)
         return np.empty(0, dtype=np.int64), empty, empty, empty, np.empty(0, dtype=np.int64)
-    instance, perfs, start_s, clocks, batch, kv_tokens, steps = zip(*strides, strict=True)
+    instance, perfs, start_s, batch, kv_tokens, steps = zip(*strides, strict=True)
     steps_a = np.array(steps, dtype=np.int64)
+    batch_a = np.array(batch, dtype=np.int64)
+    kv_a = np.array(kv_tokens, dtype=np.int64)
     first = np.cumsum(steps_a) - steps_a  # each stride's first step in the flat arrays
     step_index = np.arange(int(steps_a.sum()), dtype=np.int64) - np.repeat(first, steps_a)
-    batch_a = np.repeat(np.array(batch, dtype=np.int64), steps_a)
-    kv = np.repeat(np.array(kv_tokens, dtype=np.int64), steps_a) + step_index * batch_a
-    clock_rows = np.repeat(np.array(clocks, dtype=float), steps_a, axis=0)
-    start = np.repeat(np.array(start_s, dtype=float), steps_a)
-    start += strides_elapsed_s(clock_rows, step_index)
+    step_batch = np.repeat(batch_a, steps_a)
+    step_kv = np.repeat(kv_a, steps_a) + step_index * step_batch
     models = {id(perf): perf for perf in perfs}
     if len(models) == 1:
-        cost = perfs[0].decode_steps(batch_a, kv)
+        clocks = perfs[0].stride_clocks(batch_a, kv_a, steps_a)
+        cost = perfs[0].decode_steps(step_batch, step_kv)
         duration_s, kernel_s = cost.duration_s, cost.kernel_s
     else:
-        duration_s, kernel_s = np.empty(kv.size), np.empty(kv.size)
-        model_of = np.repeat(np.array([id(perf) for perf in perfs], dtype=np.int64), steps_a)
+        clocks = np.empty((steps_a.size, 6))
+        duration_s, kernel_s = np.empty(step_kv.size), np.empty(step_kv.size)
+        model_of = np.array([id(perf) for perf in perfs], dtype=np.int64)
         for key, perf in models.items():
             mine = model_of == key
-            cost = perf.decode_steps(batch_a[mine], kv[mine])
-            duration_s[mine] = cost.duration_s
-            kernel_s[mine] = cost.kernel_s
+            clocks[mine] = perf.stride_clocks(batch_a[mine], kv_a[mine], steps_a[mine])
+            mine_steps = np.repeat(mine, steps_a)
+            cost = perf.decode_steps(step_batch[mine_steps], step_kv[mine_steps])
+            duration_s[mine_steps] = cost.duration_s
+            kernel_s[mine_steps] = cost.kernel_s
+    start = np.repeat(np.array(start_s, dtype=float), steps_a)
+    start += strides_elapsed_s(np.repeat(clocks, steps_a, axis=0), step_index)
     instance_a = np.repeat(np.array(instance, dtype=np.int64), steps_a)
-    return instance_a, start, duration_s, kernel_s, batch_a
+    return instance_a, start, duration_s, kernel_s, step_batch

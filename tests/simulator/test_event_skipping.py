@@ -156,7 +156,25 @@ def test_a_stride_clock_follows_the_roofline_bound_that_takes_over():
     assert compute_bound[0] and not compute_bound[-1]
     clock = perf.stride_clock(512, 0, 3_000)
     assert 0 < clock.split < 3_000
+    assert perf.stride_clocks([512], [0], [3_000]).tolist() == [list(map(float, clock))]
     assert clock.elapsed_s(3_000) == pytest.approx(costs.duration_s.sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("model", "gpu", "tp"),
+    [("Llama-2-70B", "H100-SXM", 8), ("Qwen3-30B-A3B", "H20", 2), ("Llama-3.1-8B", "L40S", 1)],
+)
+def test_the_recorder_times_steps_with_the_engines_clock_bit_for_bit(model, gpu, tp):
+    perf = PerfModel(MODELS[model], GPUS[gpu], tp, default_efficiency())
+    rng = np.random.default_rng(5)
+    batch = rng.integers(1, 513, 300)
+    kv = rng.integers(0, 3_000_000, 300)
+    steps = rng.integers(1, 4_000, 300)
+    rows = perf.stride_clocks(batch, kv, steps)
+    scalar = [
+        perf.stride_clock(int(b), int(k), int(n)) for b, k, n in zip(batch, kv, steps, strict=True)
+    ]
+    assert rows.tolist() == [list(map(float, clock)) for clock in scalar]
 
 
 @pytest.mark.parametrize(
