@@ -67,6 +67,10 @@ class ClusterSpec:
         Decode instances admit a request while the KV it holds now fits and preempt the most
         recently admitted one when growth overflows, to recompute it later (vLLM); False
         reserves each request's whole footprint at admission, so nothing is preempted.
+    prefix_aware_routing : bool
+        Route an arrival with prefix hashes to the prefill instance caching the longest prefix
+        of its prompt, unless that instance's queue exceeds the shortest by more than
+        ``prefill_token_budget`` tokens (one batch); False: join-shortest-queue.
     efficiency : Efficiency or None
         Roofline efficiencies; None uses the calibrated default.
     """
@@ -80,6 +84,7 @@ class ClusterSpec:
     kv_memory_fraction: float = 0.9
     prefix_block_tokens: int = 512
     decode_preemption: bool = False
+    prefix_aware_routing: bool = False
     efficiency: Efficiency | None = None
 
     def __post_init__(self) -> None:

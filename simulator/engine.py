@@ -40,7 +40,7 @@ from simulator.prefill import PrefillInstance
 from simulator.prefix_cache import PrefixCache
 from simulator.recorder import Recorder
 from simulator.request_table import RequestTable
-from simulator.router import shortest_queue
+from simulator.router import longest_cached_prefix, shortest_queue
 from simulator.traces import validate_requests
 
 
@@ -212,7 +212,15 @@ class _Simulation:
         if following < self.table.size:
             arrival = (self.table.arrival_s[following], following, self.on_arrival, following)
             heapq.heappush(self.heap, arrival)
-        instance = shortest_queue(self.ready_prefill)
+        hashes = self.table.prefix_hashes[rid] if self.cluster.prefix_aware_routing else None
+        if hashes:
+            instance = longest_cached_prefix(
+                self.ready_prefill,
+                lambda candidate: candidate.cached_blocks(hashes),
+                self.cluster.prefill_token_budget,
+            )
+        else:
+            instance = shortest_queue(self.ready_prefill)
         self.prefill_of[rid] = instance
         instance.enqueue(rid, self.now)
         self.try_prefill(instance)

@@ -135,6 +135,10 @@ class PrefillInstance:
         self._held_kv_tokens -= self._requests.input_tokens[rid]
         self._record_kv(now)
 
+    def cached_blocks(self, hashes: list[int]) -> int:
+        """Leading blocks of ``hashes`` this instance's prefix cache holds now."""
+        return self.cache.hit_blocks(hashes) if self.cache is not None else 0
+
     def _cached_tokens(self, rid: int) -> int:
         """Prompt tokens found in the prefix cache; at least one token is always computed,
         because the last prompt position must run to produce the first token's logits."""
