@@ -147,9 +147,12 @@ def write_week(path: Path, instances: int, days: int) -> int:
 
 
 def week_child(kind: str, path: Path, db: Path) -> None:
-    """Load the week file in this (child) process; print elapsed seconds and own peak RSS."""
+    """Load the week file in this (child) process; print elapsed seconds, where they went (ours)
+    and own peak RSS."""
+    spent: dict[str, float] = {}
     started = time.perf_counter()
     if kind == "ours":
+        _time_phases(spent)
         reports = ingest_by_day([str(path)], TelemetryStore(db), now=NOW)
         loaded = sum(r.rows_loaded for r in reports)
     else:
@@ -169,7 +172,35 @@ def week_child(kind: str, path: Path, db: Path) -> None:
                 conn.execute("INSERT INTO instance_samples SELECT * FROM part")
                 loaded += len(part)
     elapsed = time.perf_counter() - started
-    print(json.dumps({"seconds": elapsed, "peak_rss_mb": own_peak_rss_mb(), "rows_loaded": loaded}))
+    result = {"seconds": elapsed, "peak_rss_mb": own_peak_rss_mb(), "rows_loaded": loaded}
+    print(json.dumps({**result, "cpu_seconds": cpu_seconds(), **spent}))
+
+
+def _time_phases(spent: dict[str, float]) -> None:
+    """Accumulate wall time of each phase of a load: read and check (``prepare_s``), the whole
+    write (``write_s``) and, inside it, the store's conform and DuckDB transaction
+    (``store_write_s``). Bench-only instrumentation: wraps the functions ``ingest`` calls."""
+    from telemetry.ingest import load
+
+    def wrapped(name, fn):
+        def run(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - started
+
+        return run
+
+    load.prepare = wrapped("prepare_s", load.prepare)
+    load.write = wrapped("write_s", load.write)
+    TelemetryStore.write_many = wrapped("store_write_s", TelemetryStore.write_many)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far; beside wall time it shows contention."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def own_peak_rss_mb() -> float:
@@ -201,9 +232,8 @@ def measure_week(tmp: Path, instances: int, days: int) -> dict:
         result = json.loads(child.stdout.strip().splitlines()[-1])
         assert result["rows_loaded"] == rows, result
         figures[kind] = {
-            "seconds": result["seconds"],
+            **result,
             "rows_per_s": rows / result["seconds"],
-            "peak_rss_mb": result["peak_rss_mb"],
             "db_mb": db.stat().st_size / 1e6,
         }
         db.unlink()
@@ -213,7 +243,11 @@ def measure_week(tmp: Path, instances: int, days: int) -> dict:
 
 
 def measure(args) -> dict:
-    figures: dict = {"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0))}
+    figures: dict = {
+        "cpu": cpu_model(),
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average_at_start": os.getloadavg()[0],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         frame = wide_frame(args.instances, args.intervals)
@@ -222,13 +256,17 @@ def measure(args) -> dict:
         for kind in ("parquet", "csv"):
             path = tmp / f"instances.{kind}"
             frame.write_parquet(path) if kind == "parquet" else frame.write_csv(path)
+            cpu_before = cpu_seconds()
             ours, prepared = timed(lambda p=path: prepare([str(p)], now=NOW))
+            prepare_cpu = cpu_seconds() - cpu_before
             assert prepared.canonical.rows_loaded == rows
             theirs, _ = timed(lambda p=path: pandas_prepare(p))
             db = tmp / f"{kind}.duckdb"
             ours_load, _ = timed(lambda p=path, d=db: ingest([str(p)], TelemetryStore(d), now=NOW))
             theirs_load, _ = timed(lambda p=path, d=tmp / f"{kind}-pd.duckdb": pandas_load(p, d))
             figures[kind] = {
+                "prepare_s": ours,
+                "prepare_cpu_s": prepare_cpu,
                 "prepare_samples_per_s": values / ours,
                 "prepare_rows_per_s": rows / ours,
                 "pandas_prepare_samples_per_s": values / theirs,
@@ -243,11 +281,15 @@ def measure(args) -> dict:
         path = tmp / "backfill.om"
         path.write_text(write_openmetrics(small))
         lines = sum(1 for line in path.read_text().splitlines() if not line.startswith("#"))
+        cpu_before = cpu_seconds()
         ours, prepared = timed(lambda: prepare([str(path)], now=NOW))
+        prepare_cpu = cpu_seconds() - cpu_before
         assert prepared.rows_read == lines
         theirs, _ = timed(lambda: pandas_exposition(path))
         figures["exposition"] = {
             "samples": lines,
+            "prepare_s": ours,
+            "prepare_cpu_s": prepare_cpu,
             "prepare_samples_per_s": lines / ours,
             "pandas_parse_and_diff_samples_per_s": lines / theirs,
             "speedup_vs_pandas": theirs / ours,
@@ -255,6 +297,7 @@ def measure(args) -> dict:
         print(f"exposition: {figures['exposition']}", flush=True)
         if args.week_instances:
             figures["week"] = measure_week(tmp, args.week_instances, args.week_days)
+    figures["load_average_at_end"] = os.getloadavg()[0]
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return figures
 

@@ -31,6 +31,7 @@ SAMPLE_HEAD = re.compile(
     r'(?:\{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\})?'
 )
 LABEL_PAIR = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+ESCAPE = re.compile(r"\\[\\\"n]")
 ESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 
 #: Timestamps outside these years are not real telemetry: the unit (s vs ms) was misread.
@@ -126,7 +127,9 @@ def _parse_labels(text: str) -> dict[str, str] | None:
         match = LABEL_PAIR.match(text, position)
         if not match or match.end() == position:
             return None
-        value = re.sub(r"\\[\\\"n]", lambda m: ESCAPES[m.group(0)], match.group(2))
+        value = match.group(2)
+        if "\\" in value:
+            value = ESCAPE.sub(lambda m: ESCAPES[m.group(0)], value)
         pairs[match.group(1)] = value
         position = match.end()
     return pairs
