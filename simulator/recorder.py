@@ -203,6 +203,6 @@ def _price_strides(strides: Sequence[tuple]) -> tuple[np.ndarray, ...]:
             duration_s[mine_steps] = cost.duration_s
             kernel_s[mine_steps] = cost.kernel_s
     start = np.repeat(np.array(start_s, dtype=float), steps_a)
-    start += strides_elapsed_s(np.repeat(clocks, steps_a, axis=0), step_index)
+    start += strides_elapsed_s(clocks, steps_a, step_index)
     instance_a = np.repeat(np.array(instance, dtype=np.int64), steps_a)
     return instance_a, start, duration_s, kernel_s, step_batch

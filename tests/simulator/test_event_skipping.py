@@ -136,8 +136,8 @@ def test_a_stride_clock_is_the_running_sum_of_its_step_durations(model, gpu, tp,
     elapsed = [clock.elapsed_s(k) for k in range(steps + 1)]
     assert_allclose(elapsed, bounds, rtol=1e-12, atol=0.0)
     # The array twin the recorder uses gives the very same floats.
-    rows = np.array([clock] * (steps + 1), dtype=float)
-    assert strides_elapsed_s(rows, np.arange(steps + 1)).tolist() == elapsed
+    rows = np.array([clock], dtype=float)
+    assert strides_elapsed_s(rows, [steps + 1], np.arange(steps + 1)).tolist() == elapsed
     # first_bound is bisect_left over the boundaries start + elapsed.
     start_s = 1234.5
     boundaries = [start_s + e for e in elapsed]
@@ -157,6 +157,13 @@ def test_a_stride_clock_follows_the_roofline_bound_that_takes_over():
     clock = perf.stride_clock(512, 0, 3_000)
     assert 0 < clock.split < 3_000
     assert perf.stride_clocks([512], [0], [3_000]).tolist() == [list(map(float, clock))]
+    # The array twin, over strides one after the other, crosses at the same step.
+    other = perf.stride_clock(7, 50_000, 40)
+    rows = np.array([other, clock, other], dtype=float)
+    steps = np.concatenate([np.arange(40), np.arange(3_000), np.arange(40)])
+    expected = [*map(other.elapsed_s, range(40)), *map(clock.elapsed_s, range(3_000))]
+    expected += expected[:40]
+    assert strides_elapsed_s(rows, [40, 3_000, 40], steps).tolist() == expected
     assert clock.elapsed_s(3_000) == pytest.approx(costs.duration_s.sum(), rel=1e-12)
 
 
