@@ -344,7 +344,7 @@ class PerfModel:
         the KV reads.
 
         Split from :meth:`step_work` so that a decode stride adds only this, the part that
-        changes from step to step, to a batch's cached remainder (:meth:`decode_stride`).
+        changes from step to step, to a batch's cached remainder (:meth:`decode_steps`).
         """
         return Work(
             flops=work.flops + self._attention_flops_per_pair * kv_tokens,
