@@ -12,7 +12,11 @@ import polars as pl
 
 
 def histogram_quantiles(
-    buckets: pl.DataFrame, by: Sequence[str], quantiles: Mapping[str, float]
+    buckets: pl.DataFrame,
+    by: Sequence[str],
+    quantiles: Mapping[str, float],
+    *,
+    grouped: bool = False,
 ) -> pl.DataFrame:
     """Quantiles of each histogram in ``buckets``, one column per entry of ``quantiles``.
 
@@ -25,6 +29,9 @@ def histogram_quantiles(
         Columns that identify one histogram.
     quantiles : mapping of str to float
         Output column -> quantile in [0, 1].
+    grouped : bool
+        The caller guarantees each histogram's rows are contiguous and in ascending ``le``
+        order, which spares the sort.
 
     Returns
     -------
@@ -50,11 +57,14 @@ def histogram_quantiles(
     same = pl.all_horizontal(pl.col(k) == pl.col(k).shift(1) for k in keys)
     # Two single-key sorts (le, then stably a hash of the keys) are much cheaper than one
     # sort on all keys; a hash shared by two histograms (checked) falls back to the latter.
-    hashed = pl.struct(keys).hash().alias("_histogram")
-    ordered = buckets.sort("le").with_columns(hashed).sort("_histogram", maintain_order=True)
-    collided = (pl.col("_histogram") == pl.col("_histogram").shift(1)) & ~same
-    if ordered.select(collided.any()).item():
-        ordered = buckets.sort(*keys, "le")
+    if grouped:
+        ordered = buckets
+    else:
+        hashed = pl.struct(keys).hash().alias("_histogram")
+        ordered = buckets.sort("le").with_columns(hashed).sort("_histogram", maintain_order=True)
+        collided = (pl.col("_histogram") == pl.col("_histogram").shift(1)) & ~same
+        if ordered.select(collided.any()).item():
+            ordered = buckets.sort(*keys, "le")
     # Counts are made monotonic in le; a window is needed only where they are not already.
     if ordered.select((same & (pl.col("count") < pl.col("count").shift(1))).any()).item():
         ordered = ordered.with_columns(pl.col("count").cum_max().over(keys))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 
 from telemetry.ingest import catalog as cat
@@ -145,7 +146,7 @@ def derive(
     """
     max_gap = timedelta(seconds=max_gap_s if max_gap_s is not None else 4 * interval_s)
     series = _series_table(raw, service, signals)
-    frame, sources = _sample_frame(raw)
+    frame, sources = _sample_frame(raw, series)
     frame, problems, ordered = _sample_checks(frame, series)
     alive = _chosen(frame, series)
     read = alive.filter(pl.col("chosen"))["series"]
@@ -265,17 +266,26 @@ def _series_table(raw: RawSamples, service: str | None, signals) -> pl.DataFrame
         detail = pl.when(hit).then(what).otherwise(detail)
     table = table.with_columns(reason.alias("_reason"), detail.alias("_detail"))
     target = pl.struct("service", "instance_id", "column").rank("dense").cast(pl.UInt32)
-    return table.with_columns(target.alias("target"))
+    # Series numbered in (target, le) order: samples sorted by series then hold each
+    # instance's histogram buckets in le order, which the quantiles need.
+    return (
+        table.with_columns(target.alias("target"))
+        .sort("target", "le", "series", nulls_last=True)
+        .with_columns(pl.col("series").alias("_raw_series"))
+        .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("series"))
+    )
 
 
-def _sample_frame(raw: RawSamples) -> tuple[pl.DataFrame, list[str]]:
+def _sample_frame(raw: RawSamples, series: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     """The samples as integers and floats in file order: source (index into the returned
-    sorted names), line, series, ts, value."""
+    sorted names), line, series (renumbered as in ``series``), ts, value."""
     names = sorted(raw.samples["source"].unique().to_list())
+    renumber = np.zeros(int(series["_raw_series"].max() or 0) + 1, dtype=np.uint32)
+    renumber[series["_raw_series"].to_numpy()] = series["series"].to_numpy()
     frame = raw.samples.select(
         pl.col("source").cast(pl.Enum(names)).to_physical().alias("source"),
         "line",
-        "series",
+        pl.Series("series", renumber[raw.samples["series"].to_numpy()]),
         "ts",
         "value",
     )
@@ -416,10 +426,24 @@ def _rollup(per_series: pl.DataFrame, targets: pl.DataFrame) -> pl.DataFrame:
     return rolled.select("service", "instance_id", "column", "ts", value.alias("value"), "rows")
 
 
+def _per_interval(frame: pl.DataFrame, one: list[pl.Expr], many: list[pl.Expr]) -> pl.DataFrame:
+    """Per (series, interval ``ts``) values of ``frame`` sorted by (series, ts): ``one`` when
+    every interval of a series holds one row (as when scrape and interval match: no grouping
+    needed), else the ``many`` aggregations; the result keeps that order."""
+    same = (pl.col("series") == pl.col("series").shift(1)) & (pl.col("ts") == pl.col("ts").shift(1))
+    attributes = ["target", "kind", "le"]
+    if not frame.select(same.any()).item():
+        return frame.select("series", *attributes, "ts", *one)
+    grouped = frame.group_by("series", "ts").agg(*(pl.col(a).first() for a in attributes), *many)
+    return grouped.sort("series", "ts")
+
+
 def _gauges(frame: pl.DataFrame, bin_us: int) -> pl.DataFrame:
     """Interval means per series (their instance rollup follows in :func:`_rollup`)."""
-    return frame.group_by("series", "target", _bin(pl.col("ts"), bin_us)).agg(
-        pl.col("value").mean(), pl.len().cast(pl.Int64).alias("rows")
+    return _per_interval(
+        frame.with_columns(_bin(pl.col("ts"), bin_us)),
+        [pl.col("value"), pl.lit(1, pl.Int64).alias("rows")],
+        [pl.col("value").mean(), pl.len().cast(pl.Int64).alias("rows")],
     )
 
 
@@ -448,18 +472,25 @@ def _rates(frame: pl.DataFrame, bin_us: int, max_gap: timedelta) -> tuple[pl.Dat
         .then(pl.col("ts"))
         .otherwise(pl.col("previous_ts") + (pl.col("ts") - pl.col("previous_ts")) / 2)
         .alias("at"),
-        pl.when(~start).then(pl.col("ts") - pl.col("previous_ts")).alias("elapsed"),
+        pl.when(~start)
+        .then((pl.col("ts") - pl.col("previous_ts")).dt.total_microseconds() / 1e6)
+        .alias("elapsed"),
         (reset & ~gap.fill_null(False)).alias("reset"),
         gap.fill_null(False).alias("gap"),
     )
     resets, gaps = counted.select(pl.col("reset").sum(), pl.col("gap").sum()).row(0)
-    rated = counted.group_by(
-        "series", "target", "kind", "le", _bin(pl.col("at"), bin_us).alias("ts")
-    ).agg(
-        pl.when(pl.col("increase").is_not_null().any())
-        .then(pl.col("increase").sum() / (pl.col("elapsed").dt.total_microseconds().sum() / 1e6))
-        .alias("value"),
-        pl.len().cast(pl.Int64).alias("rows"),
+    rated = _per_interval(
+        counted.with_columns(_bin(pl.col("at"), bin_us).alias("ts")),
+        [
+            (pl.col("increase") / pl.col("elapsed")).alias("value"),
+            pl.lit(1, pl.Int64).alias("rows"),
+        ],
+        [
+            pl.when(pl.col("increase").is_not_null().any())
+            .then(pl.col("increase").sum() / pl.col("elapsed").sum())
+            .alias("value"),
+            pl.len().cast(pl.Int64).alias("rows"),
+        ],
     )
     return rated, int(resets or 0), int(gaps or 0)
 
@@ -469,14 +500,32 @@ def _quantiles(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """p50/p90/p99 signal values per instance interval, and histograms without ``+Inf``."""
     keys = ["target", "ts"]
-    summed = buckets.group_by(*keys, "le").agg(
-        sum_present("value").alias("count"), pl.col("rows").sum()
-    )
-    groups = summed.group_by(keys).agg(
+    # Rows arrive sorted by series, numbered in (target, le) order, then ts. With one series
+    # per bucket (one engine per instance) each row already is its bucket's sum, and a stable
+    # sort by ts makes every histogram's buckets contiguous and in le order.
+    one_series = not buckets.select(
+        (
+            (pl.col("series") != pl.col("series").shift(1))
+            & (pl.col("target") == pl.col("target").shift(1))
+            & (pl.col("le") == pl.col("le").shift(1))
+        ).any()
+    ).item()
+    if one_series:
+        summed = buckets.select(*keys, "le", pl.col("value").alias("count"), "rows").sort(
+            "ts", maintain_order=True
+        )
+    else:
+        summed = buckets.group_by(*keys, "le").agg(
+            sum_present("value").alias("count"), pl.col("rows").sum()
+        )
+    groups = summed.group_by(keys, maintain_order=True).agg(
         pl.col("rows").sum(), pl.col("le").is_infinite().any().alias("complete")
     )
     quantiles = histogram_quantiles(
-        summed.filter(pl.col("count").is_not_null()).drop("rows"), keys, cat.QUANTILES
+        summed.filter(pl.col("count").is_not_null()).drop("rows"),
+        keys,
+        cat.QUANTILES,
+        grouped=one_series,
     )
     incomplete = groups.filter(~pl.col("complete")).join(targets, on="target")
     bad = quarantine.rows(
