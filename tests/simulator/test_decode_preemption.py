@@ -63,6 +63,29 @@ def test_the_newest_request_is_preempted_and_recomputes_its_prefix():
     assert passes.decode_tokens.sum() == 2 * 59
 
 
+def test_a_recompute_that_samples_the_last_token_completes_the_request():
+    # As above, but request 1 lacks one token when preempted: its recompute samples it.
+    requests = canonical_frame(
+        arrival_s=[0.0, 0.0], input_tokens=[1_000, 1_000], output_tokens=[52, 52]
+    )
+    table = RequestTable(requests)
+    decode = DecodeInstance(0, PERF, 16, 2_100, table, Recorder(), preempt=True)
+    for rid in (0, 1):
+        decode.enqueue(rid, 0.0)
+    decode.admit(0.0)
+    decode.join(0)
+    decode.join(1)
+    now = decode.start_stride(0.0)
+    assert decode.finish_stride(now) == []
+    now_after = decode.start_stride(now)  # preempts request 1 after 50 of its 51 tokens
+    assert decode.finish_stride(now_after) == [0]
+    assert decode.admit(now_after) == [] and decode.recompute_pending
+    end_s = decode.start_stride(now_after)
+    assert decode.finish_stride(end_s) == [1]
+    assert table.finish_s[1] == end_s
+    assert decode.idle and decode._held_tokens == 0 and decode.router_load == 0
+
+
 def _cluster(decode_capacity_tokens: int | None, preemption: bool = True) -> ClusterSpec:
     """Llama-2-70B, one prefill and one decode DGX-H100 instance, with a memory fraction
     that leaves about ``decode_capacity_tokens`` of KV (None: the usual 0.9)."""
