@@ -93,6 +93,18 @@ class FreeIndex:
                 return ids[0]
         return None
 
+    def offers(self, affinity: str) -> set[tuple[tuple[str, int], ...]]:
+        """The distinct offers of an affinity level's domains: each GPU type a domain has, with
+        the lowest subgroup priority of its nodes of that type (whatever their free GPUs)."""
+        offers = set()
+        for (level, _), buckets in self._buckets.items():
+            if level == affinity:
+                lowest: dict[str, int] = {}
+                for gpu_type, priority, _ in buckets:
+                    lowest[gpu_type] = min(lowest.get(gpu_type, priority), priority)
+                offers.add(tuple(sorted(lowest.items())))
+        return offers
+
     def take(self, node_id: str, gpus: int) -> None:
         """Reserve GPUs on a node for the rest of the cycle (virtual allocation, §5.4.5)."""
         if gpus > self.free[node_id]:

@@ -21,11 +21,12 @@ with the choices it leaves open made explicit (docs/scheduler.md lists them):
   :mod:`scheduler.weights`: shortfall, then fallback types, then pool priority).
 - **Virtual allocation.** Every committed instance is deducted from the cycle's free-GPU view at
   once, so later (lower-priority) services cannot take it (§5.4.5 step 5).
-- **Repair (ours).** After all services, each one left short or on a fallback type may swap
-  places with up to :data:`REPAIR_RIVALS` services that took GPUs it accepts: both are undone
-  and placed again, it first. The swap is kept only if it leaves fewer unplaced GPUs read from
-  the highest service priority down, or as many and a lower cost; so a lower-priority service
-  never makes a higher one short, but may move it to a fallback type or a pricier pool.
+- **Repair (ours, bounded).** After all services, a local search over the order in which
+  they were placed (:mod:`scheduler.repair`): windows of this cycle's scale-outs are undone
+  and placed again in another order, or with earlier services avoiding a GPU type a later
+  one lacks. A trial is kept only if it leaves fewer unplaced GPUs read from the highest
+  service priority down, or as many and a lower cost; so a lower-priority service never makes
+  a higher one short, but may move it to a fallback type or a pricier pool.
 - **Scale-in** drains the service's groups in order of the highest subgroup priority they
   occupy (highest first, ties by id); inside a group it removes instances from the
   highest-priority nodes first. Freed GPUs are not returned to the view: the next cycle

@@ -17,7 +17,7 @@ cheaper complete placement is kept (priced by :mod:`scheduler.weights`).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scheduler.cycle_view import CycleView
 from scheduler.fill import capacity_bound, dry_run_fill
@@ -47,7 +47,7 @@ class ScaleOutCycle(CycleView):
         self.requests[service] = (needs, dict(wanted))
         self._place(service)
 
-    def _place(self, service: str) -> None:
+    def _place(self, service: str, avoid: frozenset[str] = frozenset()) -> None:
         """Place a service's scale-out by the stage order, trying a second variant if needed.
 
         The paper's order commits, in each stage, the best fill even if it strands the rest of
@@ -56,8 +56,12 @@ class ScaleOutCycle(CycleView):
         redone with such fills deferred to the last stage (fallback types, every pool), which
         often places the whole request as one more balanced group. The cheaper of the two
         complete placements (:meth:`_cost`) is kept, the stage order's on ties.
+
+        ``avoid`` (the repair's) drops GPU types from every role that accepts another type;
+        the placement is still priced by the service's own requirements.
         """
         needs, wanted = self.requests[service]
+        needs = _avoiding(needs, avoid)
         created = self.groups_created
         if not self._stages(service, needs, wanted, defer_stranding=False):
             return
@@ -223,3 +227,17 @@ class ScaleOutCycle(CycleView):
             size = needs.role(role).gpus_per_instance
             node_id = self.index.first_node(plan.affinity, plan.domain, orders[role])
             self._take(service, Step(group.id, plan.affinity, plan.domain, role, node_id, size))
+
+
+def _avoiding(needs: ServiceRequirements, avoid: frozenset[str]) -> ServiceRequirements:
+    """The needs with the ``avoid`` GPU types dropped from each role that accepts another."""
+    if not avoid:
+        return needs
+    roles = {}
+    for role in ROLES:
+        role_needs = needs.role(role)
+        kept = tuple(t for t in role_needs.gpu_types if t not in avoid)
+        if kept and len(kept) < len(role_needs.gpu_types):
+            role_needs = RoleRequirements(kept[0], kept[1:], role_needs.gpus_per_instance)
+        roles[role] = role_needs
+    return replace(needs, prefill=roles["prefill"], decode=roles["decode"])

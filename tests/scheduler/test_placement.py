@@ -1,5 +1,7 @@
 """Algorithm 4 behaviour: where scale-outs go, what scale-ins free, what a cycle reserves."""
 
+from unittest.mock import patch
+
 import pytest
 
 from scheduler import (
@@ -16,6 +18,7 @@ from scheduler import (
     place_cycle,
     plan_to_frame,
 )
+from scheduler.repair import RepairingCycle
 from tests.scheduler.trees import build_tree, service
 
 SMALL = load_topology(SMALL_TOPOLOGY_PATH)
@@ -318,3 +321,37 @@ def test_repair_never_makes_a_higher_priority_service_short():
         ("batch", "prefill"): 0,
         ("batch", "decode"): 0,
     }
+
+
+def test_repair_has_earlier_services_yield_a_gpu_type_when_no_reorder_helps():
+    # vip (first) takes both L20 nodes; both prefills run only on L20. Placing batch first
+    # leaves vip's prefill short (batch's decode takes the other L20), so no reorder helps;
+    # vip's decode yielding L20 (it accepts H20) places both.
+    tree = build_tree({"x": {"x0": ["L20", "L20", "H20", "H20"]}})
+    needs = {
+        "vip": service("L20", "L20", decode_fallback=("H20",), priority=5),
+        "batch": service("L20", "L20", decode_fallback=("H20",)),
+    }
+    result = place_cycle(
+        tree, PlacementState.empty(), both("vip", 1, 1) + both("batch", 1, 1), needs
+    )
+    assert all(o.shortfall_instances == 0 for o in result.outcomes)
+    types = {(r.service, r.role): r.gpu_type for r in result.records}
+    assert types == {
+        ("vip", "prefill"): "L20",
+        ("vip", "decode"): "H20",
+        ("batch", "prefill"): "L20",
+        ("batch", "decode"): "H20",
+    }
+
+
+def test_repair_runs_no_trial_when_every_service_is_at_its_least_cost():
+    # Heterogeneous P/D with S1 affinity can only run in the mixed S1, a high pool: that is
+    # its least cost (scheduler.least_cost), so the repair has nothing to try.
+    tree = build_tree({"a": {"a0": ["H20", "H20"]}, "b": {"b0": ["L20", "H20"]}})
+    needs = {"het": service("L20", "H20", affinity="s1"), "hom": service(affinity="s1")}
+    with patch.object(RepairingCycle, "_try_order", side_effect=AssertionError("trial run")):
+        result = place_cycle(
+            tree, PlacementState.empty(), both("het", 1, 1) + both("hom", 1, 1), needs
+        )
+    assert {(r.service, r.s1) for r in result.records} == {("het", "b0"), ("hom", "a0")}
