@@ -2,7 +2,10 @@
 
 Golden outputs under ``golden/`` were written by the step-by-step implementation (one event per
 decode step, see ``golden/README.md``); the stride implementation must reproduce every request's
-times and every telemetry value. Regenerate them only from a trusted implementation:
+times and every telemetry value, to rounding (relative 1e-9): strides are timed in closed form,
+which matches the running sum of step durations to ~1e-15, not bit for bit. Step durations are
+still bit for bit those of single steps. Regenerate the goldens only from a trusted
+implementation:
 
     PYTHONPATH=. .venv/bin/python tests/simulator/test_event_skipping.py
 """
