@@ -147,12 +147,18 @@ class StrideClock(NamedTuple):
         """Smallest ``k`` in ``[lo, hi)`` whose boundary ``start_s + elapsed_s(k)`` is at or
         after ``at_s``, else ``hi``: ``bisect_left`` over the stride's boundaries.
 
-        Steps last nearly alike, so the first guess is the mean step's quotient, then a walk.
+        The first guess solves the lead line's quadratic for ``at_s``, then a walk corrects
+        it (by a step or two: rounding, or a later bound taking over).
         """
         if hi <= lo:
             return hi
-        step_s = self.fixed_s + self.lead0
-        k = min(max(lo, math.ceil((at_s - start_s) / step_s)), hi)
+        elapsed_s = at_s - start_s
+        linear_s = self.fixed_s + self.lead0 - self.lead1 / 2
+        if self.lead1 > 0 and elapsed_s > 0:
+            guess = 2 * elapsed_s / (linear_s + math.sqrt(linear_s**2 + 2 * self.lead1 * elapsed_s))
+        else:
+            guess = elapsed_s / (self.fixed_s + self.lead0)
+        k = min(max(lo, math.ceil(guess)), hi)
         while k > lo and start_s + self.elapsed_s(k - 1) >= at_s:
             k -= 1
         while k < hi and start_s + self.elapsed_s(k) < at_s:

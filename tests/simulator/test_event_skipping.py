@@ -167,6 +167,11 @@ def test_a_stride_clock_follows_the_roofline_bound_that_takes_over():
     expected = [*map(other.elapsed_s, range(40)), *map(clock.elapsed_s, range(3_000))]
     expected += expected[:40]
     assert strides_elapsed_s(rows, [40, 3_000, 40], steps).tolist() == expected
+    # first_bound walks into the tail too.
+    boundaries = [10.0 + clock.elapsed_s(k) for k in range(3_001)]
+    for at_s in np.linspace(9.0, boundaries[-1] + 1.0, 97):
+        expected_k = bisect.bisect_left(boundaries, at_s, 1, 3_000)
+        assert clock.first_bound(10.0, float(at_s), 1, 3_000) == expected_k
     assert clock.elapsed_s(3_000) == pytest.approx(costs.duration_s.sum(), rel=1e-12)
 
 
