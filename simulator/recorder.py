@@ -110,11 +110,6 @@ class Recorder:
         """
         self._strides.append((instance, perf, start_s, batch_size, kv_tokens, steps))
 
-    @property
-    def strides(self) -> list[tuple]:
-        """Decode strides logged so far, as :meth:`decode_steps` arguments, in log order."""
-        return self._strides
-
     def passes(self, pending: Sequence[tuple] = ()) -> PassLog:
         """Every forward pass logged so far, as arrays, followed by the ``pending`` strides
         (steps of strides still running, as :meth:`decode_steps` arguments), if any."""
