@@ -65,37 +65,57 @@ def histogram_quantiles(
         collided = (pl.col("_histogram") == pl.col("_histogram").shift(1)) & ~same
         if ordered.select(collided.any()).item():
             ordered = buckets.sort(*keys, "le")
+    # Each histogram's rows are now contiguous: one integer numbers them, and per-histogram
+    # figures come from neighbouring rows instead of a group-by.
+    ordered = ordered.with_columns(same.fill_null(False).alias("_same")).with_columns(
+        (~pl.col("_same")).cum_sum().alias("_group")
+    )
+    same = pl.col("_same")
+    last = (pl.col("_group") != pl.col("_group").shift(-1)).fill_null(True)
     # Counts are made monotonic in le; a window is needed only where they are not already.
     if ordered.select((same & (pl.col("count") < pl.col("count").shift(1))).any()).item():
-        ordered = ordered.with_columns(pl.col("count").cum_max().over(keys))
+        ordered = ordered.with_columns(pl.col("count").cum_max().over("_group"))
+    le, count = pl.col("le"), pl.col("count")
+    infinite = le.is_infinite().cast(pl.Int64).cum_sum()
+    finite = pl.when(le.is_finite()).then(le)
     ordered = ordered.with_columns(
-        pl.when(same).then(pl.col("le").shift(1)).alias("lower"),
-        pl.when(same).then(pl.col("count").shift(1)).otherwise(0.0).alias("below"),
-    )
-    total = pl.col("count").last()
-    located = {
-        name: (pl.col("count") >= pl.lit(q) * total) & (total > 0) for name, q in quantiles.items()
-    }
-    found = ordered.group_by(keys, maintain_order=True).agg(
-        pl.col("le").is_infinite().any().alias("_complete"),
-        total.alias("_total"),
-        pl.col("le").filter(pl.col("le").is_finite()).max().alias("_top"),
-        *(
-            pl.col(c).filter(where).first().alias(f"{name}_{c}")
-            for name, where in located.items()
-            for c in ("le", "lower", "below", "count")
+        pl.when(same).then(le.shift(1)).alias("lower"),
+        pl.when(same).then(count.shift(1)).otherwise(0.0).alias("below"),
+        pl.when(last).then(count).backward_fill().alias("_total"),
+        # The last finite bound so far in this histogram (NaN: none yet).
+        pl.when(~same & finite.is_null())
+        .then(float("nan"))
+        .otherwise(finite)
+        .forward_fill()
+        .alias("_top"),
+        (infinite - pl.when(~same).then(infinite - le.is_infinite()).forward_fill()).alias(
+            "_infinite"
         ),
     )
-    values = []
+    out = ordered.filter(last).select(
+        "_group", *keys, pl.col("_top").fill_nan(None), (pl.col("_infinite") > 0).alias("_complete")
+    )
     for name, q in quantiles.items():
-        le, lower, below, count = (pl.col(f"{name}_{c}") for c in ("le", "lower", "below", "count"))
-        inside = (pl.lit(q) * pl.col("_total") - below) / (count - below)
-        values.append(
+        rank = pl.lit(q) * pl.col("_total")
+        located = (count >= rank) & (pl.col("_total") > 0)
+        first = located & ~(same & located.shift(1)).fill_null(False)
+        lower = pl.col("lower")
+        inside = (rank - pl.col("below")) / (count - pl.col("below"))
+        value = (
             pl.when(le.is_infinite())
-            .then(pl.col("_top"))
+            .then(pl.lit(None, pl.Float64))
             .when(lower.is_null() & (le <= 0))
             .then(le)
             .otherwise(lower.fill_null(0.0) + (le - lower.fill_null(0.0)) * inside.fill_nan(1.0))
-            .alias(name)
         )
-    return found.filter(pl.col("_complete")).select(*keys, *values)
+        at = ordered.filter(first).select(
+            "_group", value.alias(name), le.is_infinite().alias("_inf")
+        )
+        out = (
+            out.join(at, on="_group", how="left")
+            .with_columns(
+                pl.when(pl.col("_inf")).then(pl.col("_top")).otherwise(pl.col(name)).alias(name)
+            )
+            .drop("_inf")
+        )
+    return out.filter(pl.col("_complete")).select(*keys, *quantiles)

@@ -191,7 +191,9 @@ def parse(
             "Check that the export or scrape succeeded; remove the file if it is a stray.",
         )
     parsed = _split_lines(lines_frame)
-    label_texts = parsed.filter(pl.col("metric").is_not_null())["labels"].unique().to_list()
+    # One label text per series: looked up by id, the text is hashed once per series.
+    series_labels = parsed.filter(pl.col("metric").is_not_null()).unique("series")
+    label_texts = series_labels["labels"].unique().to_list()
     label_rows = []
     bad_labels = []
     for label_text in label_texts:
@@ -204,7 +206,9 @@ def parse(
         pl.col("metric").is_null()
         | pl.col("value").is_null()
         | (pl.col("ts_text").is_not_null() & pl.col("ts_number").is_null())
-        | pl.col("labels").is_in(bad_labels)
+        | pl.col("series").is_in(
+            series_labels.filter(pl.col("labels").is_in(bad_labels))["series"].implode()
+        )
     )
     # Both formats end every line with a newline, so a last line without one was cut off,
     # even when what is left of it still parses.

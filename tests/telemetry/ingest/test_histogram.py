@@ -38,3 +38,25 @@ def test_histograms_without_an_inf_bucket_are_left_out():
         {"h": ["a", "a", "b", "b"], "le": [0.1, INF, 0.1, 0.5], "count": [1.0, 2.0, 1.0, 2.0]}
     )
     assert histogram_quantiles(buckets, ["h"], {"p50": 0.5})["h"].to_list() == ["a"]
+
+
+def test_many_shuffled_histograms_give_each_its_own_quantiles():
+    histograms = {
+        ("a", 1): ([0.1, 0.5, INF], [5.0, 9.0, 10.0]),
+        ("a", 2): ([0.2, 1.0, 2.0, INF], [0.0, 4.0, 4.0, 8.0]),
+        ("b", 1): ([INF], [3.0]),
+        ("b", 2): ([0.3, INF], [0.0, 0.0]),
+    }
+    rows = [
+        {"h": h, "t": t, "le": le, "count": c}
+        for (h, t), (les, counts) in histograms.items()
+        for le, c in zip(les, counts, strict=True)
+    ]
+    shuffled = pl.DataFrame(rows).sample(fraction=1.0, shuffle=True, seed=3)
+    got = histogram_quantiles(shuffled, ["h", "t"], {"p50": 0.5, "p90": 0.9}).sort("h", "t")
+    for h, t, p50, p90 in got.rows():
+        one = pl.DataFrame([r for r in rows if (r["h"], r["t"]) == (h, t)])
+        alone = histogram_quantiles(one, ["h", "t"], {"p50": 0.5, "p90": 0.9}).row(0)
+        assert (p50, p90) == alone[2:]
+    assert got.height == len(histograms)
+    assert got.filter(pl.col("h") == "b")["p50"].to_list() == [None, None]
