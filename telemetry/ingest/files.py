@@ -79,11 +79,11 @@ def _read_day(path: Path, rule: FileRule | None, day: date, null_times: bool) ->
     start = datetime.combine(day, time(), UTC)
     end = start + timedelta(days=1)
     metadata = pq.ParquetFile(path).metadata
-    column = metadata.schema.to_arrow_schema().get_field_index(name)
     span, offset = [], 0
     for k in range(metadata.num_row_groups):
         group = metadata.row_group(k)
-        stats = group.column(column).statistics
+        chunks = (group.column(j) for j in range(group.num_columns))
+        stats = next(c.statistics for c in chunks if c.path_in_schema == name)
         if (
             stats is None
             or not stats.has_min_max

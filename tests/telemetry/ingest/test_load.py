@@ -211,27 +211,35 @@ def test_a_multi_day_parquet_file_loads_one_day_per_transaction(tmp_path, store)
     days = [
         source_frames(intervals=6, seed=k, start=START + timedelta(days=k))[0] for k in (0, 1, 2)
     ]
+    row = pl.int_range(pl.len())
     frame = pl.concat(days).with_columns(
-        pl.when(pl.int_range(pl.len()) == 20).then(-1.0).otherwise("decode_tps").alias("decode_tps")
+        pl.when(row == 20).then(-1.0).otherwise("decode_tps").alias("decode_tps"),
+        pl.when(row == 50).then(None).otherwise("ts").alias("ts"),  # a day-3 row, no time
     )
     path = tmp_path / "week.parquet"
     frame.write_parquet(path, row_group_size=7)
     reports = ingest_by_day([str(path)], store, now=NOW + timedelta(days=3))
-    assert [r.rows_read for r in reports] == [d.height for d in days]
+    # The row without a time is read (and quarantined) with the first day.
+    assert [r.rows_read for r in reports] == [
+        days[0].height + 1,
+        days[1].height,
+        days[2].height - 1,
+    ]
     assert [[p["day"] for p in r.partitions] for r in reports] == [
         [(START + timedelta(days=k)).date().isoformat()] for k in (0, 1, 2)
     ]
-    assert sum(r.rows_loaded for r in reports) == frame.height - 1
-    bad = store.read(QUARANTINE)
+    assert sum(r.rows_loaded for r in reports) == frame.height - 2
+    bad = store.read(QUARANTINE).sort("location")
     assert bad.select("source", "location", "reason").rows() == [
-        (f"{path} @ {START.date() + timedelta(days=1)}", "row 21", "negative_value")
+        (f"{path} @ {START.date() + timedelta(days=1)}", "row 21", "negative_value"),
+        (f"{path} @ {START.date()}", "row 51", "wrong_type"),
     ]
     counts = store.row_counts()
     assert counts[INGEST_LOG] == 3
     whole = ingest(
         [str(path)], TelemetryStore(tmp_path / "whole.duckdb"), now=NOW + timedelta(days=3)
     )
-    assert whole.rows_loaded == frame.height - 1
+    assert whole.rows_loaded == frame.height - 2
     again = ingest_by_day([str(path)], store, now=NOW + timedelta(days=3))
     assert [r.as_json() for r in again] == [r.as_json() for r in reports]
     assert store.row_counts() == counts
