@@ -90,16 +90,16 @@ class RawSamples:
         types: dict[str, str] = {}
         for part in parts:
             types.update(part.types)
-        tables = [p.series.with_columns(pl.lit(k).alias("part")) for k, p in enumerate(parts)]
-        every = pl.concat(tables)
+        part = [pl.lit(k, pl.UInt32).alias("_part") for k in range(len(parts))]
+        every = pl.concat(p.series.with_columns(k) for p, k in zip(parts, part, strict=True))
         common = every.select("metric", "labels").unique(maintain_order=True)
         common = common.with_row_index("common").with_columns(pl.col("common").cast(pl.UInt32))
-        ids = every.join(common, on=["metric", "labels"]).select("part", "series", "common")
-        samples = pl.concat(
-            p.samples.join(ids.filter(pl.col("part") == k).drop("part"), on="series", how="left")
+        ids = every.join(common, on=["metric", "labels"]).select("_part", "series", "common")
+        samples = (
+            pl.concat(p.samples.with_columns(k) for p, k in zip(parts, part, strict=True))
+            .join(ids, on=["_part", "series"], how="left", maintain_order="left")
             .with_columns(pl.col("common").alias("series"))
-            .drop("common")
-            for k, p in enumerate(parts)
+            .drop("common", "_part")
         )
         return RawSamples(
             samples=samples,
