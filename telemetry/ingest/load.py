@@ -19,7 +19,7 @@ import polars as pl
 from telemetry.ingest import quarantine
 from telemetry.ingest.assemble import Canonical, finish_instances, finish_load, from_signals
 from telemetry.ingest.errors import IngestError
-from telemetry.ingest.exposition import RawSamples, parse, scrape_time_from_name
+from telemetry.ingest.exposition import RawSamples, parse_bytes, scrape_time_from_name
 from telemetry.ingest.files import TableRead, is_table, parquet_days, read_table
 from telemetry.ingest.mapping import Mapping
 from telemetry.ingest.prometheus import Client, is_prometheus, read_prometheus
@@ -182,8 +182,9 @@ def prepare(
                 rows_read += read.rows_read
             else:
                 owned.append(str(path))
-                text = _text(path)
-                raw = parse(text, str(path), scrape=scrape_time_from_name(path), now=now)
+                raw = parse_bytes(
+                    path.read_bytes(), str(path), scrape=scrape_time_from_name(path), now=now
+                )
                 exposition.append(raw)
                 rows_read += raw.rows_read
     if exposition:
@@ -260,15 +261,6 @@ def prepare(
 
 def _none(table: str) -> pl.DataFrame:
     return pl.DataFrame(schema=CANONICAL_TABLES[table].schema)
-
-
-def _text(path: Path) -> str:
-    try:
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise IngestError(
-            str(path), f"not UTF-8 text at byte {exc.start}", "Exposition text is UTF-8"
-        ) from None
 
 
 def load_id(sources: list[str]) -> str:

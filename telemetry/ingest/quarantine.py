@@ -50,9 +50,13 @@ REASONS = {
 }
 
 
+_EMPTY = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+
+
 def empty() -> pl.DataFrame:
-    """A quarantine frame with no rows, to concatenate onto."""
-    return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    """A quarantine frame with no rows, to concatenate onto (one shared, immutable frame:
+    building it costs more than most checks of a small scrape)."""
+    return _EMPTY
 
 
 def rows(

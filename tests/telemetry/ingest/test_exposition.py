@@ -7,7 +7,8 @@ import pytest
 from numpy.testing import assert_allclose
 
 from telemetry.ingest import prepare
-from telemetry.ingest.exposition import parse, write_openmetrics
+from telemetry.ingest.exposition import parse, parse_bytes, write_openmetrics
+from telemetry.ingest.exposition.parse import LINE_READER_FROM_BYTES
 from tests.telemetry.ingest.frames import NOW, START, source_frames
 
 RATES = ("prefill_tps_total", "prefill_tps_cache_missed", "decode_tps")
@@ -116,3 +117,16 @@ def test_labels_with_escapes_braces_and_exemplars_parse():
     raw = parse(text, "x.om")
     assert raw.samples["value"].to_list() == [3.0]
     assert raw.labels.filter(pl.col("labels") != "")["pod"].to_list() == ['a"b}']
+
+
+@pytest.mark.parametrize("ending", ["\n", "", "\n\n"])
+def test_large_files_split_by_the_csv_reader_parse_as_text_does(ending):
+    instances, load = source_frames(intervals=240)
+    body = write_openmetrics(instances, load).removesuffix("# EOF\n").replace("\n", "\n  \n", 1)
+    text = "# a comment\n\n" + body + "garbage here\n# EOF" + ending
+    assert len(text) > LINE_READER_FROM_BYTES
+    fast, slow = parse_bytes(text.encode(), "x.om", now=NOW), parse(text, "x.om", now=NOW)
+    assert fast.samples.equals(slow.samples)
+    assert fast.quarantine.equals(slow.quarantine)
+    assert fast.quarantine["reason"].to_list() == ["malformed_line"]
+    assert (fast.rows_read, fast.types) == (slow.rows_read, slow.types)
