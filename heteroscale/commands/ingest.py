@@ -6,7 +6,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from telemetry.ingest import IngestError, ingest, load_mapping
+from telemetry.ingest import IngestError, LoadReport, ingest, ingest_by_day, load_mapping
 from telemetry.store import DB_ENV_VAR, TelemetryStore, default_db_path
 
 
@@ -37,6 +37,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--start", type=_instant, help="Prometheus range start (ISO, with zone)")
     parser.add_argument("--end", type=_instant, help="Prometheus range end (default now)")
     parser.add_argument("--timeout", type=float, default=30.0, help="Prometheus timeout in s")
+    parser.add_argument(
+        "--by-day",
+        action="store_true",
+        help="load large Parquet exports one UTC day per transaction (bounded memory)",
+    )
     parser.add_argument("--json", action="store_true", help="print the load report as JSON")
     parser.set_defaults(handler=_ingest)
 
@@ -44,16 +49,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _ingest(args: argparse.Namespace) -> int:
     store = TelemetryStore(args.db or default_db_path())
     try:
-        report = ingest(
-            args.sources,
-            store,
-            mapping=load_mapping(args.mapping),
-            service=args.service,
-            interval_s=args.interval,
-            start=args.start,
-            end=args.end,
-            timeout_s=args.timeout,
-        )
+        options = {
+            "mapping": load_mapping(args.mapping),
+            "service": args.service,
+            "interval_s": args.interval,
+            "start": args.start,
+            "end": args.end,
+            "timeout_s": args.timeout,
+        }
+        if args.by_day:
+            report = LoadReport.combine(ingest_by_day(args.sources, store, **options))
+        else:
+            report = ingest(args.sources, store, **options)
     except IngestError as exc:
         print(f"heteroscale ingest: {exc}", file=sys.stderr)
         return 1

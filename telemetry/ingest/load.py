@@ -53,6 +53,25 @@ class LoadReport:
             "notes": self.notes,
         }
 
+    @classmethod
+    def combine(cls, reports: list[LoadReport]) -> LoadReport:
+        """One report for several loads (e.g. the days of :func:`ingest_by_day`): counts and
+        reasons summed, partitions listed in load order, notes merged."""
+        reasons: dict[str, int] = {}
+        notes: dict = {}
+        for report in reports:
+            for reason, rows in report.quarantine_reasons.items():
+                reasons[reason] = reasons.get(reason, 0) + rows
+            notes |= report.notes
+        return cls(
+            rows_read=sum(r.rows_read for r in reports),
+            rows_loaded=sum(r.rows_loaded for r in reports),
+            rows_quarantined=sum(r.rows_quarantined for r in reports),
+            quarantine_reasons=reasons,
+            partitions=[part for r in reports for part in r.partitions],
+            notes=notes,
+        )
+
 
 @dataclass
 class Prepared:

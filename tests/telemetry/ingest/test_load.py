@@ -246,3 +246,28 @@ def test_a_multi_day_parquet_file_loads_one_day_per_transaction(tmp_path, store)
     got = store.read("instance_samples").drop("day").sort("instance_id", "ts")
     expected = TelemetryStore(tmp_path / "whole.duckdb").read("instance_samples").drop("day")
     assert got.equals(expected.sort("instance_id", "ts"))
+
+
+def test_the_cli_loads_by_day_with_the_same_totals_as_whole(tmp_path, capsys):
+    days = [
+        source_frames(intervals=6, seed=k, start=START + timedelta(days=k))[0] for k in (0, 1, 2)
+    ]
+    frame = pl.concat(days).with_columns(
+        pl.when(pl.int_range(pl.len()) == 20).then(-1.0).otherwise("decode_tps").alias("decode_tps")
+    )
+    path = tmp_path / "week.parquet"
+    frame.write_parquet(path, row_group_size=7)
+    parser = _parser()
+    reports = {}
+    for name, flags in (("by_day", ["--by-day"]), ("whole", [])):
+        db = tmp_path / f"{name}.duckdb"
+        args = parser.parse_args(["ingest", str(path), "--db", str(db), "--json", *flags])
+        assert args.handler(args) == 0
+        reports[name] = json.loads(capsys.readouterr().out)
+    by_day, whole = reports["by_day"], reports["whole"]
+    totals = ("rows_read", "rows_loaded", "rows_quarantined", "quarantine_reasons")
+    assert {k: by_day[k] for k in totals} == {k: whole[k] for k in totals}
+    assert by_day["rows_read"] == frame.height and by_day["rows_quarantined"] == 1
+    days_written = sorted({p["day"] for p in by_day["partitions"]})
+    assert days_written == sorted({p["day"] for p in whole["partitions"]})
+    assert len(days_written) == 3
