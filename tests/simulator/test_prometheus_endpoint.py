@@ -3,10 +3,6 @@ the simulator's telemetry under real vLLM / DCGM / Dynamo names; a real Promethe
 
 from __future__ import annotations
 
-import json
-import shutil
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -24,6 +20,7 @@ from simulator.prometheus_endpoint import CONTENT_TYPE, FinishedRun, MetricsServ
 from simulator.traces import canonical_frame
 from telemetry.ingest import prepare
 from telemetry.ingest.exposition import parse
+from tests.prometheus_server import needs_prometheus, query, running_prometheus
 
 INTERVAL_S = 15.0
 
@@ -201,66 +198,35 @@ def test_only_metrics_is_served(run):
         server.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _query(url: str, promql: str) -> list[dict]:
-    query = urllib.parse.urlencode({"query": promql})
-    with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=5) as response:
-        return json.loads(response.read())["data"]["result"]
-
-
-@pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs a prometheus binary")
+@needs_prometheus
 def test_a_real_prometheus_scrapes_the_final_state(run, tmp_path):
     start, result = run
     server = MetricsServer(FinishedRun(result, start), speed=10_000.0).start()
     target = server.url.removeprefix("http://").removesuffix("/metrics")
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
+    config = (
         "global: {scrape_interval: 1s}\n"
         f"scrape_configs: [{{job_name: sim, static_configs: [{{targets: ['{target}']}}]}}]\n"
     )
-    port = _free_port()
-    log = (tmp_path / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        found: list[dict] = []
-        while not found:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail((tmp_path / "prometheus.log").read_text()[-2000:])
-            time.sleep(0.5)
-            try:
-                found = _query(url, 'vllm:generation_tokens_total{pod="decode-H20-0"}')
-            except OSError:
-                continue
-        assert _query(url, "up")[0]["value"][1] == "1"
-        # Past the run's end (speed 10,000), a scrape shows the whole run.
-        decode = result.instance_samples.filter(pl.col("instance_id") == "decode-H20-0")
-        assert float(found[0]["value"][1]) == pytest.approx((decode["decode_tps"] * 15).sum())
-        last = decode.filter(pl.col("ts") == pl.col("ts").max())
-        util = _query(url, 'DCGM_FI_DEV_GPU_UTIL{pod="decode-H20-0"}')
-        assert len(util) == 4
-        assert float(util[0]["value"][1]) == pytest.approx(100 * last["gpu_util_ratio"][0])
-        assert {s["metric"]["role"] for s in _query(url, "vllm:num_requests_running")} == {
-            "prefill",
-            "decode",
-        }
+        with running_prometheus(tmp_path, config) as url:
+            deadline = time.monotonic() + 60
+            found: list[dict] = []
+            while not found:
+                if time.monotonic() > deadline:
+                    pytest.fail((tmp_path / "prometheus.log").read_text()[-2000:])
+                time.sleep(0.5)
+                found = query(url, 'vllm:generation_tokens_total{pod="decode-H20-0"}')
+            assert query(url, "up")[0]["value"][1] == "1"
+            # Past the run's end (speed 10,000), a scrape shows the whole run.
+            decode = result.instance_samples.filter(pl.col("instance_id") == "decode-H20-0")
+            assert float(found[0]["value"][1]) == pytest.approx((decode["decode_tps"] * 15).sum())
+            last = decode.filter(pl.col("ts") == pl.col("ts").max())
+            util = query(url, 'DCGM_FI_DEV_GPU_UTIL{pod="decode-H20-0"}')
+            assert len(util) == 4
+            assert float(util[0]["value"][1]) == pytest.approx(100 * last["gpu_util_ratio"][0])
+            assert {s["metric"]["role"] for s in query(url, "vllm:num_requests_running")} == {
+                "prefill",
+                "decode",
+            }
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
         server.close()

@@ -9,11 +9,7 @@ the one-millisecond rounding of the evaluation window); latency quantiles within
 the writer's ladder, i.e. 10 % relative plus 0.1 ms.
 """
 
-import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 from datetime import timedelta
 
 import polars as pl
@@ -22,21 +18,13 @@ from numpy.testing import assert_allclose
 
 from telemetry.ingest import Mapping, ingest
 from telemetry.ingest.exposition import write_openmetrics
+from tests.prometheus_server import needs_prometheus, running_prometheus
 from tests.telemetry.ingest.frames import NOW, START, source_frames
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("promtool") is None or shutil.which("prometheus") is None,
-    reason="needs Debian's prometheus package (promtool + prometheus); .ci/run installs it",
-)
+pytestmark = needs_prometheus
 
 INTERVALS = 20
 INTERVAL_S = 15.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -51,44 +39,10 @@ def prometheus(tmp_path):
         check=True,
         capture_output=True,
     )
-    config = tmp_path / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 15s\n")
-    port = _free_port()
-    log = (tmp_path / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={data}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=100y",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = (tmp_path / "prometheus.log").read_text()[-2000:]
-                pytest.fail(f"prometheus did not become ready: {tail}")
-            time.sleep(0.2)
+    with running_prometheus(
+        tmp_path, "global:\n  scrape_interval: 15s\n", tsdb=data, retention="100y"
+    ) as url:
         yield url, instances, load
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def test_round_trip_through_a_real_prometheus(prometheus, store):
