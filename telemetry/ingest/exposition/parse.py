@@ -91,6 +91,8 @@ class RawSamples:
     @staticmethod
     def concat(parts: list[RawSamples]) -> RawSamples:
         """Samples of several sources as one, label tables merged, series ids made common."""
+        if len(parts) == 1:  # ids are already common; the renumbering would cost a join
+            return parts[0]
         labels = pl.concat([p.labels for p in parts], how="diagonal_relaxed").unique("labels")
         types: dict[str, str] = {}
         for part in parts:
@@ -178,7 +180,7 @@ def parse(
     truncated_last = bool(text) and not text.endswith("\n") and lines[-1].strip() != "# EOF"
     openmetrics = any(line.strip() == "# EOF" for line in lines[-3:])
     return _parse_lines(
-        pl.Series("raw", lines, pl.String),
+        pl.LazyFrame({"raw": lines}, schema={"raw": pl.String}),
         source,
         truncated_last=truncated_last,
         openmetrics=openmetrics,
@@ -215,17 +217,15 @@ def parse_bytes(
                 source, f"not UTF-8 text at byte {exc.start}", "Exposition text is UTF-8"
             ) from None
         return parse(text, source, scrape=scrape, now=now)
-    lines = pl.read_csv(
+    lines = pl.scan_csv(
         io.BytesIO(data),
         has_header=False,
         separator=LINE_READER_SEPARATOR.decode(),
         quote_char=None,
         new_columns=["raw"],
         infer_schema=False,
-    )["raw"]
-    if data.endswith(b"\n"):  # str.split gives a last, empty line after the final newline
-        lines = lines.append(pl.Series("raw", [""]))
-    tail = [part.decode().strip() for part in data.rsplit(b"\n", 3)[-3:]]
+    )
+    tail = [part.decode().strip() for part in _last_lines(data, 3)]
     return _parse_lines(
         lines,
         source,
@@ -236,8 +236,21 @@ def parse_bytes(
     )
 
 
+def _last_lines(data: bytes, count: int) -> list[bytes]:
+    """``data.rsplit(b"\\n", count)[-count:]``, found from the end: rsplit reads it all."""
+    parts: list[bytes] = []
+    end = len(data)
+    while len(parts) < count:
+        start = data.rfind(b"\n", 0, end)
+        parts.append(data[start + 1 : end])
+        if start < 0:
+            break
+        end = start
+    return parts[::-1]
+
+
 def _parse_lines(
-    lines: pl.Series,
+    lines: pl.LazyFrame,
     source: str,
     *,
     truncated_last: bool,
@@ -245,29 +258,37 @@ def _parse_lines(
     scrape: tuple[str, datetime] | None,
     now: datetime | None,
 ) -> RawSamples:
-    """:func:`parse` of a document split into lines (null: an empty line)."""
+    """:func:`parse` of a document split into lines (``raw``; null: an empty line).
+
+    The per-line cut is a lazy query, so polars fuses its string operations and runs them on
+    every core; only the distinct heads and label texts come back to Python.
+    """
     now = now or datetime.now(UTC)
-    frame = pl.DataFrame({"raw": lines}).with_row_index("line", offset=1)
+    frame = lines.with_row_index("line", offset=1)
     frame = frame.with_columns(pl.col("line").cast(pl.Int64), pl.col("raw").fill_null("")).filter(
         pl.col("raw").str.strip_chars() != ""
     )
-    comments = frame.filter(pl.col("raw").str.starts_with("#"))
+    frame = frame.collect()
+    is_comment = pl.col("raw").str.starts_with("#")
+    comments = frame.filter(is_comment)
+    sample_lines = _cut(frame.lazy().filter(~is_comment)).collect()
     types = {
         parts[2]: parts[3]
         for parts in (c.split() for c in comments["raw"].to_list())
         if len(parts) >= 4 and parts[1] == "TYPE"
     }
-    lines_frame = frame.filter(~pl.col("raw").str.starts_with("#"))
-    if lines_frame.height == 0:
+    if sample_lines.height == 0:
         raise IngestError(
             source,
             "no samples (the file is empty or holds only comments)",
             "Check that the export or scrape succeeded; remove the file if it is a stray.",
         )
-    parsed = _split_lines(lines_frame)
+    parsed = _split_lines(sample_lines)
     # One label text per series: looked up by id, the text is hashed once per series.
-    series_labels = parsed.filter(pl.col("metric").is_not_null()).unique("series")
-    label_texts = series_labels["labels"].unique().to_list()
+    series_labels = parsed.filter(pl.col("metric").is_not_null()).unique(
+        "series", maintain_order=True
+    )
+    label_texts = series_labels["labels"].unique(maintain_order=True).to_list()
     label_rows = []
     bad_labels = []
     for label_text in label_texts:
@@ -286,7 +307,7 @@ def _parse_lines(
     )
     # Both formats end every line with a newline, so a last line without one was cut off,
     # even when what is left of it still parses.
-    cut = (pl.col("line") == lines_frame["line"].max()) & pl.lit(truncated_last)
+    cut = (pl.col("line") == sample_lines["line"].max()) & pl.lit(truncated_last)
     truncated = parsed.filter(cut)
     bad = parsed.filter(malformed & ~cut)
     quarantined = [
@@ -337,36 +358,45 @@ def _parse_lines(
         labels=labels,
         quarantine=pl.concat(quarantined),
         types=types,
-        rows_read=lines_frame.height,
+        rows_read=sample_lines.height,
     )
 
 
-def _split_lines(lines: pl.DataFrame) -> pl.DataFrame:
-    """``metric``, ``labels``, ``value_text``, ``ts_text``, ``value`` and ``ts_number`` of each
-    line (null ``metric`` when it is not a sample line).
-
-    The common shape, ``name{labels} value [timestamp]`` with single spaces, is cut with
-    literal searches; its head is validated once per distinct head. Other lines get the full
-    regular expression, so both paths accept exactly :data:`SAMPLE_LINE`.
-    """
+def _cut(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """``head``, ``value_text``, ``ts_text``, ``value`` and ``ts_number`` of each line, cut at
+    literal separators (``_end``, where the head ends, is null when a line has no space)."""
     raw = pl.col("raw")
     head_end = (
         pl.when(raw.str.contains("{", literal=True))
         .then(raw.str.find("} ", literal=True) + 1)
         .otherwise(raw.str.find(" ", literal=True))
     )
-    cut = lines.with_columns(head_end.alias("_end")).with_columns(
-        raw.str.slice(0, pl.col("_end")).alias("head"),
-        raw.str.slice(pl.col("_end") + 1).str.split_exact(" ", 1).alias("_rest"),
+    fields = pl.col("_rest").struct
+    return (
+        lines.with_columns(head_end.alias("_end"))
+        .with_columns(
+            raw.str.slice(0, pl.col("_end")).alias("head"),
+            raw.str.slice(pl.col("_end") + 1).str.split_exact(" ", 1).alias("_rest"),
+        )
+        .with_columns(
+            fields.field("field_0").alias("value_text"), fields.field("field_1").alias("ts_text")
+        )
+        .with_columns(
+            pl.col("value_text").cast(pl.Float64, strict=False).alias("value"),
+            pl.col("ts_text").cast(pl.Float64, strict=False).alias("ts_number"),
+        )
     )
-    cut = cut.with_columns(
-        pl.col("_rest").struct.field("field_0").alias("value_text"),
-        pl.col("_rest").struct.field("field_1").alias("ts_text"),
-    ).with_columns(
-        pl.col("value_text").cast(pl.Float64, strict=False).alias("value"),
-        pl.col("ts_text").cast(pl.Float64, strict=False).alias("ts_number"),
-    )
-    heads = cut.filter(pl.col("_end").is_not_null())["head"].unique(maintain_order=True).to_list()
+
+
+def _split_lines(cut: pl.DataFrame) -> pl.DataFrame:
+    """``metric``, ``labels`` and ``series`` of each :func:`_cut` line (null ``metric`` when it
+    is not a sample line).
+
+    The common shape, ``name{labels} value [timestamp]`` with single spaces, is cut with
+    literal searches; its head is validated once per distinct head. Other lines get the full
+    regular expression, so both paths accept exactly :data:`SAMPLE_LINE`.
+    """
+    heads = cut["head"].drop_nulls().unique(maintain_order=True).to_list()
     matched = {h: m.groups() for h in heads if (m := SAMPLE_HEAD.fullmatch(h))}
     head_table = pl.DataFrame(
         {

@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 
 from telemetry.ingest import prepare
 from telemetry.ingest.exposition import parse, parse_bytes, write_openmetrics
-from telemetry.ingest.exposition.parse import LINE_READER_FROM_BYTES
+from telemetry.ingest.exposition.parse import LINE_READER_FROM_BYTES, RawSamples, _last_lines
 from tests.telemetry.ingest.frames import NOW, START, source_frames
 
 RATES = ("prefill_tps_total", "prefill_tps_cache_missed", "decode_tps")
@@ -130,3 +130,18 @@ def test_large_files_split_by_the_csv_reader_parse_as_text_does(ending):
     assert fast.quarantine.equals(slow.quarantine)
     assert fast.quarantine["reason"].to_list() == ["malformed_line"]
     assert (fast.rows_read, fast.types) == (slow.rows_read, slow.types)
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"a", b"a\n", b"a\nb", b"\n\n", b"x\ny\n# EOF", b"a\nb\nc\nd\n", b"a\nb\nc\nd\ne"]
+)
+def test_last_lines_are_those_rsplit_gives(data):
+    assert _last_lines(data, 3) == data.rsplit(b"\n", 3)[-3:]
+
+
+def test_one_source_keeps_its_series_ids():
+    instances, load = source_frames(intervals=4)
+    raw = parse(write_openmetrics(instances, load), "x.om", now=NOW)
+    assert RawSamples.concat([raw]) is raw
+    both = RawSamples.concat([raw, parse(write_openmetrics(instances, load), "y.om", now=NOW)])
+    assert both.series.height == raw.series.height
