@@ -364,22 +364,23 @@ def _parse_lines(
 
 def _cut(lines: pl.LazyFrame) -> pl.LazyFrame:
     """``head``, ``value_text``, ``ts_text``, ``value`` and ``ts_number`` of each line, cut at
-    literal separators (``_end``, where the head ends, is null when a line has no space)."""
+    literal separators (``_end``, where the head ends, is null when a line has no space;
+    ``_extra``, anything after a third space, is not null when the cut does not fit)."""
     raw = pl.col("raw")
-    head_end = (
-        pl.when(raw.str.contains("{", literal=True))
-        .then(raw.str.find("} ", literal=True) + 1)
-        .otherwise(raw.str.find(" ", literal=True))
-    )
+    # Where a line without ``} `` has its first space; one with ``} `` but no ``{`` (or the
+    # reverse) gets a head or extra fields the checks in :func:`_split_lines` reject.
+    head_end = pl.coalesce(raw.str.find("} ", literal=True) + 1, raw.str.find(" ", literal=True))
     fields = pl.col("_rest").struct
     return (
         lines.with_columns(head_end.alias("_end"))
         .with_columns(
             raw.str.slice(0, pl.col("_end")).alias("head"),
-            raw.str.slice(pl.col("_end") + 1).str.split_exact(" ", 1).alias("_rest"),
+            raw.str.slice(pl.col("_end") + 1).str.split_exact(" ", 2).alias("_rest"),
         )
         .with_columns(
-            fields.field("field_0").alias("value_text"), fields.field("field_1").alias("ts_text")
+            fields.field("field_0").alias("value_text"),
+            fields.field("field_1").alias("ts_text"),
+            fields.field("field_2").alias("_extra"),
         )
         .with_columns(
             pl.col("value_text").cast(pl.Float64, strict=False).alias("value"),
@@ -414,6 +415,7 @@ def _split_lines(cut: pl.DataFrame) -> pl.DataFrame:
         pl.col("metric").is_not_null()
         & pl.col("value").is_not_null()
         & (pl.col("ts_text").is_null() | pl.col("ts_number").is_not_null())
+        & pl.col("_extra").is_null()
     )
     columns = ["line", "raw", "metric", "labels", "value_text", "ts_text", "value", "ts_number"]
     columns.append("series")

@@ -145,3 +145,10 @@ def test_one_source_keeps_its_series_ids():
     assert RawSamples.concat([raw]) is raw
     both = RawSamples.concat([raw, parse(write_openmetrics(instances, load), "y.om", now=NOW)])
     assert both.series.height == raw.series.height
+
+
+def test_a_field_after_the_timestamp_is_malformed():
+    text = 'foo 1 1740787200000 junk\nbar{a="b"} 1 1740787200000 x} y\nbaz 1 1740787200000\n'
+    raw = parse(text, "x.prom", now=NOW)
+    assert raw.samples["metric"].to_list() == ["baz"]
+    assert raw.quarantine["reason"].to_list() == ["malformed_line", "malformed_line"]
