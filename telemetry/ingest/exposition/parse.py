@@ -285,8 +285,12 @@ def _parse_lines(
         )
     parsed = _split_lines(sample_lines)
     # One label text per series: looked up by id, the text is hashed once per series.
-    series_labels = parsed.filter(pl.col("metric").is_not_null()).unique(
-        "series", maintain_order=True
+    series_labels = (
+        parsed.lazy()
+        .filter(pl.col("metric").is_not_null())
+        .select("series", "labels")
+        .unique("series", maintain_order=True)
+        .collect()
     )
     label_texts = series_labels["labels"].unique(maintain_order=True).to_list()
     label_rows = []
@@ -308,8 +312,9 @@ def _parse_lines(
     # Both formats end every line with a newline, so a last line without one was cut off,
     # even when what is left of it still parses.
     cut = (pl.col("line") == sample_lines["line"].max()) & pl.lit(truncated_last)
-    truncated = parsed.filter(cut)
-    bad = parsed.filter(malformed & ~cut)
+    parsed = parsed.with_columns(cut.alias("_cut"), (malformed & ~cut).alias("_malformed"))
+    truncated = parsed.filter(pl.col("_cut"))
+    bad = parsed.filter(pl.col("_malformed"))
     quarantined = [
         quarantine.rows(
             bad,
@@ -328,7 +333,12 @@ def _parse_lines(
             raw=pl.col("raw"),
         ),
     ]
-    good = parsed.filter(~malformed & ~cut)
+    good = (
+        parsed.lazy()
+        .filter(~pl.col("_cut") & ~pl.col("_malformed"))
+        .select("line", "raw", "metric", "labels", "value", "ts_number", "series")
+        .collect()
+    )
     ts = _timestamps(good, source, openmetrics=openmetrics, scrape=scrape)
     good = good.with_columns(ts.alias("ts"))
     future = good.filter(pl.col("ts") > now + FUTURE_TOLERANCE)
