@@ -260,8 +260,8 @@ def _parse_lines(
 ) -> RawSamples:
     """:func:`parse` of a document split into lines (``raw``; null: an empty line).
 
-    The per-line cut is a lazy query, so polars fuses its string operations and runs them on
-    every core; only the distinct heads and label texts come back to Python.
+    The per-line cut is one lazy query, so polars fuses its string operations and runs them in
+    its thread pool; only the distinct heads and label texts come back to Python.
     """
     now = now or datetime.now(UTC)
     frame = lines.with_row_index("line", offset=1)
@@ -375,10 +375,10 @@ def _parse_lines(
 def _cut(lines: pl.LazyFrame) -> pl.LazyFrame:
     """``head``, ``value_text``, ``ts_text``, ``value`` and ``ts_number`` of each line, cut at
     literal separators (``_end``, where the head ends, is null when a line has no space;
-    ``_extra``, anything after a third space, is not null when the cut does not fit)."""
+    ``_extra``, a field after the timestamp, is not null when the cut does not fit)."""
     raw = pl.col("raw")
-    # Where a line without ``} `` has its first space; one with ``} `` but no ``{`` (or the
-    # reverse) gets a head or extra fields the checks in :func:`_split_lines` reject.
+    # The head ends at the first ``} ``, or at the first space without one; where that is the
+    # wrong place, the head or an extra field fails the checks in :func:`_split_lines`.
     head_end = pl.coalesce(raw.str.find("} ", literal=True) + 1, raw.str.find(" ", literal=True))
     fields = pl.col("_rest").struct
     return (
