@@ -8,12 +8,9 @@ outside :data:`SPLITWISE_GPUS` (H20, L20, L40S, RTX 4090, RTX PRO 6000) the mode
 
 Method. Configurations (GPU, TP, prompt size, batch size) are split once, with a fixed seed, into
 a training part and a held-out part (:data:`HELD_OUT_FRACTION`). On the training part, ``mfu`` and
-one memory efficiency ``mbu`` are searched on a 0.01 grid; for each pair the all-reduce and
-overhead terms, which enter linearly, are solved by non-negative least squares on relative error.
-The held-out part is never seen by the fit; its relative error is what ``docs/simulator.md``
-reports. ``mbu`` serves as both ``mbu_weights`` and ``mbu_kv``: the fixed cost of these passes
-hides their bandwidth (``mbu`` lands on its bound), let alone how it splits between weight and KV
-reads.
+``mbu`` are searched on a 0.01 grid; for each pair the all-reduce and overhead terms, which enter
+linearly, are solved by non-negative least squares on relative error. The held-out part is never
+seen by the fit; its relative error is what ``docs/simulator.md`` reports.
 """
 
 from __future__ import annotations
@@ -45,9 +42,7 @@ _MBU_GRID = np.round(np.arange(0.20, 1.0001, 0.01), 2)
 _CONFIG_COLUMNS = ["gpu", "tp", "prompt_tokens", "batch_size"]
 
 #: Efficiencies of 1 and no overhead: the model then returns the ideal roofline terms.
-_UNIT_EFFICIENCY = Efficiency(
-    mfu=1.0, mbu_weights=1.0, mbu_kv=1.0, link_util=1.0, step_overhead_s=0.0
-)
+_UNIT_EFFICIENCY = Efficiency(mfu=1.0, mbu=1.0, link_util=1.0, step_overhead_s=0.0)
 
 
 @dataclass(frozen=True)
@@ -188,8 +183,7 @@ def fit_efficiency(points: pl.DataFrame) -> CalibrationResult:
     terms = np.asarray([pm.ideal_seconds(work) for pm, work in point_work])
     measured = points["measured_s"].to_numpy()
     train = ~points["held_out"].to_numpy()
-    compute, weight_memory, kv_memory, allreduce = terms[train].T
-    memory = weight_memory + kv_memory
+    compute, memory, allreduce = terms[train].T
     y = measured[train]
     mfu, mbu = (g.ravel() for g in np.meshgrid(_MFU_GRID, _MBU_GRID, indexing="ij"))
     roofline = np.maximum(compute[None, :] / mfu[:, None], memory[None, :] / mbu[:, None])
@@ -199,8 +193,7 @@ def fit_efficiency(points: pl.DataFrame) -> CalibrationResult:
     inverse_link_util, overhead_s = coef[best]
     efficiency = Efficiency(
         mfu=float(mfu[best]),
-        mbu_weights=float(mbu[best]),
-        mbu_kv=float(mbu[best]),
+        mbu=float(mbu[best]),
         link_util=math.inf if inverse_link_util == 0 else float(1.0 / inverse_link_util),
         step_overhead_s=float(overhead_s),
     )

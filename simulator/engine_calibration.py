@@ -15,13 +15,10 @@ in KV, so 16 nodes are exact to well under 1%).
 
 Points whose final KV (``B * 2L``) exceeds the GPU's KV capacity are dropped: vLLM then
 serialises or preempts, which a per-pass fit cannot describe. Configurations are split into
-training and held-out parts with the same fraction and seed as the Splitwise fit. The points run
-from weight-dominated passes (batch 1, short sequences) to KV-dominated ones (batch 64, 4k-token
-sequences), so they tell the bandwidth weight reads achieve (``mbu_weights``) from the bandwidth
-KV reads achieve (``mbu_kv``): both are grid-searched and the per-pass overhead solved by
-non-negative least squares on relative error. Compute (``mfu``) is not identifiable from these
-decode-dominated runs, nor the all-reduce efficiency from single-GPU runs: both are taken from
-the Splitwise fit.
+training and held-out parts with the same fraction and seed as the Splitwise fit; ``mfu`` and
+``mbu`` are grid-searched and the per-pass overhead solved by non-negative least squares on
+relative error. The all-reduce efficiency is not identifiable from single-GPU runs and is taken
+from the Splitwise fit.
 """
 
 from __future__ import annotations
@@ -53,7 +50,7 @@ DECODE_NODES = 16
 MEMORY_FRACTION = 0.9
 
 _MBU_GRID = np.round(np.arange(0.20, 1.0001, 0.01), 2)
-_UNIT = Efficiency(mfu=1.0, mbu_weights=1.0, mbu_kv=1.0, link_util=1.0, step_overhead_s=0.0)
+_UNIT = Efficiency(mfu=1.0, mbu=1.0, link_util=1.0, step_overhead_s=0.0)
 
 
 @dataclass(frozen=True)
@@ -63,8 +60,8 @@ class EngineCalibration:
     Attributes
     ----------
     efficiency : Efficiency
-        ``mbu_weights``, ``mbu_kv`` and ``step_overhead_s`` fitted on the training part;
-        ``mfu`` and ``link_util`` from the Splitwise fit.
+        ``mfu``, ``mbu`` and ``step_overhead_s`` fitted on the training part; ``link_util``
+        from the Splitwise fit.
     points : pl.DataFrame
         ``gpu``, ``model``, ``length``, ``batch_size``, ``held_out``, ``measured_s``,
         ``predicted_s``, ``rel_error``.
@@ -116,12 +113,10 @@ def load_argonne_points(path: Path = ARGONNE_VLLM_CSV) -> pl.DataFrame:
     return points.with_columns(held_out=pl.Series(held_out))
 
 
-def _passes(
-    points: pl.DataFrame,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Ideal compute, weight-read and KV-traffic seconds of every (weighted) pass, the point each
-    belongs to, and the weight (number of real passes it stands for)."""
-    compute, weight_memory, kv_memory, owner, weight = [], [], [], [], []
+def _passes(points: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ideal compute and memory seconds of every (weighted) pass, the point each belongs to,
+    and the weight (number of real passes it stands for)."""
+    compute, memory, owner, weight = [], [], [], []
     for row, (gpu, model, length, batch) in enumerate(
         points.select("gpu", "model", "length", "batch_size").iter_rows()
     ):
@@ -138,55 +133,39 @@ def _passes(
                 (perf.decode_work(batch, round(batch * (length + generated))), steps / DECODE_NODES)
             )
         for work, count in works:
-            c, w, kv, _ = perf.ideal_seconds(work)
+            c, m, _ = perf.ideal_seconds(work)
             compute.append(c)
-            weight_memory.append(w)
-            kv_memory.append(kv)
+            memory.append(m)
             owner.append(row)
             weight.append(count)
-    return (
-        np.array(compute),
-        np.array(weight_memory),
-        np.array(kv_memory),
-        np.array(owner),
-        np.array(weight, dtype=float),
-    )
+    return np.array(compute), np.array(memory), np.array(owner), np.array(weight, dtype=float)
 
 
 def fit_engine_efficiency(points: pl.DataFrame) -> EngineCalibration:
-    """Fit ``mbu_weights``, ``mbu_kv`` and the per-pass overhead on the points not held out."""
-    compute, weight_memory, kv_memory, owner, weight = _passes(points)
+    """Fit ``mfu``, ``mbu`` and the per-pass overhead on the points not held out."""
+    compute, memory, owner, weight = _passes(points)
     measured = points["measured_s"].to_numpy()
     n_points = points.height
     train = ~points["held_out"].to_numpy()
     passes_per_point = np.bincount(owner, weights=weight, minlength=n_points)
-    # Passes come point after point: where each point's passes start.
-    first_pass = np.searchsorted(owner, np.arange(n_points))
     f = default_efficiency().mfu
-    y, n = measured[train], passes_per_point[train]
-    x = n / y
-    best = (np.inf, 0.0, 0.0, 0.0)
-    for bw in _MBU_GRID:
-        memory = weight_memory / bw + kv_memory / _MBU_GRID[:, None]
-        pass_s = weight * np.maximum(compute / f, memory)
-        roofline = np.add.reduceat(pass_s, first_pass, axis=1)[:, train]
-        overhead = np.maximum(0.0, ((y - roofline) / y) @ x / (x @ x))
-        loss = np.mean(((y - roofline - overhead[:, None] * n) / y) ** 2, axis=1)
-        i = int(np.argmin(loss))
-        if loss[i] < best[0]:
-            best = (float(loss[i]), float(bw), float(_MBU_GRID[i]), float(overhead[i]))
-    _, bw, bk, overhead = best
+    best = (np.inf, 0.0, 0.0)
+    for b in _MBU_GRID:
+        roofline = np.bincount(
+            owner, weights=weight * np.maximum(compute / f, memory / b), minlength=n_points
+        )
+        y, r, n = measured[train], roofline[train], passes_per_point[train]
+        x = n / y
+        overhead = max(0.0, float(x @ ((y - r) / y) / (x @ x)))
+        loss = float(np.mean(((y - r - n * overhead) / y) ** 2))
+        if loss < best[0]:
+            best = (loss, float(b), overhead)
+    _, b, overhead = best
     efficiency = Efficiency(
-        mfu=f,
-        mbu_weights=bw,
-        mbu_kv=bk,
-        link_util=default_efficiency().link_util,
-        step_overhead_s=overhead,
+        mfu=f, mbu=b, link_util=default_efficiency().link_util, step_overhead_s=overhead
     )
     roofline = np.bincount(
-        owner,
-        weights=weight * np.maximum(compute / f, weight_memory / bw + kv_memory / bk),
-        minlength=n_points,
+        owner, weights=weight * np.maximum(compute / f, memory / b), minlength=n_points
     )
     predicted = roofline + passes_per_point * overhead
     points = points.with_columns(

@@ -3,10 +3,8 @@
 A pass costs ``max(compute_s, memory_s) + allreduce_s + step_overhead_s``, where
 
 - ``compute_s = FLOPs / (TP * peak_flops * mfu)``: matmuls plus attention scores;
-- ``memory_s = weight_bytes / (bandwidth * mbu_weights) + kv_bytes / (bandwidth * mbu_kv)``
-  (per GPU): weights read once per pass, by streaming GEMM operand loads, plus KV-cache traffic
-  (prefill writes new KV and reads cached prefix KV; decode reads all resident KV) through
-  paged attention's block-table gathers, a different kernel with its own achieved bandwidth;
+- ``memory_s = bytes_per_gpu / (bandwidth * mbu)``: weights read once per pass plus KV-cache
+  traffic (prefill writes new KV and reads cached prefix KV; decode reads all resident KV);
 - ``allreduce_s``: two ring all-reduces of the activations per layer under tensor parallelism,
   at the link's per-direction bandwidth times ``link_util``;
 - ``step_overhead_s``: what a pass costs beyond the roofline (launches, host scheduling,
@@ -51,10 +49,8 @@ class Efficiency:
     ----------
     mfu : float
         Fraction of peak tensor FLOPS that compute-bound work achieves.
-    mbu_weights : float
-        Fraction of peak memory bandwidth that weight reads (GEMM operands) achieve.
-    mbu_kv : float
-        Fraction of peak memory bandwidth that KV-cache traffic (paged attention) achieves.
+    mbu : float
+        Fraction of peak memory bandwidth that memory-bound work achieves.
     link_util : float
         Fraction of the per-direction interconnect bandwidth that all-reduces achieve.
     step_overhead_s : float
@@ -62,8 +58,7 @@ class Efficiency:
     """
 
     mfu: float
-    mbu_weights: float
-    mbu_kv: float
+    mbu: float
     link_util: float
     step_overhead_s: float
 
@@ -90,23 +85,15 @@ class Work:
     ----------
     flops : float or np.ndarray
         Floating-point operations of the whole model (all TP ranks together).
-    weight_bytes_per_gpu : float
-        Weight bytes one TP rank reads.
-    kv_bytes_per_gpu : float or np.ndarray
-        KV-cache bytes one TP rank reads and writes.
+    bytes_per_gpu : float or np.ndarray
+        Device-memory traffic of one TP rank.
     allreduce_bytes_per_gpu : float
         Bytes one TP rank sends over the interconnect.
     """
 
     flops: float | np.ndarray
-    weight_bytes_per_gpu: float
-    kv_bytes_per_gpu: float | np.ndarray
+    bytes_per_gpu: float | np.ndarray
     allreduce_bytes_per_gpu: float
-
-    @property
-    def bytes_per_gpu(self) -> float | np.ndarray:
-        """Device-memory traffic of one TP rank."""
-        return self.weight_bytes_per_gpu + self.kv_bytes_per_gpu
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,8 +339,7 @@ class PerfModel:
         kv_bytes = (total_new + sum(prefill_context)) * self.model.kv_bytes_per_token
         without_decode_kv = Work(
             flops=flops,
-            weight_bytes_per_gpu=self._weight_bytes_per_gpu(group_tokens),
-            kv_bytes_per_gpu=kv_bytes / self._kv_shards,
+            bytes_per_gpu=self._weight_bytes_per_gpu(group_tokens) + kv_bytes / self._kv_shards,
             allreduce_bytes_per_gpu=self._allreduce_bytes(tokens)
             + self._expert_exchange_bytes(tokens),
         )
@@ -368,8 +354,7 @@ class PerfModel:
         """
         return Work(
             flops=work.flops + self._attention_flops_per_pair * kv_tokens,
-            weight_bytes_per_gpu=work.weight_bytes_per_gpu,
-            kv_bytes_per_gpu=work.kv_bytes_per_gpu
+            bytes_per_gpu=work.bytes_per_gpu
             + kv_tokens * self.model.kv_bytes_per_token / self._kv_shards,
             allreduce_bytes_per_gpu=work.allreduce_bytes_per_gpu,
         )
@@ -391,15 +376,14 @@ class PerfModel:
         (one step per element when ``kv_tokens`` is an array)."""
         return self.step_work(decode_batch=batch_size, decode_kv_tokens=kv_tokens)
 
-    def ideal_seconds(self, work: Work) -> tuple[float, float, float, float]:
-        """Compute, weight-read, KV-traffic and all-reduce time of ``work`` at 100% efficiency.
+    def ideal_seconds(self, work: Work) -> tuple[float, float, float]:
+        """Compute, memory and all-reduce time of ``work`` at 100% efficiency.
 
-        The calibrations fit efficiencies against these four terms.
+        The calibration fits efficiencies against these three terms.
         """
         return (
             work.flops / (self.tp * self._peak_flops),
-            work.weight_bytes_per_gpu / self._bandwidth_bps,
-            work.kv_bytes_per_gpu / self._bandwidth_bps,
+            work.bytes_per_gpu / self._bandwidth_bps,
             work.allreduce_bytes_per_gpu / self._link_bps,
         )
 
@@ -407,10 +391,9 @@ class PerfModel:
         """Duration, compute time and roofline-kernel time of a pass under the fitted
         efficiencies (of each pass, elementwise, when ``work`` holds arrays)."""
         eff = self.efficiency
-        compute_ideal_s, weight_ideal_s, kv_ideal_s, allreduce_ideal_s = self.ideal_seconds(work)
+        compute_ideal_s, memory_ideal_s, allreduce_ideal_s = self.ideal_seconds(work)
         compute_s = compute_ideal_s / eff.mfu
-        memory_s = weight_ideal_s / eff.mbu_weights + kv_ideal_s / eff.mbu_kv
-        kernel_s = _maximum(compute_s, memory_s)
+        kernel_s = _maximum(compute_s, memory_ideal_s / eff.mbu)
         duration_s = kernel_s + allreduce_ideal_s / eff.link_util + eff.step_overhead_s
         return StepCost(duration_s=duration_s, compute_s=compute_s, kernel_s=kernel_s)
 
@@ -434,11 +417,10 @@ class PerfModel:
             + self._attention_flops_per_pair * pairs
         )
         kv_bytes = (tokens + sum(cached_tokens)) * self._kv_bytes_per_token
+        bytes_per_gpu = weight_bytes + kv_bytes / self._kv_shards
         eff = self.efficiency
         compute_s = flops / (self.tp * self._peak_flops) / eff.mfu
-        memory_s = weight_bytes / self._bandwidth_bps / eff.mbu_weights
-        memory_s += kv_bytes / self._kv_shards / self._bandwidth_bps / eff.mbu_kv
-        kernel_s = _maximum(compute_s, memory_s)
+        kernel_s = _maximum(compute_s, bytes_per_gpu / self._bandwidth_bps / eff.mbu)
         duration_s = kernel_s + allreduce_bytes / self._link_bps / eff.link_util
         duration_s += eff.step_overhead_s
         return StepCost(duration_s=duration_s, compute_s=compute_s, kernel_s=kernel_s)
@@ -479,16 +461,15 @@ class PerfModel:
         eff = self.efficiency
         batch_sizes = np.asarray(batch_sizes, dtype=np.int64)
         kv = np.asarray(kv_tokens, dtype=np.int64)
-        flops, weight_s, allreduce_s = _per_batch(batch_sizes, self._stride_terms)
+        flops, bytes_per_gpu, allreduce_s = _per_batch(batch_sizes, self._stride_terms)
         # cost(_with_decode_kv(...)) spelled out, operation for operation, with in-place
-        # updates where they save an allocation (the pass without decode has no KV bytes, and
-        # adding its 0.0 changes nothing).
+        # updates where they save an allocation.
         compute_s = (flops + self._attention_flops_per_pair * kv) / (self.tp * self._peak_flops)
         compute_s /= eff.mfu
         memory_s = kv * self._kv_bytes_per_token / self._kv_shards
+        memory_s += bytes_per_gpu
         memory_s /= self._bandwidth_bps
-        memory_s /= eff.mbu_kv
-        memory_s += weight_s
+        memory_s /= eff.mbu
         kernel_s = np.maximum(compute_s, memory_s, out=memory_s)
         duration_s = kernel_s + allreduce_s
         duration_s += eff.step_overhead_s
@@ -503,14 +484,14 @@ class PerfModel:
         series: O(1) per stride, where summing priced steps costs O(steps). It matches the
         running sum of :meth:`decode` durations to rounding (~1e-15 relative), not bit for bit.
         """
-        flops, weight_s, allreduce_s = self._stride_terms(batch_size)
+        flops, bytes_per_gpu, allreduce_s = self._stride_terms(batch_size)
         eff = self.efficiency
         compute0 = (flops + self._attention_flops_per_pair * kv_tokens) / (
             self.tp * self._peak_flops
         )
         compute0 /= eff.mfu
-        memory0 = weight_s + kv_tokens * self._kv_bytes_per_token / self._kv_shards / (
-            self._bandwidth_bps * eff.mbu_kv
+        memory0 = (bytes_per_gpu + kv_tokens * self._kv_bytes_per_token / self._kv_shards) / (
+            self._bandwidth_bps * eff.mbu
         )
         compute1, memory1 = self._stride_slopes(batch_size)
         if compute0 >= memory0:
@@ -532,13 +513,13 @@ class PerfModel:
         batch_sizes = np.asarray(batch_sizes, dtype=np.int64)
         kv = np.asarray(kv_tokens, dtype=np.int64)
         steps = np.asarray(steps, dtype=float)
-        flops, weight_s, allreduce_s = _per_batch(batch_sizes, self._stride_terms)
+        flops, bytes_per_gpu, allreduce_s = _per_batch(batch_sizes, self._stride_terms)
         compute1, memory1 = _per_batch(batch_sizes, self._stride_slopes)
         eff = self.efficiency
         compute0 = (flops + self._attention_flops_per_pair * kv) / (self.tp * self._peak_flops)
         compute0 /= eff.mfu
-        memory0 = weight_s + kv * self._kv_bytes_per_token / self._kv_shards / (
-            self._bandwidth_bps * eff.mbu_kv
+        memory0 = (bytes_per_gpu + kv * self._kv_bytes_per_token / self._kv_shards) / (
+            self._bandwidth_bps * eff.mbu
         )
         compute_leads = compute0 >= memory0
         lead0 = np.where(compute_leads, compute0, memory0)
@@ -563,22 +544,21 @@ class PerfModel:
                 kv_step
                 * self._kv_bytes_per_token
                 / self._kv_shards
-                / (self._bandwidth_bps * eff.mbu_kv),
+                / (self._bandwidth_bps * eff.mbu),
             )
         return slopes
 
     def _stride_terms(self, batch_size: int) -> tuple[float, float, float]:
-        """What every step of a ``batch_size`` stride shares: FLOPs before the KV
-        (:meth:`_decode_without_kv`), the weight-read time under ``mbu_weights`` and the
-        all-reduce time under ``link_util``."""
+        """What every step of a ``batch_size`` stride shares: FLOPs and bytes before the KV
+        (:meth:`_decode_without_kv`) and the all-reduce time under ``link_util``."""
         terms = self._decode_terms.get(batch_size)
         if terms is None:
             work = self._decode_without_kv(batch_size)
-            eff = self.efficiency
+            allreduce_s = work.allreduce_bytes_per_gpu / self._link_bps / self.efficiency.link_util
             terms = self._decode_terms[batch_size] = (
                 work.flops,
-                work.weight_bytes_per_gpu / self._bandwidth_bps / eff.mbu_weights,
-                work.allreduce_bytes_per_gpu / self._link_bps / eff.link_util,
+                work.bytes_per_gpu,
+                allreduce_s,
             )
         return terms
 

@@ -28,8 +28,8 @@ def l20_70b() -> PerfModel:
 
 def test_decode_is_memory_bound_at_small_batch(h20_70b):
     step = h20_70b.decode(batch_size=1, kv_tokens=2_000)
-    compute_s, weight_s, kv_s, _ = h20_70b.ideal_seconds(h20_70b.decode_work(1, 2_000))
-    assert weight_s + kv_s > 20 * compute_s
+    compute_s, memory_s, _ = h20_70b.ideal_seconds(h20_70b.decode_work(1, 2_000))
+    assert memory_s > 20 * compute_s
     assert step.compute_fraction < 0.05
     # Stalled on memory, the weight GEMMs still hold warps on every SM: SM-active, not computing.
     assert step.sm_active_fraction > 5 * step.compute_fraction
@@ -37,18 +37,17 @@ def test_decode_is_memory_bound_at_small_batch(h20_70b):
 
 def test_sm_activity_leaves_out_allreduce_and_overhead(l20_70b):
     step = l20_70b.prefill([8_192], [0])
-    _, weight_s, kv_s, allreduce_s = l20_70b.ideal_seconds(l20_70b.prefill_work([8_192], [0]))
+    compute_s, memory_s, allreduce_s = l20_70b.ideal_seconds(l20_70b.prefill_work([8_192], [0]))
     assert allreduce_s > 0
-    eff = l20_70b.efficiency
-    assert step.kernel_s == max(step.compute_s, weight_s / eff.mbu_weights + kv_s / eff.mbu_kv)
+    assert step.kernel_s == max(step.compute_s, memory_s / l20_70b.efficiency.mbu)
     assert step.sm_active_fraction == step.kernel_s / step.duration_s < 1
 
 
 def test_prefill_is_compute_bound_at_large_batch(l20_70b, h20_70b):
     for perf in (l20_70b, h20_70b):
         work = perf.prefill_work([8_192], [0])
-        compute_s, weight_s, kv_s, _ = perf.ideal_seconds(work)
-        assert compute_s > 10 * (weight_s + kv_s)
+        compute_s, memory_s, _ = perf.ideal_seconds(work)
+        assert compute_s > 10 * memory_s
     # On NVLink (H20) the all-reduce is a small share and the SMs compute most of the pass.
     assert h20_70b.prefill([8_192], [0]).compute_fraction > 0.7
     # Decode's compute share grows with the batch: H20 turns compute-bound at large batch.
@@ -110,6 +109,5 @@ def test_fit_never_sees_the_held_out_points():
 
 def test_efficiencies_are_physical():
     eff = default_efficiency()
-    assert 0 < eff.mfu <= 1 and 0 < eff.link_util <= 1
-    assert 0 < eff.mbu_weights <= 1 and 0 < eff.mbu_kv <= 1
+    assert 0 < eff.mfu <= 1 and 0 < eff.mbu <= 1 and 0 < eff.link_util <= 1
     assert 0 < eff.step_overhead_s < 0.1
