@@ -111,3 +111,19 @@ def test_efficiencies_are_physical():
     eff = default_efficiency()
     assert 0 < eff.mfu <= 1 and 0 < eff.mbu <= 1 and 0 < eff.link_util <= 1
     assert 0 < eff.step_overhead_s < 0.1
+
+
+@pytest.mark.parametrize(("tp", "ep"), [(1, 2), (1, 4), (2, 4)])
+def test_expert_exchange_gathers_every_rank_and_scatters_back(tp, ep):
+    # vLLM's default allgather_reducescatter backend: each MoE layer sends a data-parallel
+    # rank's hidden states to each of the other ep / tp - 1 ranks and gets their partial
+    # outputs back, whichever experts the tokens picked.
+    model = MODELS["Qwen3-30B-A3B"]
+    perf = PerfModel(model, GPUS["RTX-PRO-6000"], tp, default_efficiency(), ep=ep)
+    dense = PerfModel(model, GPUS["RTX-PRO-6000"], tp, default_efficiency())
+    sent = (
+        perf.decode_work(100, 1_000).allreduce_bytes_per_gpu
+        - dense.decode_work(100, 1_000).allreduce_bytes_per_gpu
+    )
+    hidden_bytes = model.hidden_size * 2  # bf16
+    assert sent == pytest.approx(2 * model.num_layers * (ep // tp - 1) * 100 * hidden_bytes)
