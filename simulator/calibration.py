@@ -180,13 +180,19 @@ def fit_efficiency(points: pl.DataFrame) -> CalibrationResult:
     multi-second prefills.
     """
     point_work = _point_work(points)
-    terms = np.asarray([pm.ideal_seconds(work) for pm, work in point_work])
+    terms = [pm.ideal_seconds(work) for pm, work in point_work]
     measured = points["measured_s"].to_numpy()
     train = ~points["held_out"].to_numpy()
-    compute, memory, allreduce = terms[train].T
+    # (points, kernel groups) compute and memory seconds; one all-reduce time per point.
+    compute = np.array([c for c, _, _ in terms])[train]
+    memory = np.array([m for _, m, _ in terms])[train]
+    allreduce = np.array([a for _, _, a in terms])[train]
     y = measured[train]
     mfu, mbu = (g.ravel() for g in np.meshgrid(_MFU_GRID, _MBU_GRID, indexing="ij"))
-    roofline = np.maximum(compute[None, :] / mfu[:, None], memory[None, :] / mbu[:, None])
+    roofline = sum(
+        np.maximum(compute[None, :, g] / mfu[:, None], memory[None, :, g] / mbu[:, None])
+        for g in range(compute.shape[1])
+    )
     design = np.column_stack([allreduce / y, 1.0 / y])
     coef, loss = _solve_linear_terms(design, (y[None, :] - roofline) / y[None, :])
     best = int(np.argmin(loss))

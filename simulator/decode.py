@@ -35,6 +35,7 @@ pass, so results and telemetry are those of stepping one event at a time, to rou
 from __future__ import annotations
 
 import heapq
+import sys
 from collections import deque
 
 from simulator.perf_model import PerfModel, StrideClock
@@ -63,7 +64,12 @@ class DecodeInstance:
     ----------
     preemptions : int
         Requests preempted so far.
+    max_stride_steps : int
+        Most steps a stride may run (a class attribute). 1 turns event skipping off: one event
+        per step, the reference the event-skipping tests' goldens are written with.
     """
+
+    max_stride_steps = sys.maxsize
 
     def __init__(
         self,
@@ -192,14 +198,14 @@ class DecodeInstance:
                 self._preempt_newest(now)
         if self._running == 0:
             return None
-        steps = self._finish_heap[0][0] - self._steps_done
+        steps = min(self._finish_heap[0][0] - self._steps_done, self.max_stride_steps)
         if self.preempt:
             # Stop where the KV runs out (the next stride preempts), and hold what the steps
             # will write from now on, so that admissions meanwhile cannot take it.
             steps = min(steps, (self.kv_capacity_tokens - self._held_tokens) // self._running)
             self._held_tokens += self._running * steps
             self._record_kv(now)
-        clock = self.perf.stride_clock(self._running, self._resident_kv_tokens, steps)
+        clock = self.perf.stride_clock(self._running, self._resident_kv_tokens)
         self._stride_start_s = now
         self._stride_clock = clock
         self._stride_kv_tokens = self._resident_kv_tokens

@@ -1,24 +1,28 @@
-"""Fit a modern serving engine's single-GPU efficiencies on measured vLLM runs.
+"""Efficiencies of a modern single-GPU serving engine: its kernels' speed and its per-pass cost.
 
 The Splitwise fit (:mod:`simulator.calibration`) describes 2023-era 70B passes at TP 2-8, whose
 steps carry ~24 ms of fixed cost (TP collectives, launches without CUDA graphs). A single-GPU
-vLLM engine with CUDA graphs pays far less per pass, so the colocated (vLLM-style) mode needs its
-own efficiencies, fitted on measurements of that kind of engine.
+vLLM engine with CUDA graphs pays far less per pass, so the colocated (vLLM-style) mode has its
+own efficiencies, from two sources, neither of them the runs it is validated against:
 
-Source: Argonne's LLM-Inference-Bench (Chitty-Venkata et al., SC'24 workshops, BSD-3), vLLM on
-one A100-40GB (Polaris) or one H100-SXM, Llama-2-7B, Llama-3-8B and Mistral-7B, batch 1-64,
-input = output length 128-2048 (``data/vllm_bench/argonne_vllm_1gpu.csv``). Each point is the
-wall time of a whole offline batch: prefill of ``B`` prompts of ``L`` tokens (packed into passes
-of at most :data:`PREFILL_PASS_TOKENS`), then ``L - 1`` decode steps at batch ``B`` whose KV
-grows from ``B * L`` to ``B * 2L`` (summed by a midpoint rule: the step cost is piecewise linear
-in KV, so 16 nodes are exact to well under 1%).
+- ``mfu`` and ``mbu``: the kernels' own speed, measured per operator by Vidur
+  (:mod:`simulator.kernel_profiles`);
+- ``step_overhead_s``: what a whole engine adds per pass, fitted on Argonne's
+  LLM-Inference-Bench (Chitty-Venkata et al., SC'24 workshops, BSD-3): vLLM on one A100-40GB
+  (Polaris) or one H100-SXM, Llama-2-7B, Llama-3-8B and Mistral-7B, batch 1-64, input = output
+  length 128-2048 (``data/vllm_bench/argonne_vllm_1gpu.csv``).
+
+Each Argonne point is the wall time of a whole offline batch: prefill of ``B`` prompts of ``L``
+tokens (packed into passes of at most :data:`PREFILL_PASS_TOKENS`), then ``L - 1`` decode steps
+at batch ``B`` whose KV grows from ``B * L`` to ``B * 2L`` (summed by a midpoint rule: the step
+cost is linear in KV, so 16 nodes are exact to well under 1%).
 
 Points whose final KV (``B * 2L``) exceeds the GPU's KV capacity are dropped: vLLM then
 serialises or preempts, which a per-pass fit cannot describe. Configurations are split into
-training and held-out parts with the same fraction and seed as the Splitwise fit; ``mfu`` and
-``mbu`` are grid-searched and the per-pass overhead solved by non-negative least squares on
-relative error. The all-reduce efficiency is not identifiable from single-GPU runs and is taken
-from the Splitwise fit.
+training and held-out parts with the same fraction and seed as the Splitwise fit; the overhead
+is solved by non-negative least squares on relative error over the training part. The
+all-reduce efficiency is not identifiable from single-GPU runs and is taken from the Splitwise
+fit.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import polars as pl
 
 from simulator.calibration import HELD_OUT_FRACTION, SPLIT_SEED, default_efficiency
 from simulator.hardware import GPUS, MODELS
+from simulator.kernel_profiles import kernel_efficiency
 from simulator.paths import ARGONNE_VLLM_CSV
 from simulator.perf_model import Efficiency, PerfModel
 
@@ -49,7 +54,6 @@ DECODE_NODES = 16
 #: Share of memory vLLM may use (its ``gpu_memory_utilization`` default).
 MEMORY_FRACTION = 0.9
 
-_MBU_GRID = np.round(np.arange(0.20, 1.0001, 0.01), 2)
 _UNIT = Efficiency(mfu=1.0, mbu=1.0, link_util=1.0, step_overhead_s=0.0)
 
 
@@ -60,8 +64,8 @@ class EngineCalibration:
     Attributes
     ----------
     efficiency : Efficiency
-        ``mfu``, ``mbu`` and ``step_overhead_s`` fitted on the training part; ``link_util``
-        from the Splitwise fit.
+        ``mfu`` and ``mbu`` from Vidur's kernel profiles, ``step_overhead_s`` fitted on the
+        training part, ``link_util`` from the Splitwise fit.
     points : pl.DataFrame
         ``gpu``, ``model``, ``length``, ``batch_size``, ``held_out``, ``measured_s``,
         ``predicted_s``, ``rel_error``.
@@ -114,8 +118,9 @@ def load_argonne_points(path: Path = ARGONNE_VLLM_CSV) -> pl.DataFrame:
 
 
 def _passes(points: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Ideal compute and memory seconds of every (weighted) pass, the point each belongs to,
-    and the weight (number of real passes it stands for)."""
+    """Ideal compute and memory seconds of each kernel group of every (weighted) pass (one
+    row per pass), the point each pass belongs to, and its weight (the real passes it stands
+    for)."""
     compute, memory, owner, weight = [], [], [], []
     for row, (gpu, model, length, batch) in enumerate(
         points.select("gpu", "model", "length", "batch_size").iter_rows()
@@ -142,30 +147,24 @@ def _passes(points: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 
 def fit_engine_efficiency(points: pl.DataFrame) -> EngineCalibration:
-    """Fit ``mfu``, ``mbu`` and the per-pass overhead on the points not held out."""
+    """Take ``mfu`` and ``mbu`` from the kernel profiles and fit the per-pass overhead on the
+    points not held out."""
     compute, memory, owner, weight = _passes(points)
-    measured = points["measured_s"].to_numpy()
+    kernels = kernel_efficiency()
     n_points = points.height
-    train = ~points["held_out"].to_numpy()
+    pass_kernel_s = np.maximum(compute / kernels.mfu, memory / kernels.mbu).sum(axis=1)
+    roofline = np.bincount(owner, weights=weight * pass_kernel_s, minlength=n_points)
     passes_per_point = np.bincount(owner, weights=weight, minlength=n_points)
-    f = default_efficiency().mfu
-    best = (np.inf, 0.0, 0.0)
-    for b in _MBU_GRID:
-        roofline = np.bincount(
-            owner, weights=weight * np.maximum(compute / f, memory / b), minlength=n_points
-        )
-        y, r, n = measured[train], roofline[train], passes_per_point[train]
-        x = n / y
-        overhead = max(0.0, float(x @ ((y - r) / y) / (x @ x)))
-        loss = float(np.mean(((y - r - n * overhead) / y) ** 2))
-        if loss < best[0]:
-            best = (loss, float(b), overhead)
-    _, b, overhead = best
+    measured = points["measured_s"].to_numpy()
+    train = ~points["held_out"].to_numpy()
+    y, r, n = measured[train], roofline[train], passes_per_point[train]
+    x = n / y
+    overhead = max(0.0, float(x @ ((y - r) / y) / (x @ x)))
     efficiency = Efficiency(
-        mfu=f, mbu=b, link_util=default_efficiency().link_util, step_overhead_s=overhead
-    )
-    roofline = np.bincount(
-        owner, weights=weight * np.maximum(compute / f, memory / b), minlength=n_points
+        mfu=kernels.mfu,
+        mbu=kernels.mbu,
+        link_util=default_efficiency().link_util,
+        step_overhead_s=overhead,
     )
     predicted = roofline + passes_per_point * overhead
     points = points.with_columns(

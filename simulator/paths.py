@@ -30,3 +30,12 @@ SPLITWISE_PERF_CSV = DATA_DIR / "perf" / "splitwise_perf_model.csv"
 ARGONNE_VLLM_CSV = DATA_DIR / "vllm_bench" / "argonne_vllm_1gpu.csv"
 #: Real vLLM 0.19 runs (LLMServingSim, MIT): one folder per run, replayed by simulator.fidelity.
 VLLM_BENCH_DIR = DATA_DIR / "vllm_bench" / "llmservingsim"
+#: Vidur's per-operator profiles of a Llama layer's non-attention operators (MIT), by GPU and
+#: the model whose layer was timed.
+VIDUR_LINEAR_CSVS = {
+    ("A100-80GB", "Llama-3-8B"): DATA_DIR / "perf" / "vidur" / "a100_Meta-Llama-3-8B_mlp.csv",
+    ("A100-80GB", "Llama-2-7B"): DATA_DIR / "perf" / "vidur" / "a100_Llama-2-7b-hf_mlp.csv",
+    ("H100-SXM", "Llama-2-7B"): DATA_DIR / "perf" / "vidur" / "h100_Llama-2-7b-hf_mlp.csv",
+}
+#: Vidur's FlashAttention prefill and decode kernel timings on A100-80GB, 70B-class layer (MIT).
+VIDUR_ATTENTION_CSV = DATA_DIR / "perf" / "vidur" / "a100_legacy_attention.csv"

@@ -1,32 +1,50 @@
 """Roofline performance model of one forward pass (a prefill batch or a decode step).
 
-A pass costs ``max(compute_s, memory_s) + allreduce_s + step_overhead_s``, where
+A pass runs three groups of kernels one after another, each at its own roofline:
 
-- ``compute_s = FLOPs / (TP * peak_flops * mfu)``: matmuls plus attention scores;
-- ``memory_s = bytes_per_gpu / (bandwidth * mbu)``: weights read once per pass plus KV-cache
-  traffic (prefill writes new KV and reads cached prefix KV; decode reads all resident KV);
-- ``allreduce_s``: two ring all-reduces of the activations per layer under tensor parallelism,
-  at the link's per-direction bandwidth times ``link_util``;
-- ``step_overhead_s``: what a pass costs beyond the roofline (launches, host scheduling,
-  sampling), fitted.
+- **projections**: the attention projections (and a MoE router), plus the LM head on each
+  sequence's last position;
+- **FFN**: the dense FFN, or the experts the pass's tokens touch;
+- **attention**: scores over the context, with the KV-cache traffic (prefill writes new KV and
+  reads cached prefix KV; decode reads all resident KV).
+
+So a pass costs ``sum over groups of max(compute_s, memory_s) + allreduce_s +
+step_overhead_s``, where in each group
+
+- ``compute_s = FLOPs / (TP * peak_flops * mfu)``;
+- ``memory_s = bytes_per_gpu / (bandwidth * mbu)``: the group's weights, read once per pass,
+  or its KV traffic;
+- ``allreduce_s``: two ring all-reduces of the activations per layer under tensor parallelism
+  (and the expert exchange under expert parallelism), at the link's per-direction bandwidth
+  times ``link_util``;
+- ``step_overhead_s``: what a pass costs beyond its kernels' rooflines (launches, host
+  scheduling, small elementwise kernels), fitted.
+
+Summing the groups, not taking one ``max`` over the pass, is what a prompt chunk riding with
+a decode batch costs on a real engine: its projections and FFN turn compute-bound while the
+attention kernel still streams every decoder's KV. A pure prefill or pure decode pass costs
+about the same either way.
 
 Every formula here is written once and accepts arrays wherever a token count may vary.
 :meth:`PerfModel.decode_steps` prices many decode steps (of any batch sizes) in a single call
 that is, element by element, bit for bit the scalar :meth:`PerfModel.decode`: it spells out
-:meth:`PerfModel.cost` over the KV-dependent terms, operation for operation, on top of the
-per-batch terms, which it computes once per batch size. :meth:`PerfModel.stride_clock` times a
-stride of steps of one batch in closed form, for the event loop, which needs only when steps end.
+:meth:`PerfModel.cost` over the KV-dependent attention group, operation for operation, on top
+of the per-batch terms, which it computes once per batch size. :meth:`PerfModel.stride_clock`
+times a stride of steps of one batch in closed form, for the event loop, which needs only when
+steps end.
 
-The efficiencies come from a least-squares fit on measured latencies
-(:mod:`simulator.calibration`). GPUs without public measurements (H20, L20, ...) reuse the
-fitted efficiencies with their own spec sheets: their performance is *derived*, not measured.
+The efficiencies come from measured latencies: a least-squares fit on Splitwise's 70B passes
+(:mod:`simulator.calibration`, the P/D pools' default) or a modern engine's kernel profiles
+(:mod:`simulator.engine_calibration`, the colocated engines'). GPUs without public measurements
+(H20, L20, ...) reuse them with their own spec sheets: their performance is *derived*, not
+measured.
 
 SM activity follows DCGM's definition (an SM is active while at least one warp is resident on
 it), not arithmetic: the roofline kernels (GEMMs, attention) tile every SM and keep their warps
-resident whether they compute or wait on memory, so ``max(compute_s, memory_s)`` counts as
-SM-active; the all-reduce (NCCL runs on a few channels, i.e. a few SMs) and the fixed per-pass
-overhead (launches, host scheduling, small elementwise kernels) count as idle. The compute
-fraction ``compute_s / duration_s`` tells compute-bound from memory-bound passes.
+resident whether they compute or wait on memory, so each group's ``max(compute_s, memory_s)``
+counts as SM-active; the all-reduce (NCCL runs on a few channels, i.e. a few SMs) and the fixed
+per-pass overhead (launches, host scheduling, small elementwise kernels) count as idle. The
+compute fraction ``compute_s / duration_s`` tells compute-bound from memory-bound passes.
 """
 
 from __future__ import annotations
@@ -64,10 +82,12 @@ class Efficiency:
 
 
 def _maximum(a: float | np.ndarray, b: float | np.ndarray) -> float | np.ndarray:
-    """``max`` of two floats, elementwise for arrays: the one formula serves both paths, and
-    scalar costs stay plain floats (cheaper to carry through the event loop than numpy
-    scalars)."""
-    return np.maximum(a, b) if isinstance(a, np.ndarray) else max(a, b)
+    """``max`` of two floats, elementwise if either is an array: the one formula serves both
+    paths, and scalar costs stay plain floats (cheaper to carry through the event loop than
+    numpy scalars)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.maximum(a, b)
+    return max(a, b)
 
 
 def _minimum(a: float | np.ndarray, b: float) -> float | np.ndarray:
@@ -75,25 +95,48 @@ def _minimum(a: float | np.ndarray, b: float) -> float | np.ndarray:
     return np.minimum(a, b) if isinstance(a, np.ndarray) else min(a, b)
 
 
+class KernelGroup(NamedTuple):
+    """What one group of kernels asks of the hardware: FLOPs of the whole model (all TP ranks
+    together) and device-memory bytes of one rank. Arrays, one element per pass, for the
+    attention group of a decode stride."""
+
+    flops: float | np.ndarray
+    bytes_per_gpu: float | np.ndarray
+
+
 @dataclass(frozen=True, slots=True)
 class Work:
     """What a pass asks of the hardware, before any efficiency is applied.
 
-    Fields are arrays, one element per pass, when the work describes a decode stride.
-
     Attributes
     ----------
-    flops : float or np.ndarray
-        Floating-point operations of the whole model (all TP ranks together).
-    bytes_per_gpu : float or np.ndarray
-        Device-memory traffic of one TP rank.
+    projections, ffn, attention : KernelGroup
+        The pass's three kernel groups (see the module docstring), in the order they run.
     allreduce_bytes_per_gpu : float
         Bytes one TP rank sends over the interconnect.
     """
 
-    flops: float | np.ndarray
-    bytes_per_gpu: float | np.ndarray
+    projections: KernelGroup
+    ffn: KernelGroup
+    attention: KernelGroup
     allreduce_bytes_per_gpu: float
+
+    @property
+    def groups(self) -> tuple[KernelGroup, KernelGroup, KernelGroup]:
+        """The kernel groups in the order they run."""
+        return self.projections, self.ffn, self.attention
+
+    @property
+    def flops(self) -> float | np.ndarray:
+        """FLOPs of the whole pass."""
+        return self.projections.flops + self.ffn.flops + self.attention.flops
+
+    @property
+    def bytes_per_gpu(self) -> float | np.ndarray:
+        """Device-memory traffic of one TP rank over the whole pass."""
+        return (
+            self.projections.bytes_per_gpu + self.ffn.bytes_per_gpu + self.attention.bytes_per_gpu
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,43 +164,39 @@ class StepCost:
 class StrideClock(NamedTuple):
     """Closed-form timing of a decode stride (:meth:`PerfModel.stride_clock`).
 
-    Step ``j``'s kernel time is ``lead0 + lead1 * j`` before step ``split`` and
-    ``tail0 + tail1 * (j - split)`` from it on (the roofline's other bound taking over); every
+    Step ``j``'s kernel time is ``kernel0 + kernel1 * j``: the projections and FFN cost the same
+    every step and the attention grows with the KV, which grows by the batch each step; every
     step adds ``fixed_s`` (all-reduce and overhead). A tuple, so that a list of clocks converts
     to an array in one call (:func:`strides_elapsed_s`).
     """
 
-    lead0: float
-    lead1: float
-    split: int
-    tail0: float
-    tail1: float
+    kernel0: float
+    kernel1: float
     fixed_s: float
 
     def elapsed_s(self, steps: int) -> float:
         """Time the first ``steps`` steps take; :func:`strides_elapsed_s` is its array twin."""
-        split = self.split
-        lead = min(steps, split)
-        tail = max(steps - split, 0)
-        kernel_s = lead * self.lead0 + self.lead1 * (lead * (lead - 1) // 2)
-        kernel_s += tail * self.tail0 + self.tail1 * (tail * (tail - 1) // 2)
-        return steps * self.fixed_s + kernel_s
+        return (
+            steps * self.fixed_s + steps * self.kernel0 + self.kernel1 * (steps * (steps - 1) // 2)
+        )
 
     def first_bound(self, start_s: float, at_s: float, lo: int, hi: int) -> int:
         """Smallest ``k`` in ``[lo, hi)`` whose boundary ``start_s + elapsed_s(k)`` is at or
         after ``at_s``, else ``hi``: ``bisect_left`` over the stride's boundaries.
 
-        The first guess solves the lead line's quadratic for ``at_s``, then a walk corrects
-        it (by a step or two: rounding, or a later bound taking over).
+        The first guess solves the elapsed time's quadratic for ``at_s``, then a walk corrects
+        it (by a step at most: rounding).
         """
         if hi <= lo:
             return hi
         elapsed_s = at_s - start_s
-        linear_s = self.fixed_s + self.lead0 - self.lead1 / 2
-        if self.lead1 > 0 and elapsed_s > 0:
-            guess = 2 * elapsed_s / (linear_s + math.sqrt(linear_s**2 + 2 * self.lead1 * elapsed_s))
+        linear_s = self.fixed_s + self.kernel0 - self.kernel1 / 2
+        if self.kernel1 > 0 and elapsed_s > 0:
+            guess = (
+                2 * elapsed_s / (linear_s + math.sqrt(linear_s**2 + 2 * self.kernel1 * elapsed_s))
+            )
         else:
-            guess = elapsed_s / (self.fixed_s + self.lead0)
+            guess = elapsed_s / (self.fixed_s + self.kernel0)
         k = min(max(lo, math.ceil(guess)), hi)
         while k > lo and start_s + self.elapsed_s(k - 1) >= at_s:
             k -= 1
@@ -172,22 +211,14 @@ def strides_elapsed_s(clocks: np.ndarray, counts: np.ndarray, steps: np.ndarray)
     Row ``i`` of ``clocks`` is a clock (its fields in order); ``counts[i]`` consecutive
     elements of ``steps`` (the steps to time) belong to it, stride after stride.
     """
-    lead0, lead1, split, tail0, tail1, fixed_s = clocks.T
+    kernel0, kernel1, fixed_s = clocks.T
     # Whole numbers below 2**53 in float64: every product and half below is exact, as the
     # scalar's integer arithmetic is.
     k = np.asarray(steps, dtype=float)
-    step_split = np.repeat(split, counts)
-    lead = np.minimum(k, step_split)
-    kernel_s = lead * np.repeat(lead0, counts)
-    kernel_s += np.repeat(lead1, counts) * (lead * (lead - 1) * 0.5)
-    # Past the split (few steps: the other roofline bound took over within the stride); the
-    # scalar adds an exact 0.0 elsewhere.
-    past = np.flatnonzero(k > step_split)
-    if past.size:
-        stride = np.searchsorted(np.cumsum(counts), past, side="right")
-        tail = k[past] - split[stride]
-        kernel_s[past] += tail * tail0[stride] + tail1[stride] * (tail * (tail - 1) * 0.5)
-    return k * np.repeat(fixed_s, counts) + kernel_s
+    elapsed_s = k * np.repeat(fixed_s, counts)
+    elapsed_s += k * np.repeat(kernel0, counts)
+    elapsed_s += np.repeat(kernel1, counts) * (k * (k - 1) * 0.5)
+    return elapsed_s
 
 
 def _per_batch(batch_sizes: np.ndarray, terms) -> tuple[np.ndarray, ...]:
@@ -242,11 +273,6 @@ class PerfModel:
         self._link_bps = gpu.interconnect_gbps * 1e9 / 2  # per direction
         self._ring_factor = 2 * (tp - 1) / tp
         m = model
-        self._body_params_per_token = m.num_layers * (
-            m.attention_params_per_layer
-            + m.experts_per_token * m.expert_params
-            + m.router_params_per_layer
-        )
         self._attention_flops_per_pair = 4 * m.num_layers * m.q_dim  # QK^T and AV
         self._dense_weight_params = (
             m.num_layers * (m.attention_params_per_layer + m.router_params_per_layer)
@@ -258,8 +284,7 @@ class PerfModel:
         self._expert_params_per_token = m.num_layers * m.experts_per_token * m.expert_params
         self._decode_work_without_kv: dict[int, Work] = {}  # see _decode_without_kv
         self._decode_terms: dict[int, tuple[float, float, float]] = {}  # see _stride_terms
-        self._decode_slopes: dict[int, tuple[float, float]] = {}  # see _stride_slopes
-        self._prefill_terms: dict[int, tuple] = {}  # see _token_terms
+        self._token_cache: dict[tuple[int, int], tuple] = {}  # see _token_terms
         self._kv_bytes_per_token = model.kv_bytes_per_token
 
     def kv_capacity_tokens(self, memory_fraction: float) -> int:
@@ -298,7 +323,7 @@ class PerfModel:
         """Work of one forward pass mixing prefill chunks and decode tokens (one rank).
 
         The pass reads the weights once for all its tokens, which is why a chunk riding along
-        with a decode batch costs little while decode is memory-bound.
+        with a decode batch costs little while its projections and FFN stay memory-bound.
 
         Parameters
         ----------
@@ -312,7 +337,7 @@ class PerfModel:
             Requests generating one token each.
         decode_kv_tokens : int or np.ndarray
             KV those decode requests attend to, all together; an integer array prices one pass
-            per element (the fields of the returned :class:`Work` become arrays).
+            per element (the attention group of the returned :class:`Work` becomes arrays).
         moe_tokens : int or None
             Tokens, over all data-parallel ranks, that this pass's experts serve under expert
             parallelism; None means this pass's own tokens (no EP).
@@ -329,19 +354,18 @@ class PerfModel:
         )
         # Logits are computed only for each sequence's last position.
         sequences = len(prefill_new) + decode_batch
-        expert_tokens = group_tokens * self.tp / self._expert_shards
-        flops = (
-            2 * self._dense_params_per_token * tokens
-            + 2 * self._expert_params_per_token * expert_tokens
-            + 2 * self.model.lm_head_params * sequences
-            + self._attention_flops_per_pair * pairs
-        )
-        kv_bytes = (total_new + sum(prefill_context)) * self.model.kv_bytes_per_token
+        projections, ffn, allreduce_bytes = self._token_terms(tokens, group_tokens)
+        kv_bytes = (total_new + sum(prefill_context)) * self._kv_bytes_per_token
         without_decode_kv = Work(
-            flops=flops,
-            bytes_per_gpu=self._weight_bytes_per_gpu(group_tokens) + kv_bytes / self._kv_shards,
-            allreduce_bytes_per_gpu=self._allreduce_bytes(tokens)
-            + self._expert_exchange_bytes(tokens),
+            projections=KernelGroup(
+                projections.flops + 2 * self.model.lm_head_params * sequences,
+                projections.bytes_per_gpu,
+            ),
+            ffn=ffn,
+            attention=KernelGroup(
+                self._attention_flops_per_pair * pairs, kv_bytes / self._kv_shards
+            ),
+            allreduce_bytes_per_gpu=allreduce_bytes,
         )
         return self._with_decode_kv(without_decode_kv, decode_kv_tokens)
 
@@ -352,12 +376,11 @@ class PerfModel:
         Split from :meth:`step_work` so that a decode stride adds only this, the part that
         changes from step to step, to a batch's cached remainder (:meth:`decode_steps`).
         """
-        return Work(
-            flops=work.flops + self._attention_flops_per_pair * kv_tokens,
-            bytes_per_gpu=work.bytes_per_gpu
-            + kv_tokens * self.model.kv_bytes_per_token / self._kv_shards,
-            allreduce_bytes_per_gpu=work.allreduce_bytes_per_gpu,
+        attention = KernelGroup(
+            work.attention.flops + self._attention_flops_per_pair * kv_tokens,
+            work.attention.bytes_per_gpu + kv_tokens * self._kv_bytes_per_token / self._kv_shards,
         )
+        return Work(work.projections, work.ffn, attention, work.allreduce_bytes_per_gpu)
 
     def prefill_work(self, new_tokens: Sequence[int], cached_tokens: Sequence[int]) -> Work:
         """Work of prefilling a batch of requests.
@@ -376,14 +399,17 @@ class PerfModel:
         (one step per element when ``kv_tokens`` is an array)."""
         return self.step_work(decode_batch=batch_size, decode_kv_tokens=kv_tokens)
 
-    def ideal_seconds(self, work: Work) -> tuple[float, float, float]:
-        """Compute, memory and all-reduce time of ``work`` at 100% efficiency.
+    def ideal_seconds(self, work: Work) -> tuple[np.ndarray, np.ndarray, float]:
+        """Compute and memory time of each kernel group (projections, FFN, attention), and the
+        all-reduce time, at 100% efficiency.
 
-        The calibration fits efficiencies against these three terms.
+        The calibrations fit efficiencies against these terms.
         """
+        flops = np.array([group.flops for group in work.groups], dtype=float)
+        bytes_per_gpu = np.array([group.bytes_per_gpu for group in work.groups], dtype=float)
         return (
-            work.flops / (self.tp * self._peak_flops),
-            work.bytes_per_gpu / self._bandwidth_bps,
+            flops / (self.tp * self._peak_flops),
+            bytes_per_gpu / self._bandwidth_bps,
             work.allreduce_bytes_per_gpu / self._link_bps,
         )
 
@@ -391,51 +417,50 @@ class PerfModel:
         """Duration, compute time and roofline-kernel time of a pass under the fitted
         efficiencies (of each pass, elementwise, when ``work`` holds arrays)."""
         eff = self.efficiency
-        compute_ideal_s, memory_ideal_s, allreduce_ideal_s = self.ideal_seconds(work)
-        compute_s = compute_ideal_s / eff.mfu
-        kernel_s = _maximum(compute_s, memory_ideal_s / eff.mbu)
-        duration_s = kernel_s + allreduce_ideal_s / eff.link_util + eff.step_overhead_s
+        compute_s = kernel_s = 0.0
+        for group in work.groups:
+            group_compute_s = group.flops / (self.tp * self._peak_flops) / eff.mfu
+            group_memory_s = group.bytes_per_gpu / self._bandwidth_bps / eff.mbu
+            compute_s = compute_s + group_compute_s
+            kernel_s = kernel_s + _maximum(group_compute_s, group_memory_s)
+        duration_s = kernel_s + work.allreduce_bytes_per_gpu / self._link_bps / eff.link_util
+        duration_s += eff.step_overhead_s
         return StepCost(duration_s=duration_s, compute_s=compute_s, kernel_s=kernel_s)
 
     def prefill(self, new_tokens: Sequence[int], cached_tokens: Sequence[int]) -> StepCost:
         """Cost of prefilling a batch (see :meth:`prefill_work`).
 
-        ``cost(prefill_work(...))`` spelled out, operation for operation (so bit for bit the
-        same), without the intermediate objects: the engine prices every prefill batch.
+        ``cost(prefill_work(...))`` with the token-count terms cached (:meth:`_token_terms`):
+        the engine prices every prefill batch.
         """
-        tokens = sum(new_tokens)
-        pairs = sum(t * c + t * (t + 1) / 2 for t, c in zip(new_tokens, cached_tokens, strict=True))
-        terms = self._prefill_terms.get(tokens) if isinstance(tokens, int) else None
-        if terms is None:
-            terms = self._token_terms(tokens)
-            if isinstance(tokens, int):
-                self._prefill_terms[tokens] = terms
-        token_flops, weight_bytes, allreduce_bytes = terms
-        flops = (
-            token_flops
-            + 2 * self.model.lm_head_params * len(new_tokens)
-            + self._attention_flops_per_pair * pairs
-        )
-        kv_bytes = (tokens + sum(cached_tokens)) * self._kv_bytes_per_token
-        bytes_per_gpu = weight_bytes + kv_bytes / self._kv_shards
-        eff = self.efficiency
-        compute_s = flops / (self.tp * self._peak_flops) / eff.mfu
-        kernel_s = _maximum(compute_s, bytes_per_gpu / self._bandwidth_bps / eff.mbu)
-        duration_s = kernel_s + allreduce_bytes / self._link_bps / eff.link_util
-        duration_s += eff.step_overhead_s
-        return StepCost(duration_s=duration_s, compute_s=compute_s, kernel_s=kernel_s)
+        return self.cost(self.prefill_work(new_tokens, cached_tokens))
 
-    def _token_terms(self, tokens: int | np.ndarray) -> tuple:
-        """What a ``tokens``-token prefill pass costs whatever its requests: the FLOPs of its
-        weights' matmuls, its weight reads and its all-reduce bytes (the same operations as
-        :meth:`step_work`'s; :meth:`prefill` caches them per token count)."""
-        expert_tokens = tokens * self.tp / self._expert_shards
-        return (
-            2 * self._dense_params_per_token * tokens
-            + 2 * self._expert_params_per_token * expert_tokens,
-            self._weight_bytes_per_gpu(tokens),
-            self._allreduce_bytes(tokens) + self._expert_exchange_bytes(tokens),
-        )
+    def _token_terms(
+        self, tokens: int | np.ndarray, group_tokens: int | np.ndarray
+    ) -> tuple[KernelGroup, KernelGroup, float]:
+        """What a pass of ``tokens`` tokens (its experts serving ``group_tokens``) costs whatever
+        its requests: its projections before the LM head, its FFN, and its all-reduce bytes.
+        Cached per whole token counts: a simulation prices many passes of the same sizes
+        (arrays, which the fast mode prices elementwise, are not cached)."""
+        key = (tokens, group_tokens)
+        cacheable = isinstance(tokens, int) and isinstance(group_tokens, int)
+        terms = self._token_cache.get(key) if cacheable else None
+        if terms is None:
+            expert_tokens = group_tokens * self.tp / self._expert_shards
+            terms = (
+                KernelGroup(
+                    2 * self._dense_params_per_token * tokens,
+                    self._dense_weight_params / self.tp * BF16_BYTES,
+                ),
+                KernelGroup(
+                    2 * self._expert_params_per_token * expert_tokens,
+                    self._ffn_bytes_per_gpu(group_tokens),
+                ),
+                self._allreduce_bytes(tokens) + self._expert_exchange_bytes(tokens),
+            )
+            if cacheable:
+                self._token_cache[key] = terms
+        return terms
 
     def decode(self, batch_size: int, kv_tokens: int) -> StepCost:
         """Cost of one decode step (see :meth:`decode_work`)."""
@@ -461,105 +486,72 @@ class PerfModel:
         eff = self.efficiency
         batch_sizes = np.asarray(batch_sizes, dtype=np.int64)
         kv = np.asarray(kv_tokens, dtype=np.int64)
-        flops, bytes_per_gpu, allreduce_s = _per_batch(batch_sizes, self._stride_terms)
-        # cost(_with_decode_kv(...)) spelled out, operation for operation, with in-place
-        # updates where they save an allocation.
-        compute_s = (flops + self._attention_flops_per_pair * kv) / (self.tp * self._peak_flops)
-        compute_s /= eff.mfu
-        memory_s = kv * self._kv_bytes_per_token / self._kv_shards
-        memory_s += bytes_per_gpu
-        memory_s /= self._bandwidth_bps
-        memory_s /= eff.mbu
-        kernel_s = np.maximum(compute_s, memory_s, out=memory_s)
+        compute_s, kernel_s, allreduce_s = _per_batch(batch_sizes, self._stride_terms)
+        # cost()'s attention group spelled out, operation for operation, with in-place updates
+        # where they save an allocation (a decode batch's attention group holds only its KV).
+        attention_compute_s = self._attention_flops_per_pair * kv / (self.tp * self._peak_flops)
+        attention_compute_s /= eff.mfu
+        attention_memory_s = kv * self._kv_bytes_per_token / self._kv_shards
+        attention_memory_s /= self._bandwidth_bps
+        attention_memory_s /= eff.mbu
+        compute_s += attention_compute_s
+        kernel_s += np.maximum(attention_compute_s, attention_memory_s, out=attention_memory_s)
         duration_s = kernel_s + allreduce_s
         duration_s += eff.step_overhead_s
         return StepCost(duration_s=duration_s, compute_s=compute_s, kernel_s=kernel_s)
 
-    def stride_clock(self, batch_size: int, kv_tokens: int, steps: int) -> StrideClock:
-        """When each of ``steps`` steps of an unchanging batch ends, in closed form.
+    def stride_clock(self, batch_size: int, kv_tokens: int) -> StrideClock:
+        """When each step of a stride of an unchanging batch ends, in closed form.
 
-        A step's compute and memory times are linear in the KV it reads, which grows by
-        ``batch_size`` tokens per step, so its kernel time is the larger of two lines in the
-        step index and the stride's elapsed time after ``k`` steps is a sum of arithmetic
-        series: O(1) per stride, where summing priced steps costs O(steps). It matches the
-        running sum of :meth:`decode` durations to rounding (~1e-15 relative), not bit for bit.
+        A decode step's attention reads (and scores) KV in proportion to its tokens, which grow
+        by ``batch_size`` a step, while its projections and FFN cost the same every step; so
+        step ``j``'s kernel time is a line in ``j`` and the stride's elapsed time after ``k``
+        steps an arithmetic series: O(1) per stride, where summing priced steps costs
+        O(steps). It matches the running sum of :meth:`decode` durations to rounding (~1e-15
+        relative), not bit for bit. The clock holds however many steps the stride runs.
         """
-        flops, bytes_per_gpu, allreduce_s = self._stride_terms(batch_size)
-        eff = self.efficiency
-        compute0 = (flops + self._attention_flops_per_pair * kv_tokens) / (
-            self.tp * self._peak_flops
-        )
-        compute0 /= eff.mfu
-        memory0 = (bytes_per_gpu + kv_tokens * self._kv_bytes_per_token / self._kv_shards) / (
-            self._bandwidth_bps * eff.mbu
-        )
-        compute1, memory1 = self._stride_slopes(batch_size)
-        if compute0 >= memory0:
-            lead0, lead1, other0, other1 = compute0, compute1, memory0, memory1
-        else:
-            lead0, lead1, other0, other1 = memory0, memory1, compute0, compute1
-        split = steps
-        if other1 > lead1:  # the other line overtakes after the crossing
-            split = min(steps, math.floor((lead0 - other0) / (other1 - lead1)) + 1)
-        return StrideClock(
-            lead0, lead1, split, other0 + other1 * split, other1, allreduce_s + eff.step_overhead_s
-        )
+        return StrideClock(*self.stride_clocks([batch_size], [kv_tokens])[0])
 
-    def stride_clocks(
-        self, batch_sizes: np.ndarray, kv_tokens: np.ndarray, steps: np.ndarray
-    ) -> np.ndarray:
-        """:meth:`stride_clock` of many strides at once, bit for bit, one row of clock fields
-        per stride (the recorder times the steps of every logged stride from these)."""
+    def stride_clocks(self, batch_sizes: np.ndarray, kv_tokens: np.ndarray) -> np.ndarray:
+        """:meth:`stride_clock` of many strides at once, one row of clock fields per stride
+        (the recorder times the steps of every logged stride from these)."""
         batch_sizes = np.asarray(batch_sizes, dtype=np.int64)
         kv = np.asarray(kv_tokens, dtype=np.int64)
-        steps = np.asarray(steps, dtype=float)
-        flops, bytes_per_gpu, allreduce_s = _per_batch(batch_sizes, self._stride_terms)
-        compute1, memory1 = _per_batch(batch_sizes, self._stride_slopes)
-        eff = self.efficiency
-        compute0 = (flops + self._attention_flops_per_pair * kv) / (self.tp * self._peak_flops)
-        compute0 /= eff.mfu
-        memory0 = (bytes_per_gpu + kv * self._kv_bytes_per_token / self._kv_shards) / (
-            self._bandwidth_bps * eff.mbu
-        )
-        compute_leads = compute0 >= memory0
-        lead0 = np.where(compute_leads, compute0, memory0)
-        lead1 = np.where(compute_leads, compute1, memory1)
-        other0 = np.where(compute_leads, memory0, compute0)
-        other1 = np.where(compute_leads, memory1, compute1)
-        overtakes = other1 > lead1
-        with np.errstate(divide="ignore", invalid="ignore"):
-            crossing = np.floor((lead0 - other0) / (other1 - lead1)) + 1
-        split = np.where(overtakes, np.minimum(steps, crossing), steps)
-        fixed_s = allreduce_s + eff.step_overhead_s
-        return np.column_stack((lead0, lead1, split, other0 + other1 * split, other1, fixed_s))
-
-    def _stride_slopes(self, batch_size: int) -> tuple[float, float]:
-        """Growth per step of a ``batch_size`` stride's compute and memory times."""
-        slopes = self._decode_slopes.get(batch_size)
-        if slopes is None:
-            eff = self.efficiency
-            kv_step = batch_size  # KV tokens added per step
-            slopes = self._decode_slopes[batch_size] = (
-                self._attention_flops_per_pair * kv_step / (self.tp * self._peak_flops) / eff.mfu,
-                kv_step
-                * self._kv_bytes_per_token
-                / self._kv_shards
-                / (self._bandwidth_bps * eff.mbu),
+        _, kernel_s, allreduce_s = _per_batch(batch_sizes, self._stride_terms)
+        attention_s_per_token = self._attention_s_per_kv_token()
+        return np.column_stack(
+            (
+                kernel_s + attention_s_per_token * kv,
+                attention_s_per_token * batch_sizes,
+                allreduce_s + self.efficiency.step_overhead_s,
             )
-        return slopes
+        )
+
+    def _attention_s_per_kv_token(self) -> float:
+        """Decode attention time per resident KV token: the larger of its scoring and its
+        reading time (both proportional to the KV)."""
+        eff = self.efficiency
+        return max(
+            self._attention_flops_per_pair / (self.tp * self._peak_flops) / eff.mfu,
+            self._kv_bytes_per_token / self._kv_shards / self._bandwidth_bps / eff.mbu,
+        )
 
     def _stride_terms(self, batch_size: int) -> tuple[float, float, float]:
-        """What every step of a ``batch_size`` stride shares: FLOPs and bytes before the KV
-        (:meth:`_decode_without_kv`) and the all-reduce time under ``link_util``."""
+        """What every decode step of ``batch_size`` requests shares whatever its KV: the
+        compute and roofline time of its projections and FFN, and its all-reduce time
+        under ``link_util`` (the same operations as :meth:`cost`'s)."""
         terms = self._decode_terms.get(batch_size)
         if terms is None:
+            eff = self.efficiency
             work = self._decode_without_kv(batch_size)
-            allreduce_s = work.allreduce_bytes_per_gpu / self._link_bps / self.efficiency.link_util
-            terms = self._decode_terms[batch_size] = (
-                work.flops,
-                work.bytes_per_gpu,
-                allreduce_s,
-            )
+            compute_s = kernel_s = 0.0
+            for group in (work.projections, work.ffn):
+                group_compute_s = group.flops / (self.tp * self._peak_flops) / eff.mfu
+                group_memory_s = group.bytes_per_gpu / self._bandwidth_bps / eff.mbu
+                compute_s = compute_s + group_compute_s
+                kernel_s = kernel_s + max(group_compute_s, group_memory_s)
+            allreduce_s = work.allreduce_bytes_per_gpu / self._link_bps / eff.link_util
+            terms = self._decode_terms[batch_size] = (compute_s, kernel_s, allreduce_s)
         return terms
 
     def _decode_without_kv(self, batch_size: int) -> Work:
@@ -571,8 +563,8 @@ class PerfModel:
             work = self._decode_work_without_kv[batch_size] = self.decode_work(batch_size, 0)
         return work
 
-    def _weight_bytes_per_gpu(self, group_tokens: int) -> float:
-        """Weight bytes one GPU reads in a pass whose experts serve ``group_tokens`` tokens.
+    def _ffn_bytes_per_gpu(self, group_tokens: int) -> float:
+        """FFN weight bytes one GPU reads in a pass whose experts serve ``group_tokens`` tokens.
 
         With uniform routing a token picks ``k`` of ``E`` experts, so ``n`` tokens touch
         ``E * (1 - (1 - k/E)**n)`` distinct experts per layer; dense models have ``E = k = 1``
@@ -581,9 +573,7 @@ class PerfModel:
         """
         m = self.model
         touched = m.num_experts * (1 - (1 - m.experts_per_token / m.num_experts) ** group_tokens)
-        dense = self._dense_weight_params / self.tp
-        experts = m.num_layers * touched * m.expert_params / self._expert_shards
-        return (dense + experts) * BF16_BYTES
+        return m.num_layers * touched * m.expert_params / self._expert_shards * BF16_BYTES
 
     def _allreduce_bytes(self, tokens: int) -> float:
         """Bytes one rank sends for the two ring all-reduces per layer of ``tokens`` activations."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.perf_model import PerfModel, strides_elapsed_s
+from simulator.perf_model import PerfModel, StrideClock, strides_elapsed_s
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class Recorder:
 
         Stands for one :meth:`forward_pass` per step: step ``j`` starts at
         ``start_s + clock.elapsed_s(j)``, the clock being ``perf.stride_clock(batch_size,
-        kv_tokens, n)`` for any ``n >= steps`` (as the engine timed it), and costs
+        kv_tokens)`` (as the engine timed it), and costs
         ``perf.decode(batch_size, kv_tokens + j * batch_size)``, whose SM-active fraction is
         ``min(kernel_s / duration_s, 1)`` (``StepCost.sm_active_fraction``); :meth:`passes`
         computes them for every step at once.
@@ -183,16 +183,16 @@ def _price_strides(strides: Sequence[tuple]) -> tuple[np.ndarray, ...]:
     step_kv = np.repeat(kv_a, steps_a) + step_index * step_batch
     models = {id(perf): perf for perf in perfs}
     if len(models) == 1:
-        clocks = perfs[0].stride_clocks(batch_a, kv_a, steps_a)
+        clocks = perfs[0].stride_clocks(batch_a, kv_a)
         cost = perfs[0].decode_steps(step_batch, step_kv)
         duration_s, kernel_s = cost.duration_s, cost.kernel_s
     else:
-        clocks = np.empty((steps_a.size, 6))
+        clocks = np.empty((steps_a.size, len(StrideClock._fields)))
         duration_s, kernel_s = np.empty(step_kv.size), np.empty(step_kv.size)
         model_of = np.array([id(perf) for perf in perfs], dtype=np.int64)
         for key, perf in models.items():
             mine = model_of == key
-            clocks[mine] = perf.stride_clocks(batch_a[mine], kv_a[mine], steps_a[mine])
+            clocks[mine] = perf.stride_clocks(batch_a[mine], kv_a[mine])
             mine_steps = np.repeat(mine, steps_a)
             cost = perf.decode_steps(step_batch[mine_steps], step_kv[mine_steps])
             duration_s[mine_steps] = cost.duration_s

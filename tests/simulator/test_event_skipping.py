@@ -1,14 +1,13 @@
 """Event skipping in P/D decode instances changes nothing but speed.
 
-Golden outputs under ``golden/`` were written by the step-by-step implementation (one event per
-decode step, see ``golden/README.md``); the stride implementation must reproduce every request's
-times and every telemetry value, to rounding (relative 1e-9): strides are timed in closed form,
-which matches the running sum of step durations to ~1e-15, not bit for bit. Step durations are
-still bit for bit those of single steps. Regenerate the goldens only from a trusted
-implementation:
+Golden outputs under ``golden/`` were written step by step (one event per decode step,
+``DecodeInstance.max_stride_steps = 1``; see ``golden/README.md``); the stride implementation
+must reproduce every request's times and every telemetry value, to rounding (relative 1e-9):
+strides are timed in closed form, which matches the running sum of step durations to ~1e-15,
+not bit for bit. Step durations are still bit for bit those of single steps. Regenerate the
+goldens only from a trusted implementation:
 
-    PYTHONPATH=. .venv/bin/python tests/simulator/test_event_skipping.py
-"""
+    PYTHONPATH=. .venv/bin/python tests/simulator/test_event_skipping.py"""
 
 from __future__ import annotations
 
@@ -133,7 +132,7 @@ def test_a_stride_prices_each_step_exactly_as_a_single_step(model, gpu, tp, batc
 def test_a_stride_clock_is_the_running_sum_of_its_step_durations(model, gpu, tp, batch, kv_tokens):
     perf = PerfModel(MODELS[model], GPUS[gpu], tp, default_efficiency())
     steps = 400
-    clock = perf.stride_clock(batch, kv_tokens, steps)
+    clock = perf.stride_clock(batch, kv_tokens)
     durations = perf.decode_stride(batch, kv_tokens, steps).duration_s
     bounds = np.concatenate(([0.0], np.cumsum(durations)))
     elapsed = [clock.elapsed_s(k) for k in range(steps + 1)]
@@ -151,27 +150,16 @@ def test_a_stride_clock_is_the_running_sum_of_its_step_durations(model, gpu, tp,
             assert clock.first_bound(start_s, at_s, lo, steps) == expected
 
 
-def test_a_stride_clock_follows_the_roofline_bound_that_takes_over():
-    # A large batch over little KV is compute-bound at first; memory takes over as KV grows.
+def test_strides_one_after_another_are_timed_by_their_own_clocks():
     perf = PerfModel(MODELS["Llama-2-70B"], GPUS["H100-SXM"], 8, default_efficiency())
-    costs = perf.decode_stride(512, 0, 3_000)
-    compute_bound = costs.compute_s >= costs.kernel_s
-    assert compute_bound[0] and not compute_bound[-1]
-    clock = perf.stride_clock(512, 0, 3_000)
-    assert 0 < clock.split < 3_000
-    assert perf.stride_clocks([512], [0], [3_000]).tolist() == [list(map(float, clock))]
-    # The array twin, over strides one after the other, crosses at the same step.
-    other = perf.stride_clock(7, 50_000, 40)
+    clock, other = perf.stride_clock(512, 0), perf.stride_clock(7, 50_000)
+    assert perf.stride_clocks([512], [0]).tolist() == [list(map(float, clock))]
     rows = np.array([other, clock, other], dtype=float)
     steps = np.concatenate([np.arange(40), np.arange(3_000), np.arange(40)])
     expected = [*map(other.elapsed_s, range(40)), *map(clock.elapsed_s, range(3_000))]
     expected += expected[:40]
     assert strides_elapsed_s(rows, [40, 3_000, 40], steps).tolist() == expected
-    # first_bound walks into the tail too.
-    boundaries = [10.0 + clock.elapsed_s(k) for k in range(3_001)]
-    for at_s in np.linspace(9.0, boundaries[-1] + 1.0, 97):
-        expected_k = bisect.bisect_left(boundaries, at_s, 1, 3_000)
-        assert clock.first_bound(10.0, float(at_s), 1, 3_000) == expected_k
+    costs = perf.decode_stride(512, 0, 3_000)
     assert clock.elapsed_s(3_000) == pytest.approx(costs.duration_s.sum(), rel=1e-12)
 
 
@@ -184,28 +172,9 @@ def test_the_recorder_times_steps_with_the_engines_clock_bit_for_bit(model, gpu,
     rng = np.random.default_rng(5)
     batch = rng.integers(1, 513, 300)
     kv = rng.integers(0, 3_000_000, 300)
-    steps = rng.integers(1, 4_000, 300)
-    rows = perf.stride_clocks(batch, kv, steps)
-    scalar = [
-        perf.stride_clock(int(b), int(k), int(n)) for b, k, n in zip(batch, kv, steps, strict=True)
-    ]
+    rows = perf.stride_clocks(batch, kv)
+    scalar = [perf.stride_clock(int(b), int(k)) for b, k in zip(batch, kv, strict=True)]
     assert rows.tolist() == [list(map(float, clock)) for clock in scalar]
-
-
-@pytest.mark.parametrize(
-    ("model", "gpu", "tp"),
-    [("Llama-2-70B", "H100-SXM", 8), ("Qwen3-30B-A3B", "H20", 2), ("Llama-3.1-8B", "L40S", 1)],
-)
-def test_prefill_pricing_is_bit_for_bit_the_generic_cost(model, gpu, tp):
-    perf = PerfModel(MODELS[model], GPUS[gpu], tp, default_efficiency())
-    rng = np.random.default_rng(3)
-    for _ in range(200):
-        size = int(rng.integers(1, 6))
-        new = [int(t) for t in rng.integers(1, 4_000, size)]
-        cached = [int(c) for c in rng.integers(0, 3, size) * 512]
-        for _ in range(2):  # priced, then from the per-token-count cache
-            fast, generic = perf.prefill(new, cached), perf.cost(perf.prefill_work(new, cached))
-            assert fast == generic
 
 
 def _decode_instance(output_tokens: list[int]) -> tuple[DecodeInstance, Recorder]:
@@ -262,6 +231,8 @@ def test_a_request_arriving_mid_stride_joins_at_the_next_step_boundary(first_out
 
 
 def _write_golden() -> None:
+    """Write the goldens with event skipping off: one event per decode step."""
+    DecodeInstance.max_stride_steps = 1
     GOLDEN.mkdir(exist_ok=True)
     for name in sorted(CASES):
         result = _run(name)

@@ -23,10 +23,10 @@ BOUNDS = {
     "RTXPRO6000_Llama-3.1-8B": {"tpot_p50_s": 0.15, "peak_decode_tps": 0.15, "ttft_p50_s": 0.30},
     "RTXPRO6000_Qwen3-30B-A3B-Instruct-2507": {
         "tpot_p50_s": 0.15,
-        "peak_decode_tps": 0.20,
+        "peak_decode_tps": 0.15,
         "ttft_p50_s": 0.30,
     },
-    "RTX4090_Llama-3.1-8B": {"tpot_p50_s": 0.29, "peak_decode_tps": 0.25, "ttft_p50_s": 0.35},
+    "RTX4090_Llama-3.1-8B": {"tpot_p50_s": 0.20, "peak_decode_tps": 0.18, "ttft_p50_s": 0.30},
 }
 
 

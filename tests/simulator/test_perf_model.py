@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -12,6 +13,7 @@ from simulator.calibration import (
     fit_efficiency,
     load_splitwise_points,
 )
+from simulator.engine_calibration import engine_efficiency
 from simulator.hardware import GPUS, MODELS
 from simulator.perf_model import PerfModel
 
@@ -29,7 +31,7 @@ def l20_70b() -> PerfModel:
 def test_decode_is_memory_bound_at_small_batch(h20_70b):
     step = h20_70b.decode(batch_size=1, kv_tokens=2_000)
     compute_s, memory_s, _ = h20_70b.ideal_seconds(h20_70b.decode_work(1, 2_000))
-    assert memory_s > 20 * compute_s
+    assert memory_s.sum() > 20 * compute_s.sum()
     assert step.compute_fraction < 0.05
     # Stalled on memory, the weight GEMMs still hold warps on every SM: SM-active, not computing.
     assert step.sm_active_fraction > 5 * step.compute_fraction
@@ -39,15 +41,36 @@ def test_sm_activity_leaves_out_allreduce_and_overhead(l20_70b):
     step = l20_70b.prefill([8_192], [0])
     compute_s, memory_s, allreduce_s = l20_70b.ideal_seconds(l20_70b.prefill_work([8_192], [0]))
     assert allreduce_s > 0
-    assert step.kernel_s == max(step.compute_s, memory_s / l20_70b.efficiency.mbu)
+    eff = l20_70b.efficiency
+    assert step.kernel_s == pytest.approx(sum(np.maximum(compute_s / eff.mfu, memory_s / eff.mbu)))
     assert step.sm_active_fraction == step.kernel_s / step.duration_s < 1
+
+
+def test_a_pass_sums_its_kernel_groups_rooflines():
+    # A prompt chunk riding with a decode batch: its projections and FFN turn compute-bound
+    # while the attention still streams every decoder's KV, so the pass costs the sum of each
+    # group's bound, more than one bound over the whole pass would give.
+    perf = PerfModel(MODELS["Llama-3.1-8B"], GPUS["RTX-PRO-6000"], 1, engine_efficiency())
+    eff = perf.efficiency
+    work = perf.step_work([1_500], [0], decode_batch=128, decode_kv_tokens=128 * 1_500)
+    compute_s, memory_s, _ = perf.ideal_seconds(work)
+    projections_ffn_compute_bound = compute_s[:2] / eff.mfu > memory_s[:2] / eff.mbu
+    attention_memory_bound = memory_s[2] / eff.mbu > compute_s[2] / eff.mfu
+    assert projections_ffn_compute_bound.all() and attention_memory_bound
+    step = perf.cost(work)
+    assert step.kernel_s == pytest.approx(sum(np.maximum(compute_s / eff.mfu, memory_s / eff.mbu)))
+    one_bound_s = max(compute_s.sum() / eff.mfu, memory_s.sum() / eff.mbu)
+    assert step.kernel_s > 1.2 * one_bound_s
+    # A pure decode pass: every group memory-bound, the sum is the one bound.
+    decode = perf.ideal_seconds(perf.decode_work(128, 128 * 1_500))
+    assert perf.decode(128, 128 * 1_500).kernel_s == pytest.approx(decode[1].sum() / eff.mbu)
 
 
 def test_prefill_is_compute_bound_at_large_batch(l20_70b, h20_70b):
     for perf in (l20_70b, h20_70b):
         work = perf.prefill_work([8_192], [0])
         compute_s, memory_s, _ = perf.ideal_seconds(work)
-        assert compute_s > 10 * memory_s
+        assert compute_s.sum() > 10 * memory_s.sum()
     # On NVLink (H20) the all-reduce is a small share and the SMs compute most of the pass.
     assert h20_70b.prefill([8_192], [0]).compute_fraction > 0.7
     # Decode's compute share grows with the batch: H20 turns compute-bound at large batch.
