@@ -269,11 +269,19 @@ def finish_instances(
     if frame["gpus_per_instance"].null_count():
         notes["gpus_per_instance"] = "no GPU labels or mapping for some instances: assumed 1"
         frame = frame.with_columns(pl.col("gpus_per_instance").fill_null(1))
-    if "ready" not in frame.columns:
+    # A source with readiness must have it in every interval, like any signal it provides: an
+    # interval whose readiness samples were all quarantined is a gap, not a null to load.
+    ready_provided = ["ready"] if "ready" in frame.columns else []
+    if not ready_provided:
         notes["ready"] = "no readiness series: every reporting instance counted as ready"
         frame = frame.with_columns(pl.lit(True).alias("ready"))
     elif frame.schema["ready"] != pl.Boolean:
-        frame = frame.with_columns((pl.col("ready").cast(pl.Float64) >= 0.5).alias("ready"))
+        # The fraction of the interval ready; a NaN (a PromQL average of NaNs) is no value,
+        # not "ready" (polars orders NaN above every number).
+        fraction = pl.col("ready").cast(pl.Float64)
+        frame = frame.with_columns(
+            pl.when(fraction.is_finite()).then(fraction >= 0.5).alias("ready")
+        )
     frame, provided = _filled(frame, INSTANCE_METRIC_COLUMNS, mapping, notes)
     conflict = pl.col("conflicting_role") if "conflicting_role" in frame.columns else pl.lit(False)
     checks = [
@@ -298,7 +306,9 @@ def finish_instances(
             pl.format("instance {} has no GPU type", "instance_id"),
         ),
     ]
-    reason, detail = _row_problems(frame, INSTANCE_METRIC_COLUMNS, provided, null_reason, checks)
+    reason, detail = _row_problems(
+        frame, INSTANCE_METRIC_COLUMNS, [*provided, *ready_provided], null_reason, checks
+    )
     frame = _with_problems(frame, reason, detail)
     good, bad = _split(frame, source, _location(frame, "instance {} at {}"))
     return conform(good, INSTANCE_SAMPLES), bad, notes

@@ -28,6 +28,7 @@ REASONS = {
     "malformed_line": "fix the exporter or the file: the line is not valid exposition text",
     "truncated": "re-export the file: it ends in the middle of a line",
     "non_finite_value": "the value is NaN or infinite; check the exporter",
+    "invalid_readiness": "readiness (kube_pod_status_ready) is 0 or 1; check the exporter",
     "negative_value": "measurements cannot be negative; check the exporter or the mapping",
     "negative_counter": "counters never go below zero; check the exporter",
     "duplicate_sample": "two samples of one series share a timestamp; keep one scrape per time",

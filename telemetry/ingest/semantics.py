@@ -301,6 +301,11 @@ def _sample_frame(raw: RawSamples, series: pl.DataFrame) -> tuple[pl.DataFrame, 
     return (frame if ordered else frame.sort("source", "line")), names
 
 
+#: The only values a readiness sample can take: a NaN, an infinity or a 0.5 is not a state,
+#: and averaged into the interval it would make readiness up (or null it) instead of failing.
+READY_VALUES = (0.0, 1.0)
+
+
 def _sample_checks(
     frame: pl.DataFrame, series: pl.DataFrame
 ) -> tuple[pl.DataFrame, list[pl.DataFrame], bool]:
@@ -314,12 +319,15 @@ def _sample_checks(
         "series",
         pl.col("_reason").alias("_series_reason"),
         (pl.col("kind") == "gauge").alias("_gauge"),
+        (pl.col("column") == "ready").fill_null(False).alias("_ready"),
     )
     frame = frame.join(flags, on="series", how="left", maintain_order="left")
     value = pl.col("value")
     reason = (
         pl.when(pl.col("_series_reason").is_not_null())
         .then(pl.col("_series_reason"))
+        .when(pl.col("_ready") & ~value.is_in(READY_VALUES))
+        .then(pl.lit("invalid_readiness"))
         .when(~value.is_finite())
         .then(pl.lit("non_finite_value"))
         .when((value < 0) & ~pl.col("_gauge"))
@@ -327,7 +335,7 @@ def _sample_checks(
         .when(value < 0)
         .then(pl.lit("negative_value"))
     )
-    frame = frame.with_columns(reason.alias("_reason")).drop("_series_reason", "_gauge")
+    frame = frame.with_columns(reason.alias("_reason")).drop("_series_reason", "_gauge", "_ready")
     problems = [frame.filter(pl.col("_reason").is_not_null())]
     frame = frame.filter(pl.col("_reason").is_null()).drop("_reason")
     frame = frame.sort("series", maintain_order=True)
@@ -356,6 +364,7 @@ def _chosen(frame: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
 
 
 DETAILS = {
+    "invalid_readiness": pl.format("readiness value {} is neither 0 nor 1", "value"),
     "non_finite_value": pl.format("value {}", "value"),
     "negative_counter": pl.format("counter value {}", "value"),
     "negative_value": pl.format("gauge value {}", "value"),

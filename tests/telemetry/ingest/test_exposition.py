@@ -152,3 +152,36 @@ def test_a_field_after_the_timestamp_is_malformed():
     raw = parse(text, "x.prom", now=NOW)
     assert raw.samples["metric"].to_list() == ["baz"]
     assert raw.quarantine["reason"].to_list() == ["malformed_line", "malformed_line"]
+
+
+def _ready(times, values):
+    start = START.timestamp()
+    labels = 'pod="p0",service="chat",condition="true"'
+    return [
+        f"kube_pod_status_ready{{{labels}}} {v} {start + t}"
+        for v, t in zip(values, times, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("value", ["NaN", "+Inf", "-Inf", "0.5", "2", "-1"])
+def test_readiness_that_is_not_0_or_1_is_quarantined_and_its_interval_is_a_gap(tmp_path, value):
+    labels = 'pod="p0",role="decode",service="chat"'
+    lines = _counter([0, 150, 300], [0, 15, 30], labels) + _gauge([7.5, 22.5])
+    lines += _ready([7.5, 22.5], ["1", value])
+    prepared = _load(tmp_path, "\n".join([*lines, "# EOF"]) + "\n")
+    bad = prepared.canonical.quarantine
+    invalid = bad.filter(pl.col("reason") == "invalid_readiness")
+    assert invalid["rows"].to_list() == [1]
+    assert "neither 0 nor 1" in invalid["detail"][0]
+    gap = bad.filter(pl.col("reason") == "incomplete_interval")
+    assert gap["detail"].to_list() == ["no value for ready"]
+    got = prepared.canonical.instance_samples
+    assert got.select("ts", "ready").rows() == [(START, True)]
+    assert prepared.rows_read == prepared.canonical.rows_loaded + prepared.rows_quarantined
+
+
+def test_readiness_0_and_1_average_over_the_interval(tmp_path):
+    lines = _counter([0, 150, 300], [0, 15, 30]) + _gauge([5, 10, 20, 25])
+    lines += _ready([5, 10, 20, 25], ["1", "0", "0", "0"])
+    got = _load(tmp_path, "\n".join([*lines, "# EOF"]) + "\n").canonical.instance_samples
+    assert got.sort("ts")["ready"].to_list() == [True, False]

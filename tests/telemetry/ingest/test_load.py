@@ -141,6 +141,14 @@ LINES = st.lists(
     st.one_of(
         st.sampled_from(["garbage", "x{", 'vllm:num_requests_running{pod="p"} NaN 1740787200']),
         st.builds(
+            lambda pod, t, v: (
+                f'kube_pod_status_ready{{pod="{pod}",condition="true"}} {v} {1740787200 + t}'
+            ),
+            st.sampled_from(["p0", "p1"]),
+            st.integers(0, 120),
+            st.sampled_from(["0", "1", "NaN", "+Inf", "0.5", "2", "-1"]),
+        ),
+        st.builds(
             lambda pod, t, v, name: (
                 f'{name}{{pod="{pod}",role="decode",modelName="NVIDIA H20",'
                 f'gpu="0"}} {v} {1740787200 + t}'
