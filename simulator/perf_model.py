@@ -286,6 +286,12 @@ class PerfModel:
         self._decode_terms: dict[int, tuple[float, float, float]] = {}  # see _stride_terms
         self._token_cache: dict[tuple[int, int], tuple] = {}  # see _token_terms
         self._kv_bytes_per_token = model.kv_bytes_per_token
+        # Decode attention time per resident KV token: the larger of its scoring and its
+        # reading time, both proportional to the KV (so a stride's steps grow linearly).
+        self._attention_s_per_kv_token = max(
+            self._attention_flops_per_pair / (tp * self._peak_flops) / efficiency.mfu,
+            self._kv_bytes_per_token / self._kv_shards / self._bandwidth_bps / efficiency.mbu,
+        )
 
     def kv_capacity_tokens(self, memory_fraction: float) -> int:
         """Tokens of KV cache that fit in what the weights leave of ``memory_fraction`` of memory.
@@ -430,10 +436,31 @@ class PerfModel:
     def prefill(self, new_tokens: Sequence[int], cached_tokens: Sequence[int]) -> StepCost:
         """Cost of prefilling a batch (see :meth:`prefill_work`).
 
-        ``cost(prefill_work(...))`` with the token-count terms cached (:meth:`_token_terms`):
-        the engine prices every prefill batch.
+        ``cost(prefill_work(...))`` spelled out, operation for operation (so bit for bit the
+        same), without the intermediate objects: the engine prices every prefill batch.
         """
-        return self.cost(self.prefill_work(new_tokens, cached_tokens))
+        tokens = sum(new_tokens)
+        pairs = sum(t * c + t * (t + 1) / 2 for t, c in zip(new_tokens, cached_tokens, strict=True))
+        projections, ffn, allreduce_bytes = self._token_terms(tokens, tokens)
+        kv_bytes = (tokens + sum(cached_tokens)) * self._kv_bytes_per_token
+        groups = (
+            (
+                projections.flops + 2 * self.model.lm_head_params * len(new_tokens),
+                projections.bytes_per_gpu,
+            ),
+            ffn,
+            (self._attention_flops_per_pair * pairs, kv_bytes / self._kv_shards),
+        )
+        eff = self.efficiency
+        compute_s = kernel_s = 0.0
+        for flops, bytes_per_gpu in groups:
+            group_compute_s = flops / (self.tp * self._peak_flops) / eff.mfu
+            group_memory_s = bytes_per_gpu / self._bandwidth_bps / eff.mbu
+            compute_s = compute_s + group_compute_s
+            kernel_s = kernel_s + _maximum(group_compute_s, group_memory_s)
+        duration_s = kernel_s + allreduce_bytes / self._link_bps / eff.link_util
+        duration_s += eff.step_overhead_s
+        return StepCost(duration_s=duration_s, compute_s=compute_s, kernel_s=kernel_s)
 
     def _token_terms(
         self, tokens: int | np.ndarray, group_tokens: int | np.ndarray
@@ -510,7 +537,13 @@ class PerfModel:
         O(steps). It matches the running sum of :meth:`decode` durations to rounding (~1e-15
         relative), not bit for bit. The clock holds however many steps the stride runs.
         """
-        return StrideClock(*self.stride_clocks([batch_size], [kv_tokens])[0])
+        _, kernel_s, allreduce_s = self._stride_terms(batch_size)
+        per_token_s = self._attention_s_per_kv_token
+        return StrideClock(
+            kernel_s + per_token_s * kv_tokens,
+            per_token_s * batch_size,
+            allreduce_s + self.efficiency.step_overhead_s,
+        )
 
     def stride_clocks(self, batch_sizes: np.ndarray, kv_tokens: np.ndarray) -> np.ndarray:
         """:meth:`stride_clock` of many strides at once, one row of clock fields per stride
@@ -518,22 +551,13 @@ class PerfModel:
         batch_sizes = np.asarray(batch_sizes, dtype=np.int64)
         kv = np.asarray(kv_tokens, dtype=np.int64)
         _, kernel_s, allreduce_s = _per_batch(batch_sizes, self._stride_terms)
-        attention_s_per_token = self._attention_s_per_kv_token()
+        per_token_s = self._attention_s_per_kv_token
         return np.column_stack(
             (
-                kernel_s + attention_s_per_token * kv,
-                attention_s_per_token * batch_sizes,
+                kernel_s + per_token_s * kv,
+                per_token_s * batch_sizes,
                 allreduce_s + self.efficiency.step_overhead_s,
             )
-        )
-
-    def _attention_s_per_kv_token(self) -> float:
-        """Decode attention time per resident KV token: the larger of its scoring and its
-        reading time (both proportional to the KV)."""
-        eff = self.efficiency
-        return max(
-            self._attention_flops_per_pair / (self.tp * self._peak_flops) / eff.mfu,
-            self._kv_bytes_per_token / self._kv_shards / self._bandwidth_bps / eff.mbu,
         )
 
     def _stride_terms(self, batch_size: int) -> tuple[float, float, float]:

@@ -177,6 +177,22 @@ def test_the_recorder_times_steps_with_the_engines_clock_bit_for_bit(model, gpu,
     assert rows.tolist() == [list(map(float, clock)) for clock in scalar]
 
 
+@pytest.mark.parametrize(
+    ("model", "gpu", "tp"),
+    [("Llama-2-70B", "H100-SXM", 8), ("Qwen3-30B-A3B", "H20", 2), ("Llama-3.1-8B", "L40S", 1)],
+)
+def test_prefill_pricing_is_bit_for_bit_the_generic_cost(model, gpu, tp):
+    perf = PerfModel(MODELS[model], GPUS[gpu], tp, default_efficiency())
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        size = int(rng.integers(1, 6))
+        new = [int(t) for t in rng.integers(1, 4_000, size)]
+        cached = [int(c) for c in rng.integers(0, 3, size) * 512]
+        for _ in range(2):  # priced, then from the per-token-count cache
+            fast, generic = perf.prefill(new, cached), perf.cost(perf.prefill_work(new, cached))
+            assert fast == generic
+
+
 def _decode_instance(output_tokens: list[int]) -> tuple[DecodeInstance, Recorder]:
     requests = canonical_frame(
         arrival_s=[0.0] * len(output_tokens),
