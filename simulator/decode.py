@@ -38,9 +38,10 @@ import heapq
 import sys
 from collections import deque
 
-from simulator.perf_model import PerfModel, StrideClock
+from simulator.perf_model import PerfModel
 from simulator.recorder import Recorder
 from simulator.request_table import RequestTable
+from simulator.stride_clock import StrideClock
 
 
 class DecodeInstance:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.perf_model import PerfModel, StrideClock, strides_elapsed_s
+from simulator.perf_model import PerfModel
+from simulator.stride_clock import StrideClock, strides_elapsed_s
 
 
 @dataclass(frozen=True)

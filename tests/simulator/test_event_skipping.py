@@ -24,9 +24,10 @@ from simulator import ClusterSpec, PoolSpec, default_cluster, default_trace, sim
 from simulator.calibration import default_efficiency
 from simulator.decode import DecodeInstance
 from simulator.hardware import GPUS, MODELS
-from simulator.perf_model import PerfModel, strides_elapsed_s
+from simulator.perf_model import PerfModel
 from simulator.recorder import Recorder
 from simulator.request_table import RequestTable
+from simulator.stride_clock import strides_elapsed_s
 from simulator.traces import canonical_frame
 
 GOLDEN = Path(__file__).parent / "golden"
