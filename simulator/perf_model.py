@@ -126,18 +126,6 @@ class Work:
         """The kernel groups in the order they run."""
         return self.projections, self.ffn, self.attention
 
-    @property
-    def flops(self) -> float | np.ndarray:
-        """FLOPs of the whole pass."""
-        return self.projections.flops + self.ffn.flops + self.attention.flops
-
-    @property
-    def bytes_per_gpu(self) -> float | np.ndarray:
-        """Device-memory traffic of one TP rank over the whole pass."""
-        return (
-            self.projections.bytes_per_gpu + self.ffn.bytes_per_gpu + self.attention.bytes_per_gpu
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class StepCost:
@@ -363,15 +351,22 @@ class PerfModel:
         """Duration, compute time and roofline-kernel time of a pass under the fitted
         efficiencies (of each pass, elementwise, when ``work`` holds arrays)."""
         eff = self.efficiency
-        compute_s = kernel_s = 0.0
-        for group in work.groups:
-            group_compute_s = group.flops / (self.tp * self._peak_flops) / eff.mfu
-            group_memory_s = group.bytes_per_gpu / self._bandwidth_bps / eff.mbu
-            compute_s = compute_s + group_compute_s
-            kernel_s = kernel_s + _maximum(group_compute_s, group_memory_s)
+        compute_s, kernel_s = self._rooflines(work.groups)
         duration_s = kernel_s + work.allreduce_bytes_per_gpu / self._link_bps / eff.link_util
         duration_s += eff.step_overhead_s
         return StepCost(duration_s=duration_s, compute_s=compute_s, kernel_s=kernel_s)
+
+    def _rooflines(self, groups) -> tuple[float | np.ndarray, float | np.ndarray]:
+        """Arithmetic time and roofline time, ``max(compute, memory)``, of kernel groups that run
+        one after another, summed in order (``groups``: (FLOPs, bytes per GPU) pairs)."""
+        eff = self.efficiency
+        compute_s = kernel_s = 0.0
+        for flops, bytes_per_gpu in groups:
+            group_compute_s = flops / (self.tp * self._peak_flops) / eff.mfu
+            group_memory_s = bytes_per_gpu / self._bandwidth_bps / eff.mbu
+            compute_s = compute_s + group_compute_s
+            kernel_s = kernel_s + _maximum(group_compute_s, group_memory_s)
+        return compute_s, kernel_s
 
     def prefill(self, new_tokens: Sequence[int], cached_tokens: Sequence[int]) -> StepCost:
         """Cost of prefilling a batch (see :meth:`prefill_work`).
@@ -392,12 +387,7 @@ class PerfModel:
             (self._attention_flops_per_pair * pairs, kv_bytes / self._kv_shards),
         )
         eff = self.efficiency
-        compute_s = kernel_s = 0.0
-        for flops, bytes_per_gpu in groups:
-            group_compute_s = flops / (self.tp * self._peak_flops) / eff.mfu
-            group_memory_s = bytes_per_gpu / self._bandwidth_bps / eff.mbu
-            compute_s = compute_s + group_compute_s
-            kernel_s = kernel_s + _maximum(group_compute_s, group_memory_s)
+        compute_s, kernel_s = self._rooflines(groups)
         duration_s = kernel_s + allreduce_bytes / self._link_bps / eff.link_util
         duration_s += eff.step_overhead_s
         return StepCost(duration_s=duration_s, compute_s=compute_s, kernel_s=kernel_s)
@@ -506,15 +496,9 @@ class PerfModel:
         under ``link_util`` (the same operations as :meth:`cost`'s)."""
         terms = self._decode_terms.get(batch_size)
         if terms is None:
-            eff = self.efficiency
             work = self._decode_without_kv(batch_size)
-            compute_s = kernel_s = 0.0
-            for group in (work.projections, work.ffn):
-                group_compute_s = group.flops / (self.tp * self._peak_flops) / eff.mfu
-                group_memory_s = group.bytes_per_gpu / self._bandwidth_bps / eff.mbu
-                compute_s = compute_s + group_compute_s
-                kernel_s = kernel_s + max(group_compute_s, group_memory_s)
-            allreduce_s = work.allreduce_bytes_per_gpu / self._link_bps / eff.link_util
+            compute_s, kernel_s = self._rooflines((work.projections, work.ffn))
+            allreduce_s = work.allreduce_bytes_per_gpu / self._link_bps / self.efficiency.link_util
             terms = self._decode_terms[batch_size] = (compute_s, kernel_s, allreduce_s)
         return terms
 

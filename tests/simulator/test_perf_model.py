@@ -102,8 +102,8 @@ def test_kv_capacity_is_what_the_weights_leave(l20_70b):
 
 def test_moe_decode_reads_more_experts_as_the_batch_grows():
     perf = PerfModel(MODELS["Qwen3-30B-A3B"], GPUS["H100-SXM"], 1, default_efficiency())
-    one = perf.decode_work(1, 1_000).bytes_per_gpu
-    many = perf.decode_work(256, 1_000).bytes_per_gpu
+    one = perf.decode_work(1, 1_000).ffn.bytes_per_gpu
+    many = perf.decode_work(256, 1_000).ffn.bytes_per_gpu
     assert one < 0.25 * MODELS["Qwen3-30B-A3B"].weight_bytes < many
 
 
