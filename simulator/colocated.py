@@ -14,7 +14,7 @@ Each step follows vLLM's (V1, 0.19) scheduler:
    blocks (prefix cache hits), then needs blocks for its first chunk and, with
    ``scheduler_reserve_full_isl``, for its whole sequence so far.
 
-The step is one forward pass over every scheduled token, priced by the roofline
+The step is one forward pass over every scheduled token, priced by the kernel-group roofline
 (:meth:`simulator.perf_model.PerfModel.step_work`): the weights are read once for the decode
 tokens and the prefill chunks together. When a request's scheduled tokens reach everything it
 knows, the pass samples its next token: its first (TTFT), a decode token, or its last.
