@@ -12,12 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import numpy as np
 import polars as pl
 
 from telemetry.ingest import catalog as cat
 from telemetry.ingest import quarantine
-from telemetry.ingest.exposition.parse import RawSamples
+from telemetry.ingest.exposition.raw import RawSamples, renumber
 from telemetry.ingest.histogram import histogram_quantiles
 
 #: The per-(instance, interval, column) values every reader hands to assembly.
@@ -279,13 +278,12 @@ def _series_table(raw: RawSamples, service: str | None, signals) -> pl.DataFrame
 def _sample_frame(raw: RawSamples, series: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     """The samples as integers and floats in file order: source (index into the returned
     sorted names), line, series (renumbered as in ``series``), ts, value."""
-    names = sorted(raw.samples["source"].unique().to_list())
-    renumber = np.zeros(int(series["_raw_series"].max() or 0) + 1, dtype=np.uint32)
-    renumber[series["_raw_series"].to_numpy()] = series["series"].to_numpy()
+    names = sorted(set(raw.sources))
+    ranks = pl.Series([names.index(s) for s in raw.sources], dtype=pl.UInt32)
     frame = raw.samples.select(
-        pl.col("source").cast(pl.Enum(names)).to_physical().alias("source"),
+        pl.lit(ranks).gather(pl.col("source")).alias("source"),
         "line",
-        pl.Series("series", renumber[raw.samples["series"].to_numpy()]),
+        renumber(pl.col("series"), series["_raw_series"], series["series"]),
         "ts",
         "value",
     )
