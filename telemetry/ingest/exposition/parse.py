@@ -215,11 +215,8 @@ def _parse_lines(
     """
     now = now or datetime.now(UTC)
     frame = grammar.cut(lines.with_row_index("line", offset=1)).collect()
-    heads, series = grammar.head_table(
-        frame["head"].drop_nulls().unique(maintain_order=True).to_list()
-    )
-    ids = frame.select("head").join(heads, on="head", how="left", maintain_order="left")
-    frame = frame.with_columns(ids["series"])
+    ids, series = _series_ids(frame["head"])
+    frame = frame.with_columns(ids)
     fits = pl.col("series").is_not_null() & pl.col("_shape")
     fast = frame.lazy().filter(fits).select("line", "series", "value", "ts_number").collect()
     # Comments and blank lines never fit (no head starts with "#"): they are among the rest.
@@ -305,6 +302,20 @@ def _parse_lines(
         types=types,
         rows_read=rows_read,
     )
+
+
+def _series_ids(heads: pl.Series) -> tuple[pl.Series, pl.DataFrame]:
+    """The series id of each line (null: no head of the grammar) and the series table.
+
+    A backfill holds each series' samples together, so its heads come in runs: only the
+    first head of each run is looked up (a run id costs one comparison with the line before,
+    a lookup a hash of the head), then the ids are spread over the runs by position.
+    """
+    runs = heads.rle_id()
+    starts = heads.filter((runs != runs.shift(1)).fill_null(True))
+    table, series = grammar.head_table(starts.drop_nulls().unique(maintain_order=True).to_list())
+    ids = starts.to_frame().join(table, on="head", how="left", maintain_order="left")["series"]
+    return ids.gather(runs), series
 
 
 def _label_table(series: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
