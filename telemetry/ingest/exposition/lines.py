@@ -3,9 +3,9 @@
 A line ``name{labels} value [timestamp]`` is cut at literal separators (``} `` after the labels,
 then single spaces) with vectorised string search; its head, which repeats at every timestamp
 of a series, is checked against the grammar and split once per distinct head and stands for a
-series id from then on. Lines the cut does not fit (exemplars, tabs, odd spacing, spaces in
-label values after a ``} ``, broken syntax) go through one vectorised regular expression, the
-exact grammar; both paths accept exactly :data:`SAMPLE_LINE`.
+series id from then on. Lines the cut does not fit (exemplars, tabs, odd spacing, a ``} ``
+inside a label value, broken syntax) go through one vectorised regular expression, the exact
+grammar; both paths accept exactly :data:`SAMPLE_LINE`.
 """
 
 from __future__ import annotations
@@ -102,11 +102,11 @@ def head_table(heads: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
         },
         schema={"series": pl.UInt32, "metric": pl.String, "labels": pl.String},
     )
-    heads_ = pl.DataFrame(
+    by_head = pl.DataFrame(
         {"head": list(numbered), "series": list(numbered.values())},
         schema={"head": pl.String, "series": pl.UInt32},
     )
-    return heads_, series
+    return by_head, series
 
 
 def by_grammar(rest: pl.DataFrame, series: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
