@@ -95,7 +95,8 @@ class ScrapeState:
             return
         raw = parse(write_openmetrics(samples, load), "simulation", now=_beyond(samples, load))
         latest = (
-            raw.samples.sort("ts", "line")
+            raw.named()
+            .sort("ts", "line")
             .group_by("metric", "labels", maintain_order=True)
             .agg(pl.col("value").last(), pl.col("line").last())
             .with_columns(_family(list(raw.types)).alias("family"))

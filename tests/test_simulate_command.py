@@ -75,9 +75,10 @@ def test_serve_exposes_the_run_on_metrics_until_stopped(tmp_path):
         server.terminate()
         server.wait(timeout=30)
     raw = parse(text, "scrape", scrape=("sim", datetime.now(UTC)))
-    requests = raw.samples.filter(raw.samples["metric"] == "dynamo_frontend_requests_total")
+    samples = raw.named()
+    requests = samples.filter(samples["metric"] == "dynamo_frontend_requests_total")
     assert requests["value"].to_list() == [300.0]  # the whole run, at that speed
-    assert "vllm:num_requests_running" in set(raw.samples["metric"])
+    assert "vllm:num_requests_running" in set(samples["metric"])
 
 
 def test_serve_needs_host_and_port(tmp_path):

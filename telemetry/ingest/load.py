@@ -19,7 +19,7 @@ import polars as pl
 from telemetry.ingest import quarantine
 from telemetry.ingest.assemble import Canonical, finish_instances, finish_load, from_signals
 from telemetry.ingest.errors import IngestError
-from telemetry.ingest.exposition import RawSamples, parse_bytes, scrape_time_from_name
+from telemetry.ingest.exposition import RawSamples, parse_file, scrape_time_from_name
 from telemetry.ingest.files import TableRead, is_table, parquet_days, read_table
 from telemetry.ingest.mapping import Mapping
 from telemetry.ingest.prometheus import Client, is_prometheus, read_prometheus
@@ -201,9 +201,7 @@ def prepare(
                 rows_read += read.rows_read
             else:
                 owned.append(str(path))
-                raw = parse_bytes(
-                    path.read_bytes(), str(path), scrape=scrape_time_from_name(path), now=now
-                )
+                raw = parse_file(path, scrape=scrape_time_from_name(path), now=now)
                 exposition.append(raw)
                 rows_read += raw.rows_read
     if exposition:

@@ -59,7 +59,7 @@ def _series(text: str) -> pl.DataFrame:
     """metric, labels as columns, value: the scrape as the ingestion reader parses it."""
     raw = parse(text, "scrape", scrape=("sim", datetime.now(UTC)))
     assert raw.quarantine.height == 0
-    return raw.samples.join(raw.labels, on="labels").select(pl.exclude("labels", "source", "ts"))
+    return raw.named().join(raw.labels, on="labels").select(pl.exclude("labels", "source", "ts"))
 
 
 def _value(series: pl.DataFrame, metric: str, **labels: str) -> list[float]:

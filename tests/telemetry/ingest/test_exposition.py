@@ -7,7 +7,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from telemetry.ingest import prepare
-from telemetry.ingest.exposition import parse, parse_bytes, write_openmetrics
+from telemetry.ingest.exposition import parse, parse_bytes, parse_file, write_openmetrics
 from telemetry.ingest.exposition.parse import LINE_READER_FROM_BYTES, RawSamples, _last_lines
 from tests.telemetry.ingest.frames import NOW, START, source_frames
 
@@ -120,16 +120,20 @@ def test_labels_with_escapes_braces_and_exemplars_parse():
 
 
 @pytest.mark.parametrize("ending", ["\n", "", "\n\n"])
-def test_large_files_split_by_the_csv_reader_parse_as_text_does(ending):
+def test_large_files_split_by_the_csv_reader_parse_as_text_does(tmp_path, ending):
     instances, load = source_frames(intervals=240)
     body = write_openmetrics(instances, load).removesuffix("# EOF\n").replace("\n", "\n  \n", 1)
     text = "# a comment\n\n" + body + "garbage here\n# EOF" + ending
     assert len(text) > LINE_READER_FROM_BYTES
-    fast, slow = parse_bytes(text.encode(), "x.om", now=NOW), parse(text, "x.om", now=NOW)
-    assert fast.samples.equals(slow.samples)
-    assert fast.quarantine.equals(slow.quarantine)
-    assert fast.quarantine["reason"].to_list() == ["malformed_line"]
-    assert (fast.rows_read, fast.types) == (slow.rows_read, slow.types)
+    path = tmp_path / "x.om"
+    path.write_text(text)
+    slow = parse(text, str(path), now=NOW)
+    for fast in (parse_bytes(text.encode(), str(path), now=NOW), parse_file(path, now=NOW)):
+        assert fast.samples.equals(slow.samples)
+        assert fast.series.equals(slow.series)
+        assert fast.quarantine.equals(slow.quarantine)
+        assert fast.quarantine["reason"].to_list() == ["malformed_line"]
+        assert (fast.rows_read, fast.types) == (slow.rows_read, slow.types)
 
 
 @pytest.mark.parametrize(
@@ -147,10 +151,34 @@ def test_one_source_keeps_its_series_ids():
     assert both.series.height == raw.series.height
 
 
+def test_merged_sources_keep_each_samples_name_and_labels():
+    instances, load = source_frames(intervals=4)
+    text = write_openmetrics(instances, load)
+    lines = text.splitlines()
+    first = parse("\n".join(lines[::2]) + "\n# EOF\n", "x.om", now=NOW)
+    second = parse("\n".join(lines[1::2]) + "\n# EOF\n", "y.om", now=NOW)
+    both = RawSamples.concat([first, second])
+    columns = ["source", "line", "metric", "labels", "ts", "value"]
+    expected = pl.concat([first.named(), second.named()]).select(columns)
+    assert both.named().select(columns).equals(expected)
+    assert both.series["series"].is_unique().all()
+
+
+def test_a_large_file_that_is_not_ascii_is_read_as_text(tmp_path):
+    instances, load = source_frames(intervals=240)
+    text = write_openmetrics(instances, load).replace('service="', 'service="café-', 1)
+    assert len(text) > LINE_READER_FROM_BYTES
+    path = tmp_path / "x.om"
+    path.write_text(text)
+    got, expected = parse_file(path, now=NOW), parse(text, str(path), now=NOW)
+    assert got.named().equals(expected.named())
+    assert "café-chat" in got.labels["service"].to_list()
+
+
 def test_a_field_after_the_timestamp_is_malformed():
     text = 'foo 1 1740787200000 junk\nbar{a="b"} 1 1740787200000 x} y\nbaz 1 1740787200000\n'
     raw = parse(text, "x.prom", now=NOW)
-    assert raw.samples["metric"].to_list() == ["baz"]
+    assert raw.named()["metric"].to_list() == ["baz"]
     assert raw.quarantine["reason"].to_list() == ["malformed_line", "malformed_line"]
 
 
