@@ -6,8 +6,8 @@ Every quantity comes from exact event accounting over the interval ``[ts, ts + i
   semantics of DCGM_FI_DEV_GPU_UTIL. A pass counts whole, overhead included, because serving
   engines keep the GPU's stream fed through a pass.
 - ``sm_active_ratio``: share of the interval with warps resident on the SMs, the semantics of
-  DCGM_FI_PROF_SM_ACTIVE. A pass contributes its time in SM-wide roofline kernels
-  (``max(compute_s, memory_s)``: a GEMM stalled on memory still holds its warps), not its
+  DCGM_FI_PROF_SM_ACTIVE. A pass contributes its time in SM-wide roofline kernels (each kernel
+  group's ``max(compute_s, memory_s)``: a GEMM stalled on memory still holds its warps), not its
   all-reduce or fixed overhead (:class:`simulator.perf_model.StepCost`). So a decode step that
   runs back to back is fully "utilised" yet only partly SM-active.
 - ``prefill_tps_total`` / ``prefill_tps_cache_missed``: prompt tokens of batches finished in the
