@@ -476,8 +476,8 @@ class PerfModel:
         )
 
     def stride_clocks(self, batch_sizes: np.ndarray, kv_tokens: np.ndarray) -> np.ndarray:
-        """:meth:`stride_clock` of many strides at once, one row of clock fields per stride
-        (the recorder times the steps of every logged stride from these)."""
+        """:meth:`stride_clock` of many strides at once, bit for bit, one row of clock fields per
+        stride (the recorder times the steps of every logged stride from these)."""
         batch_sizes = np.asarray(batch_sizes, dtype=np.int64)
         kv = np.asarray(kv_tokens, dtype=np.int64)
         _, kernel_s, allreduce_s = _per_batch(batch_sizes, self._stride_terms)
