@@ -231,7 +231,7 @@ class ColocatedClusterSpec:
     engine : EngineConfig
         Scheduler settings shared by every engine.
     efficiency : Efficiency or None
-        Roofline efficiencies; None uses the single-GPU engine fit
+        Roofline efficiencies; None uses the single-GPU engine's on the pool's GPU
         (:func:`simulator.engine_calibration.engine_efficiency`).
     """
 

@@ -318,7 +318,11 @@ class _ColocatedSimulation:
         pool, engine = cluster.pool, cluster.engine
         ep = pool.tp * engine.data_parallel_size if engine.enable_expert_parallel else 1
         perf = PerfModel(
-            model, GPUS[pool.gpu_type], pool.tp, cluster.efficiency or engine_efficiency(), ep
+            model,
+            GPUS[pool.gpu_type],
+            pool.tp,
+            cluster.efficiency or engine_efficiency(pool.gpu_type),
+            ep,
         )
         blocks = engine.num_gpu_blocks or (
             perf.kv_capacity_tokens(engine.gpu_memory_utilization) // engine.block_size

@@ -5,7 +5,7 @@ steps carry ~24 ms of fixed cost (TP collectives, launches without CUDA graphs).
 vLLM engine with CUDA graphs pays far less per pass, so the colocated (vLLM-style) mode has its
 own efficiencies, from two sources, neither of them the runs it is validated against:
 
-- ``mfu`` and ``mbu``: the kernels' own speed, measured per operator by Vidur
+- ``mfu`` and ``mbu``: the kernels' own speed on each GPU, from per-operator timings
   (:mod:`simulator.kernel_profiles`);
 - ``step_overhead_s``: what a whole engine adds per pass, fitted on Argonne's
   LLM-Inference-Bench (Chitty-Venkata et al., SC'24 workshops, BSD-3): vLLM on one A100-40GB
@@ -59,20 +59,31 @@ _UNIT = Efficiency(mfu=1.0, mbu=1.0, link_util=1.0, step_overhead_s=0.0)
 
 @dataclass(frozen=True)
 class EngineCalibration:
-    """Fitted single-GPU engine efficiencies and every point with its prediction.
+    """The fitted per-pass overhead and every point with its prediction.
 
     Attributes
     ----------
-    efficiency : Efficiency
-        ``mfu`` and ``mbu`` from Vidur's kernel profiles, ``step_overhead_s`` fitted on the
-        training part, ``link_util`` from the Splitwise fit.
+    step_overhead_s : float
+        Fitted on the training part.
     points : pl.DataFrame
         ``gpu``, ``model``, ``length``, ``batch_size``, ``held_out``, ``measured_s``,
         ``predicted_s``, ``rel_error``.
     """
 
-    efficiency: Efficiency
+    step_overhead_s: float
     points: pl.DataFrame
+
+    def efficiency(self, gpu: str) -> Efficiency:
+        """The engine's efficiencies on ``gpu``: its kernels' ``mfu`` and ``mbu``
+        (:func:`simulator.kernel_profiles.kernel_efficiency`), the fitted overhead, and
+        ``link_util`` from the Splitwise fit."""
+        kernels = kernel_efficiency(gpu)
+        return Efficiency(
+            mfu=kernels.mfu,
+            mbu=kernels.mbu,
+            link_util=default_efficiency().link_util,
+            step_overhead_s=self.step_overhead_s,
+        )
 
     def error_summary(self) -> pl.DataFrame:
         """Mean, p90 and max absolute relative error, training vs held-out."""
@@ -147,12 +158,14 @@ def _passes(points: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 
 def fit_engine_efficiency(points: pl.DataFrame) -> EngineCalibration:
-    """Take ``mfu`` and ``mbu`` from the kernel profiles and fit the per-pass overhead on the
-    points not held out."""
+    """Fit the per-pass overhead on the points not held out, each point's kernels at its GPU's
+    ``mfu`` and ``mbu`` (:func:`simulator.kernel_profiles.kernel_efficiency`)."""
     compute, memory, owner, weight = _passes(points)
-    kernels = kernel_efficiency()
+    kernels = [kernel_efficiency(gpu) for gpu in points["gpu"]]
+    mfu = np.array([k.mfu for k in kernels])[owner, None]
+    mbu = np.array([k.mbu for k in kernels])[owner, None]
     n_points = points.height
-    pass_kernel_s = np.maximum(compute / kernels.mfu, memory / kernels.mbu).sum(axis=1)
+    pass_kernel_s = np.maximum(compute / mfu, memory / mbu).sum(axis=1)
     roofline = np.bincount(owner, weights=weight * pass_kernel_s, minlength=n_points)
     passes_per_point = np.bincount(owner, weights=weight, minlength=n_points)
     measured = points["measured_s"].to_numpy()
@@ -160,18 +173,12 @@ def fit_engine_efficiency(points: pl.DataFrame) -> EngineCalibration:
     y, r, n = measured[train], roofline[train], passes_per_point[train]
     x = n / y
     overhead = max(0.0, float(x @ ((y - r) / y) / (x @ x)))
-    efficiency = Efficiency(
-        mfu=kernels.mfu,
-        mbu=kernels.mbu,
-        link_util=default_efficiency().link_util,
-        step_overhead_s=overhead,
-    )
     predicted = roofline + passes_per_point * overhead
     points = points.with_columns(
         predicted_s=pl.Series(predicted),
         rel_error=pl.Series(np.abs(predicted / measured - 1.0)),
     )
-    return EngineCalibration(efficiency=efficiency, points=points)
+    return EngineCalibration(step_overhead_s=overhead, points=points)
 
 
 @functools.cache
@@ -180,6 +187,7 @@ def default_engine_calibration() -> EngineCalibration:
     return fit_engine_efficiency(load_argonne_points())
 
 
-def engine_efficiency() -> Efficiency:
-    """Efficiencies of a single-GPU vLLM-class engine: the colocated mode's default."""
-    return default_engine_calibration().efficiency
+def engine_efficiency(gpu: str) -> Efficiency:
+    """Efficiencies of a single-GPU vLLM-class engine on ``gpu``: the colocated mode's
+    default."""
+    return default_engine_calibration().efficiency(gpu)

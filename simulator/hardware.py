@@ -134,9 +134,10 @@ class ModelSpec:
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim * BF16_BYTES
 
 
-#: Spec sheets. Only A100 (40 and 80 GB) and H100-SXM have public latency measurements
-#: (:mod:`simulator.calibration`, :mod:`simulator.engine_calibration`); every other GPU's
-#: performance is *derived*: its spec sheet times the efficiencies fitted on those.
+#: Spec sheets. A100 (40 and 80 GB) and H100-SXM have public latency measurements
+#: (:mod:`simulator.calibration`, :mod:`simulator.engine_calibration`), and A100-80GB, H100-SXM,
+#: RTX 4090 and RTX PRO 6000 public kernel timings (:mod:`simulator.kernel_profiles`); every
+#: other GPU's performance is *derived*: its spec sheet times the efficiencies fitted on those.
 GPUS: dict[str, GpuSpec] = {
     g.name: g
     for g in (

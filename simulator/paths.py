@@ -39,3 +39,17 @@ VIDUR_LINEAR_CSVS = {
 }
 #: Vidur's FlashAttention prefill and decode kernel timings on A100-80GB, 70B-class layer (MIT).
 VIDUR_ATTENTION_CSV = DATA_DIR / "perf" / "vidur" / "a100_legacy_attention.csv"
+#: LLMServingSim's per-operator profiles of Llama-3.1-8B's linear operators (MIT), by GPU and
+#: model: vLLM's kernels on the GPUs of the bundled vLLM runs.
+LLMSERVINGSIM_LINEAR_CSVS = {
+    (gpu, "Llama-3.1-8B"): DATA_DIR / "perf" / "llmservingsim" / f"{name}_Llama-3.1-8B_linear.csv"
+    for gpu, name in (("RTX-4090", "RTX4090"), ("RTX-PRO-6000", "RTXPRO6000"))
+}
+#: The same profiles' decode attention kernel timings (MIT).
+LLMSERVINGSIM_ATTENTION_CSVS = {
+    (gpu, "Llama-3.1-8B"): DATA_DIR
+    / "perf"
+    / "llmservingsim"
+    / f"{name}_Llama-3.1-8B_decode_attention.csv"
+    for gpu, name in (("RTX-4090", "RTX4090"), ("RTX-PRO-6000", "RTXPRO6000"))
+}

@@ -50,7 +50,9 @@ def test_a_pass_sums_its_kernel_groups_rooflines():
     # A prompt chunk riding with a decode batch: its projections and FFN turn compute-bound
     # while the attention still streams every decoder's KV, so the pass costs the sum of each
     # group's bound, more than one bound over the whole pass would give.
-    perf = PerfModel(MODELS["Llama-3.1-8B"], GPUS["RTX-PRO-6000"], 1, engine_efficiency())
+    perf = PerfModel(
+        MODELS["Llama-3.1-8B"], GPUS["RTX-PRO-6000"], 1, engine_efficiency("RTX-PRO-6000")
+    )
     eff = perf.efficiency
     work = perf.step_work([1_500], [0], decode_batch=128, decode_kv_tokens=128 * 1_500)
     compute_s, memory_s, _ = perf.ideal_seconds(work)
