@@ -51,8 +51,9 @@ COMPUTE_MIN_TOKENS = 1024
 KV_MIN_BYTES = 256 * 2**20
 #: The GPUs whose pooled medians serve every GPU without profiles of its own.
 DATACENTER_GPUS = tuple(sorted({gpu for gpu, _ in VIDUR_LINEAR_CSVS}))
-#: Vidur's attention table: a 70B-class layer (8 KV heads of 128) at TP 2 on A100-80GB.
-_VIDUR_ATTENTION = ("A100-80GB", 8 * 128, 2)
+#: Vidur's attention table: a 70B-class layer (Llama-2-70B's 8 KV heads of 128) at TP 2 on
+#: A100-80GB.
+_VIDUR_ATTENTION = ("A100-80GB", "Llama-2-70B", 2)
 _VIDUR_LINEAR_OPS = ("attn_pre_proj", "attn_post_proj", "mlp_up_proj", "mlp_down_proj")
 
 
@@ -144,7 +145,7 @@ def decode_attention_samples() -> pl.DataFrame:
     """One row per profiled decode-attention kernel (one layer, every request one new token):
     ``gpu``, ``batch_size``, ``kv_tokens`` (per request), ``seconds``, ``bytes`` (KV read) and
     the achieved ``bandwidth_fraction``."""
-    gpu, kv_width, tp = _VIDUR_ATTENTION
+    gpu, model, tp = _VIDUR_ATTENTION
     vidur = (
         pl.read_csv(VIDUR_ATTENTION_CSV)
         .filter(~pl.col("is_prefill"))
@@ -153,12 +154,11 @@ def decode_attention_samples() -> pl.DataFrame:
             batch_size="batch_size",
             kv_tokens="kv_cache_size",
             seconds=pl.col("time_stats.attn_decode.median") / 1e3,
-            bytes_per_token=pl.lit(2 * kv_width // tp * BF16_BYTES),
+            bytes_per_token=pl.lit(_kv_bytes_per_token_and_layer(model, tp)),
         )
     )
     frames = [vidur]
     for (gpu, model), path in LLMSERVINGSIM_ATTENTION_CSVS.items():
-        spec = MODELS[model]
         frames.append(
             pl.read_csv(path)
             .filter(pl.col("prefill_chunk") == 0)
@@ -167,13 +167,19 @@ def decode_attention_samples() -> pl.DataFrame:
                 batch_size="n_decode",
                 kv_tokens="kv_decode",
                 seconds=pl.col("time_us") / 1e6,
-                bytes_per_token=pl.lit(spec.kv_bytes_per_token // spec.num_layers),
+                bytes_per_token=pl.lit(_kv_bytes_per_token_and_layer(model, tp=1)),
             )
         )
     samples = pl.concat(frames, how="vertical_relaxed").with_columns(
         bytes=pl.col("batch_size") * pl.col("kv_tokens") * pl.col("bytes_per_token")
     )
     return _with_fractions(samples.drop("bytes_per_token"))
+
+
+def _kv_bytes_per_token_and_layer(model: str, tp: int) -> int:
+    """KV bytes one token holds in one layer on one GPU (KV heads split over up to ``tp``)."""
+    spec = MODELS[model]
+    return spec.kv_bytes_per_token // spec.num_layers // min(tp, spec.num_kv_heads)
 
 
 def _weight_streaming(linear: pl.DataFrame) -> pl.DataFrame:
