@@ -1,0 +1,155 @@
+"""The one interface every autoscaling policy implements: ``observe(window) -> decision``.
+
+A controller sees what a real one would: per pool, the instances it runs (ready and still
+starting, from the orchestrator's live view) and the metrics its instances reported over the
+last control window, delivered late by the scrape and rule-evaluation intervals
+(:attr:`Window.lag_s`); the offered load as the router counts it; nothing about the future.
+It answers with the instances it wants per pool. The same controller runs in the fast-mode
+fleet backtest, the request-level backtest and, later, against recorded telemetry (advisory
+mode), because all of them build a :class:`Window` and apply a :class:`Decision`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+#: A pool's identity: (role, GPU type, GPUs per instance).
+PoolKey = tuple[str, str, int]
+
+PREFILL = "prefill"
+DECODE = "decode"
+
+
+@dataclass(frozen=True)
+class PoolView:
+    """One pool as the controller sees it at decision time.
+
+    Attributes
+    ----------
+    key : PoolKey
+    ready, starting : int
+        Instances serving, and launched but not serving yet (live counts, not lagged).
+    metrics : Mapping[str, float] or None
+        Per-instance mean of each canonical metric (``telemetry.schema`` names) over the
+        observed window, over ready instances; None when the window's metrics are missing or
+        stale (a scrape failed): a controller must not scale in on them.
+    """
+
+    key: PoolKey
+    ready: int
+    starting: int
+    metrics: Mapping[str, float] | None
+
+    @property
+    def role(self) -> str:
+        return self.key[0]
+
+    @property
+    def instances(self) -> int:
+        """Instances counted as running: ready plus starting (a burst must not cascade)."""
+        return self.ready + self.starting
+
+
+@dataclass(frozen=True)
+class Window:
+    """Everything a controller observes at one decision.
+
+    Attributes
+    ----------
+    now : datetime
+        Wall-clock time of the decision (time-zone aware): schedules read the time of day.
+    t_s : float
+        Seconds since the run's start when the decision is taken.
+    control_interval_s : float
+        Time since the previous decision.
+    lag_s : float
+        Age of the end of the metrics' window (scrape plus rule evaluation).
+    pools : tuple of PoolView
+    load : Mapping[str, float] or None
+        The service's offered load over the observed window as the router counts it
+        (``request_rate_rps``, ``input_tps``, ``output_tps``); None when missing.
+    """
+
+    now: datetime
+    t_s: float
+    control_interval_s: float
+    lag_s: float
+    pools: tuple[PoolView, ...]
+    load: Mapping[str, float] | None = None
+
+    @property
+    def stale(self) -> bool:
+        """True when any pool with ready instances lacks its metrics."""
+        return any(p.metrics is None and p.ready > 0 for p in self.pools)
+
+    def of_role(self, role: str) -> tuple[PoolView, ...]:
+        return tuple(p for p in self.pools if p.role == role)
+
+    def instances(self, role: str) -> int:
+        """Ready plus starting instances of ``role``."""
+        return sum(p.instances for p in self.of_role(role))
+
+    def total(self, metric: str, role: str) -> float | None:
+        """Sum over the role's ready instances of a per-instance metric (e.g. pool TPS); None
+        when stale."""
+        pools = self.of_role(role)
+        if any(p.metrics is None and p.ready > 0 for p in pools):
+            return None
+        return sum(_value(p, metric) * p.ready for p in pools if p.ready > 0)
+
+    def mean(self, metric: str, role: str) -> float | None:
+        """Ready-weighted mean of a per-instance metric over the role; None when stale or
+        nothing of the role is ready."""
+        total = self.total(metric, role)
+        ready = sum(p.ready for p in self.of_role(role))
+        return None if total is None or ready == 0 else total / ready
+
+    def worst(self, metric: str, role: str) -> float | None:
+        """Largest per-instance value over the role's pools with ready instances (a latency
+        quantile: the slowest pool decides the SLO); None when stale or none is ready."""
+        pools = [p for p in self.of_role(role) if p.ready > 0]
+        if not pools or any(p.metrics is None for p in pools):
+            return None
+        values = [_value(p, metric) for p in pools]
+        return max(values) if values else None
+
+
+def _value(pool: PoolView, metric: str) -> float:
+    value = pool.metrics[metric]
+    return 0.0 if value is None or math.isnan(value) else value
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a controller wants after one observation.
+
+    Attributes
+    ----------
+    targets : Mapping[PoolKey, int]
+        Instances wanted per pool (ready plus starting); pools left out keep their count.
+    reason : str
+        The numbers behind it, in words, for the audit log.
+    keep_warm_s : float
+        For instances removed: how long to keep them warm (soft scale-in), 0 to release.
+    """
+
+    targets: Mapping[PoolKey, int] = field(default_factory=dict)
+    reason: str = ""
+    keep_warm_s: float = 0.0
+
+
+class Controller(Protocol):
+    """A policy: one ``observe`` per control interval, state kept inside."""
+
+    name: str
+
+    def observe(self, window: Window) -> Decision: ...
+
+
+def hold(reason: str) -> Decision:
+    """A decision that changes nothing."""
+    return Decision({}, reason)

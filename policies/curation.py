@@ -1,0 +1,290 @@
+"""Workload-centric policy curation, the paper's Algorithm 1 (§5.3.5), on the fast-mode plant.
+
+1. **Pressure tests** (:func:`pressure_test`): ramp the service's own load mix slowly past
+   what a pool can serve and read, per pool, the tokens/s one instance carries while its
+   latency quantile stays within the SLO; then sweep the P/D split at a fixed decode count
+   and keep the split that serves the most decode tokens/s per instance within both SLOs:
+   the ratio ``r_opt`` and the per-instance target ``m-hat`` (the paper's Fig. 4 experiment).
+2. **Simulate every candidate** controller configuration on the curation days
+   (:func:`curate`), closed loop, with startup delays.
+3. **Choose** by a stated objective: the fewest GPU-hours among candidates whose SLO
+   attainment reaches the target and whose flaps stay within a limit; when none does, the
+   highest attainment (and the result says so).
+
+Curation sees only the load it is given (the curation days); evaluation days never enter it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import polars as pl
+
+from policies.controller import DECODE, PREFILL
+from policies.heteroscale import HeteroScale, HeteroScaleConfig
+from policies.inputs import PolicyInputs, PoolCapacity
+from policies.loop import run_controller
+from policies.scoring import score
+from policies.slo import ServiceSLO
+from simulator.cluster import ClusterSpec, LifecycleSpec, PoolSpec
+from simulator.fluid_load import FluidLoad
+from simulator.fluid_loop import FluidLoop
+
+#: Intervals of a pressure-test ramp: 0.5% of the ramp's top per interval.
+RAMP_INTERVALS = 200
+#: Decode instances of the P/D split sweep (prefill runs 1 .. RAMP_SPLITS x this).
+SWEEP_DECODE = 4
+#: Flaps per day a chosen configuration may make.
+MAX_FLAPS_PER_DAY = 4.0
+
+#: Candidate configurations swept on the curation days: headroom, scale-in pace, tiers.
+DEFAULT_GRID: dict[str, tuple] = {
+    "utilisation_target": (0.75, 0.8, 0.85, 0.9),
+    "scale_in_cooldown_s": (180.0, 300.0, 600.0),
+    "scale_in_step": (0.05, 0.1),
+}
+
+
+@dataclass(frozen=True)
+class PressureTest:
+    """What the pressure tests found.
+
+    Attributes
+    ----------
+    pools : tuple of PoolCapacity
+        Per pool, tokens/s one instance carries within the SLO.
+    pd_ratio : float
+        Prefill per decode instances of the split that served the most.
+    decode_tps_per_instance : float
+        Decode tokens/s per instance (prefill and decode counted) at that split, within SLO.
+    sweep : pl.DataFrame
+        ``prefill``, ``decode``, ``decode_tps_within_slo``: the split sweep (Fig. 4).
+    """
+
+    pools: tuple[PoolCapacity, ...]
+    pd_ratio: float
+    decode_tps_per_instance: float
+    sweep: pl.DataFrame
+
+
+def _ramp(load: FluidLoad, top_rps: float) -> FluidLoad:
+    """A load rising linearly to ``top_rps`` requests/s over :data:`RAMP_INTERVALS`, with
+    ``load``'s length mix."""
+    dt = load.interval_s
+    requests = np.linspace(0.0, top_rps * dt, RAMP_INTERVALS + 1)[1:]
+    return FluidLoad(
+        start=load.start,
+        interval_s=dt,
+        requests=requests,
+        prompt_tokens=requests * load.mix.prompt_tokens,
+        decode_tokens=requests * load.mix.decode_tokens,
+        mix=load.mix,
+    )
+
+
+def _within_slo_until(telemetry, role_rows: list[int], slo: ServiceSLO) -> int:
+    """First interval in which a pool of the tested roles misses its latency SLO (the
+    ramp's length if none does)."""
+    ttft = telemetry.metric("ttft_p99_s")
+    tbt = telemetry.metric("tbt_p99_s")
+    missed = np.zeros(telemetry.intervals, dtype=bool)
+    for j in role_rows:
+        missed |= np.nan_to_num(ttft[j]) > slo.ttft_p99_s
+        missed |= np.nan_to_num(tbt[j]) > slo.tbt_p99_s
+    return int(np.argmax(missed)) if missed.any() else telemetry.intervals
+
+
+def _pool_capacity(load: FluidLoad, cluster: ClusterSpec, j: int, slo: ServiceSLO) -> float:
+    """Per-instance tokens/s of pool ``j`` at its SLO, the other pools ample."""
+    pools = (*cluster.prefill_pools, *cluster.decode_pools)
+    tested = pools[j]
+    plant = FluidLoop(_ramp(load, 1.0), cluster)  # only for the pools' raw capacities
+    raw = plant.capacity_tps(j)
+    per_request = load.mix.prompt_tokens if tested.role == PREFILL else load.mix.decode_tokens
+    n = tested.count
+    top_rps = 1.5 * n * raw / per_request
+    ample = [
+        replace(p, count=n if p is tested else _ample(plant, k, top_rps, load, p))
+        for k, p in enumerate(pools)
+    ]
+    fixed = replace(
+        cluster,
+        prefill_pools=tuple(p for p in ample if p.role == PREFILL),
+        decode_pools=tuple(p for p in ample if p.role == DECODE),
+    )
+    ramp = FluidLoop(_ramp(load, top_rps), fixed)
+    for _ in range(RAMP_INTERVALS):
+        ramp.advance()
+    telemetry = ramp.telemetry()
+    first_miss = _within_slo_until(telemetry, [j], slo)
+    column = "prefill_tps_total" if tested.role == PREFILL else "decode_tps"
+    served = telemetry.metric(column)[j, :first_miss]
+    if served.size == 0:
+        raise ValueError(f"pool {tested} misses the SLO at the lightest load of the ramp")
+    return float(served.max())
+
+
+def _ample(plant: FluidLoop, k: int, top_rps: float, load: FluidLoad, pool: PoolSpec) -> int:
+    """Instances of pool ``k`` that carry ``top_rps`` at half their raw capacity."""
+    per_request = load.mix.prompt_tokens if pool.role == PREFILL else load.mix.decode_tokens
+    return max(1, math.ceil(2 * top_rps * per_request / plant.capacity_tps(k)))
+
+
+def pressure_test(load: FluidLoad, cluster: ClusterSpec, slo: ServiceSLO) -> PressureTest:
+    """Algorithm 1's PressureTest(S, W) on the fast-mode plant.
+
+    Parameters
+    ----------
+    load : FluidLoad
+        The service's load; only its length mix is used (the ramps are synthetic rates).
+    cluster : ClusterSpec
+        The pools to test; each pool is tested at its ``count`` instances (prefill TTFT
+        depends a little on how many instances share the queue).
+    slo : ServiceSLO
+
+    Returns
+    -------
+    PressureTest
+    """
+    pools = (*cluster.prefill_pools, *cluster.decode_pools)
+    capacities = tuple(
+        PoolCapacity((p.role, p.gpu_type, p.tp), _pool_capacity(load, cluster, j, slo))
+        for j, p in enumerate(pools)
+    )
+    prefill, decode = cluster.prefill_pools[0], cluster.decode_pools[0]
+    prefill_cap = capacities[0].tps_at_slo
+    decode_cap = capacities[len(cluster.prefill_pools)].tps_at_slo
+    balanced = decode_cap * load.mix.prompt_tokens / load.mix.decode_tokens / prefill_cap
+    rows = []
+    for p in range(1, math.ceil(2 * balanced * SWEEP_DECODE) + 1):
+        split = replace(
+            cluster,
+            prefill_pools=(replace(prefill, count=p),),
+            decode_pools=(replace(decode, count=SWEEP_DECODE),),
+        )
+        top_rps = 1.5 * SWEEP_DECODE * decode_cap / load.mix.decode_tokens
+        ramp = FluidLoop(_ramp(load, top_rps), split)
+        for _ in range(RAMP_INTERVALS):
+            ramp.advance()
+        telemetry = ramp.telemetry()
+        first_miss = _within_slo_until(telemetry, [0, 1], slo)
+        served = telemetry.metric("decode_tps")[1, :first_miss] * SWEEP_DECODE
+        rows.append((p, SWEEP_DECODE, float(served.max()) if served.size else 0.0))
+    sweep = pl.DataFrame(rows, schema=["prefill", "decode", "decode_tps_within_slo"], orient="row")
+    per_instance = sweep["decode_tps_within_slo"] / (sweep["prefill"] + sweep["decode"])
+    best = int(per_instance.arg_max())
+    return PressureTest(
+        pools=capacities,
+        pd_ratio=sweep["prefill"][best] / SWEEP_DECODE,
+        decode_tps_per_instance=float(per_instance[best]),
+        sweep=sweep,
+    )
+
+
+@dataclass(frozen=True)
+class Curation:
+    """Algorithm 1's output: the inputs every policy is built from, the chosen controller
+    configuration, and the evidence.
+
+    Attributes
+    ----------
+    inputs : PolicyInputs
+    config : HeteroScaleConfig
+        The chosen candidate.
+    met_objective : bool
+        False when no candidate met the SLO and flap constraints (the best attainment won).
+    pressure : PressureTest
+    candidates : pl.DataFrame
+        One row per candidate: its parameters and scores on the curation days.
+    """
+
+    inputs: PolicyInputs
+    config: HeteroScaleConfig
+    met_objective: bool
+    pressure: PressureTest
+    candidates: pl.DataFrame
+
+
+def initial_cluster(cluster: ClusterSpec, inputs: PolicyInputs, load: FluidLoad) -> ClusterSpec:
+    """``cluster`` with its first pool of each role sized for the first interval's load at
+    the SLO (the state a run starts from, for every policy alike)."""
+    dt = load.interval_s
+    prefill = max(1, math.ceil(load.prompt_tokens[0] / dt / inputs.pools[0].tps_at_slo))
+    decode_cap = inputs.of_role(DECODE)[0].tps_at_slo
+    decode = max(1, math.ceil(load.decode_tokens[0] / dt / decode_cap))
+    first_p, *rest_p = cluster.prefill_pools
+    first_d, *rest_d = cluster.decode_pools
+    return replace(
+        cluster,
+        prefill_pools=(replace(first_p, count=prefill), *(replace(p, count=0) for p in rest_p)),
+        decode_pools=(replace(first_d, count=decode), *(replace(p, count=0) for p in rest_d)),
+    )
+
+
+def curate(
+    history: FluidLoad,
+    cluster: ClusterSpec,
+    slo: ServiceSLO,
+    *,
+    lifecycle: LifecycleSpec | None = None,
+    control_interval_s: float = 15.0,
+    grid: dict[str, tuple] | None = None,
+) -> Curation:
+    """Run Algorithm 1 on the curation days ``history``.
+
+    Parameters
+    ----------
+    history : FluidLoad
+        The curation days' offered load.
+    cluster : ClusterSpec
+        The service's pools (their counts set the pressure tests' instance counts).
+    slo : ServiceSLO
+    lifecycle : LifecycleSpec, optional
+        Startup delays in the candidates' closed loops.
+    control_interval_s : float
+    grid : dict, optional
+        :class:`HeteroScaleConfig` field -> candidate values (default :data:`DEFAULT_GRID`).
+
+    Returns
+    -------
+    Curation
+    """
+    pressure = pressure_test(history, cluster, slo)
+    inputs = PolicyInputs(
+        pools=pressure.pools,
+        slo=slo,
+        pd_ratio=pressure.pd_ratio,
+        decode_tps_per_instance=pressure.decode_tps_per_instance,
+        history=history,
+        control_interval_s=control_interval_s,
+    )
+    grid = grid or DEFAULT_GRID
+    start = initial_cluster(cluster, inputs, history)
+    days = history.count * history.interval_s / 86_400
+    rows = []
+    for values in itertools.product(*grid.values()):
+        params = dict(zip(grid, values, strict=True))
+        config = HeteroScaleConfig(**params)
+        run = run_controller(
+            FluidLoop(history, start, lifecycle=lifecycle),
+            HeteroScale(inputs, config),
+            control_interval_s=control_interval_s,
+        )
+        rows.append(params | score(run, slo, pd_ratio=inputs.pd_ratio))
+    candidates = pl.DataFrame(rows)
+    feasible = candidates.filter(
+        (pl.col("slo_attainment") >= slo.attainment) & (pl.col("flaps") <= MAX_FLAPS_PER_DAY * days)
+    )
+    met = not feasible.is_empty()
+    chosen = (
+        feasible.sort("gpu_hours").row(0, named=True)
+        if met
+        else candidates.sort("slo_attainment", "gpu_hours", descending=[True, False]).row(
+            0, named=True
+        )
+    )
+    config = HeteroScaleConfig(**{name: chosen[name] for name in grid})
+    return Curation(inputs, config, met, pressure, candidates)
