@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -108,6 +108,22 @@ class FluidLoad:
     def count(self) -> int:
         """Number of intervals."""
         return self.requests.size
+
+    def part(self, first: int, stop: int) -> FluidLoad:
+        """Intervals ``first`` .. ``stop - 1`` as a load of their own (same mix), starting at
+        interval ``first``'s time: e.g. curation days and evaluation days of one span."""
+        if not 0 <= first < stop <= self.count:
+            raise ValueError(f"part [{first}, {stop}) outside the load's {self.count} intervals")
+        quantiles = None if self.prompt_quantiles is None else self.prompt_quantiles[:, first:stop]
+        return FluidLoad(
+            start=self.start + timedelta(seconds=first * self.interval_s),
+            interval_s=self.interval_s,
+            requests=self.requests[first:stop],
+            prompt_tokens=self.prompt_tokens[first:stop],
+            decode_tokens=self.decode_tokens[first:stop],
+            mix=self.mix,
+            prompt_quantiles=quantiles,
+        )
 
 
 def load_from_requests(

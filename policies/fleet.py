@@ -1,0 +1,286 @@
+"""The multi-day closed-loop fleet backtest: curate on some days, evaluate every policy on others.
+
+The default workload is the 14 real days of ServeGen's m-large service shipped in data/
+(diurnal and weekly shape, 10-minute rate windows), scaled to a fleet of tens to a hundred and
+fifty instances, with request lengths from the Azure 2023 conversation trace, on the embedded
+L20 prefill / H20 decode cluster. Days 1-7 are curation days (Algorithm 1 sees only them), days
+8-14 evaluation days. Every policy runs closed loop in fast mode from the same starting
+cluster, with its GPU types' startup delays, and is scored over the evaluation days as a whole
+and day by day; the confidence intervals resample days (a day is the unit that repeats).
+A user's own trace becomes a scenario too (:func:`trace_scenario`): curated on its first part,
+evaluated on the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from policies.controller import Controller
+from policies.curation import Curation, curate, initial_cluster
+from policies.loop import ControlRun, run_controller
+from policies.oracle import INSTANT, Oracle
+from policies.scoring import score
+from policies.slo import ServiceSLO
+from simulator.cluster import ClusterSpec, LifecycleSpec, default_cluster
+from simulator.fluid_load import FluidLoad, load_from_requests, load_from_windows
+from simulator.fluid_loop import FluidLoop
+from simulator.servegen import load_servegen_rates
+from simulator.traces import Trace, default_trace
+
+DAY_S = 86_400.0
+#: ServeGen m-large averages 196 requests/s (48-583 per 10-minute window); a fifth of it
+#: needs ~15 to ~150 instances of the embedded cluster over a day.
+DEFAULT_RATE_SCALE = 0.2
+DEFAULT_DAYS = 14
+DEFAULT_CURATION_DAYS = 7
+#: Bootstrap resamples of the evaluation days.
+BOOTSTRAP = 2000
+
+#: Builds a policy's controller from the curation and the load it will run on.
+Builder = Callable[[Curation, FluidLoad], Controller]
+
+
+@dataclass(frozen=True)
+class FleetScenario:
+    """A service's load over a span, where curation ends, and what it runs on.
+
+    Attributes
+    ----------
+    service : str
+    load : FluidLoad
+        The whole span.
+    curation_intervals : int
+        Intervals ``[0, curation_intervals)`` are curation, the rest evaluation.
+    cluster : ClusterSpec
+        The service's pools; their counts are the pressure tests' instance counts.
+    source : str
+        Where the load came from, for the report.
+    slo : ServiceSLO
+    lifecycle : LifecycleSpec
+        Startup delays of new instances.
+    control_interval_s : float
+    """
+
+    service: str
+    load: FluidLoad
+    curation_intervals: int
+    cluster: ClusterSpec
+    source: str
+    slo: ServiceSLO = field(default_factory=ServiceSLO)
+    lifecycle: LifecycleSpec = field(default_factory=LifecycleSpec)
+    control_interval_s: float = 15.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.curation_intervals < self.load.count:
+            raise ValueError("the scenario needs curation and evaluation intervals")
+
+    @property
+    def curation(self) -> FluidLoad:
+        return self.load.part(0, self.curation_intervals)
+
+    @property
+    def evaluation(self) -> FluidLoad:
+        return self.load.part(self.curation_intervals, self.load.count)
+
+
+def fleet_cluster() -> ClusterSpec:
+    """The embedded cluster's pools at the counts the pressure tests use (40 L20 prefill,
+    4 H20 decode: fleet-sized, where Erlang C's pooling gain has mostly set in)."""
+    base = default_cluster()
+    prefill, decode = base.prefill_pools[0], base.decode_pools[0]
+    return ClusterSpec(
+        model=base.model,
+        prefill_pools=(type(prefill)(prefill.role, prefill.gpu_type, prefill.tp, 40),),
+        decode_pools=(type(decode)(decode.role, decode.gpu_type, decode.tp, 4),),
+    )
+
+
+def servegen_scenario(
+    *,
+    days: int = DEFAULT_DAYS,
+    curation_days: int = DEFAULT_CURATION_DAYS,
+    rate_scale: float = DEFAULT_RATE_SCALE,
+    interval_s: float = 15.0,
+) -> FleetScenario:
+    """The default workload: ServeGen m-large's real days, scaled to a fleet."""
+    if not 0 < curation_days < days:
+        raise ValueError(f"need 0 < curation_days < days, got {curation_days} of {days}")
+    load = load_from_windows(
+        load_servegen_rates(),
+        default_trace().requests,
+        interval_s,
+        days=days,
+        rate_scale=rate_scale,
+    )
+    return FleetScenario(
+        service="chat",
+        load=load,
+        curation_intervals=round(curation_days * DAY_S / interval_s),
+        cluster=fleet_cluster(),
+        source=(
+            f"ServeGen m-large, {days} real days x {rate_scale} (days 1-{curation_days} "
+            f"curation, {curation_days + 1}-{days} evaluation), Azure 2023 conversation lengths"
+        ),
+    )
+
+
+def trace_scenario(
+    trace: Trace,
+    *,
+    service: str = "chat",
+    curation_share: float = 0.5,
+    interval_s: float = 15.0,
+    cluster: ClusterSpec | None = None,
+) -> FleetScenario:
+    """A user's request trace: curated on its first ``curation_share``, evaluated on the rest."""
+    if not 0 < curation_share < 1:
+        raise ValueError(f"curation_share must be in (0, 1), got {curation_share}")
+    load = load_from_requests(trace.requests, trace.start, interval_s)
+    cut = round(load.count * curation_share)
+    if not 0 < cut < load.count:
+        raise ValueError(f"the trace spans {load.count} intervals: too short to split")
+    return FleetScenario(
+        service=service,
+        load=load,
+        curation_intervals=cut,
+        cluster=cluster or default_cluster(),
+        source=f"trace of {trace.requests.height:,} requests",
+    )
+
+
+@dataclass(frozen=True)
+class FleetBacktest:
+    """Every policy's run on the evaluation part, and the curation behind them.
+
+    Attributes
+    ----------
+    scenario : FleetScenario
+    curation : Curation
+    runs : dict of str to ControlRun
+    summary : pl.DataFrame
+        One row per policy: :func:`policies.scoring.score` over the evaluation part, plus
+        ``*_ci_low`` / ``*_ci_high`` (95% bootstrap over days) for GPU-hours, utilisation and
+        SLO attainment, and ``gpu_hours_vs_oracle``.
+    per_day : pl.DataFrame
+        The same scores per evaluation day (``day`` from 1).
+    decisions : pl.DataFrame
+        Every policy's decision log (``policy`` column first), times from the evaluation start.
+    """
+
+    scenario: FleetScenario
+    curation: Curation
+    runs: dict[str, ControlRun]
+    summary: pl.DataFrame
+    per_day: pl.DataFrame
+    decisions: pl.DataFrame
+
+
+def run_fleet_backtest(
+    scenario: FleetScenario,
+    builders: Mapping[str, Builder],
+    *,
+    grid: dict[str, tuple] | None = None,
+    curation: Curation | None = None,
+) -> FleetBacktest:
+    """Curate on the scenario's curation part, then run every policy on its evaluation part.
+
+    Parameters
+    ----------
+    scenario : FleetScenario
+    builders : Mapping[str, Builder]
+        Policy name -> builder (:data:`policies.registry.POLICIES`, or a selection of it).
+    grid : dict, optional
+        Curation's candidate grid (:data:`policies.curation.DEFAULT_GRID` when omitted).
+    curation : Curation, optional
+        Reuse an earlier curation of the same curation part instead of curating again.
+    """
+    curation = curation or curate(
+        scenario.curation,
+        scenario.cluster,
+        scenario.slo,
+        lifecycle=scenario.lifecycle,
+        control_interval_s=scenario.control_interval_s,
+        grid=grid,
+    )
+    evaluation = scenario.evaluation
+    start = initial_cluster(scenario.cluster, curation.inputs, evaluation)
+    runs = {}
+    for name, build in builders.items():
+        controller = build(curation, evaluation)
+        lifecycle = INSTANT if isinstance(controller, Oracle) else scenario.lifecycle
+        runs[name] = run_controller(
+            FluidLoop(evaluation, start, lifecycle=lifecycle),
+            controller,
+            control_interval_s=scenario.control_interval_s,
+        )
+    return FleetBacktest(
+        scenario=scenario,
+        curation=curation,
+        runs=runs,
+        summary=_summary(runs, scenario, curation),
+        per_day=_per_day(runs, scenario, curation),
+        decisions=pl.concat(
+            [
+                run.decisions.select(pl.lit(name).alias("policy"), pl.all())
+                for name, run in runs.items()
+            ]
+        ),
+    )
+
+
+def _days(scenario: FleetScenario) -> list[slice]:
+    per_day = round(DAY_S / scenario.load.interval_s)
+    count = scenario.evaluation.count
+    return [slice(k, min(k + per_day, count)) for k in range(0, count, per_day)]
+
+
+def _per_day(runs, scenario, curation) -> pl.DataFrame:
+    rows = [
+        {
+            "policy": name,
+            "day": day + 1,
+            **score(run, scenario.slo, pd_ratio=curation.inputs.pd_ratio, part=part),
+        }
+        for name, run in runs.items()
+        for day, part in enumerate(_days(scenario))
+    ]
+    return pl.DataFrame(rows)
+
+
+def _summary(runs, scenario, curation) -> pl.DataFrame:
+    per_day = _per_day(runs, scenario, curation)
+    rows = []
+    for name, run in runs.items():
+        row = {"policy": name, **score(run, scenario.slo, pd_ratio=curation.inputs.pd_ratio)}
+        days = per_day.filter(pl.col("policy") == name)
+        for metric, total in (
+            ("gpu_hours", True),
+            ("avg_gpu_util", False),
+            ("slo_attainment", False),
+        ):
+            low, high = bootstrap_mean_ci(days[metric].to_numpy())
+            scale = days.height if total else 1
+            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = low * scale, high * scale
+        rows.append(row)
+    summary = pl.DataFrame(rows)
+    if "oracle" in runs:
+        oracle = summary.filter(pl.col("policy") == "oracle")["gpu_hours"].item()
+        summary = summary.with_columns(gpu_hours_vs_oracle=pl.col("gpu_hours") / oracle)
+    return summary
+
+
+def bootstrap_mean_ci(values: Sequence[float], *, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (days resampled with
+    replacement, :data:`BOOTSTRAP` times, fixed seed)."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        mean = float(values.mean()) if values.size else float("nan")
+        return mean, mean
+    rng = np.random.default_rng(0)
+    means = values[rng.integers(0, values.size, (BOOTSTRAP, values.size))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
