@@ -126,6 +126,8 @@ class HeteroScale:
 
     def observe(self, window: Window) -> Decision:
         config = self.config
+        if self._last_in_s == -float("inf"):
+            self._last_in_s = window.t_s  # a controller just started has no history to shrink on
         if window.stale:
             return hold("hold: metrics missing or stale")
         decode_tps = window.total("decode_tps", DECODE)
