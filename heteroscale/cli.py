@@ -2,10 +2,10 @@
 
 import argparse
 
-from heteroscale.commands import fidelity, ingest, place, run, simulate
+from heteroscale.commands import backtest, fidelity, ingest, place, run, simulate
 
 #: Registered subcommands, in the order ``--help`` lists them.
-COMMANDS = [run, ingest, simulate, fidelity, place]
+COMMANDS = [run, backtest, ingest, simulate, fidelity, place]
 
 
 def build_parser() -> argparse.ArgumentParser:

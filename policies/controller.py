@@ -53,6 +53,14 @@ class PoolView:
         """Instances counted as running: ready plus starting (a burst must not cascade)."""
         return self.ready + self.starting
 
+    def value(self, metric: str) -> float | None:
+        """The pool's per-instance mean of ``metric``; None when no ready instance reported it
+        (stale metrics, nothing ready, or a metric the role does not have)."""
+        if self.ready == 0 or self.metrics is None:
+            return None
+        value = self.metrics.get(metric)
+        return None if value is None or math.isnan(value) else value
+
 
 @dataclass(frozen=True)
 class Window:

@@ -7,9 +7,13 @@
    the ratio ``r_opt`` and the per-instance target ``m-hat`` (the paper's Fig. 4 experiment).
 2. **Simulate every candidate** controller configuration on the curation days
    (:func:`curate`), closed loop, with startup delays.
-3. **Choose** by a stated objective: the fewest GPU-hours among candidates whose SLO
-   attainment reaches the target and whose flaps stay within a limit; when none does, the
-   highest attainment (and the result says so).
+3. **Choose** by a stated objective: the fewest GPU-hours among candidates that spend at most
+   half the SLO's error budget on *every* curation day (attainment >= 1 - (1 - target) / 2:
+   99.5% for a 99% target) and whose flaps stay within a limit; when none does, the best
+   worst-day attainment (and it says so). Every day, not the pooled share, because calm days
+   would hide a bad one; half the budget, because the choice must hold on days not seen,
+   which can be burstier than the curation days (docs/policy.md shows the evaluation week of
+   the default workload is).
 
 Curation sees only the load it is given (the curation days); evaluation days never enter it.
 """
@@ -37,6 +41,9 @@ from simulator.fluid_loop import FluidLoop
 RAMP_INTERVALS = 200
 #: Decode instances of the P/D split sweep (prefill runs 1 .. RAMP_SPLITS x this).
 SWEEP_DECODE = 4
+DAY_S = 86_400.0
+#: Share of the SLO's error budget a candidate may spend on a curation day.
+BUDGET_SHARE = 0.5
 #: Flaps per day a chosen configuration may make.
 MAX_FLAPS_PER_DAY = 4.0
 
@@ -45,6 +52,7 @@ DEFAULT_GRID: dict[str, tuple] = {
     "utilisation_target": (0.75, 0.8, 0.85, 0.9),
     "scale_in_cooldown_s": (180.0, 300.0, 600.0),
     "scale_in_step": (0.05, 0.1),
+    "scale_out_threshold": (0.0, 0.05),
 }
 
 
@@ -263,7 +271,8 @@ def curate(
     )
     grid = grid or DEFAULT_GRID
     start = initial_cluster(cluster, inputs, history)
-    days = history.count * history.interval_s / 86_400
+    days = history.count * history.interval_s / DAY_S
+    per_day = round(DAY_S / history.interval_s)
     rows = []
     for values in itertools.product(*grid.values()):
         params = dict(zip(grid, values, strict=True))
@@ -273,16 +282,23 @@ def curate(
             HeteroScale(inputs, config),
             control_interval_s=control_interval_s,
         )
-        rows.append(params | score(run, slo, pd_ratio=inputs.pd_ratio))
+        worst = min(
+            score(run, slo, pd_ratio=inputs.pd_ratio, part=slice(k, k + per_day))["slo_attainment"]
+            for k in range(0, history.count, per_day)
+        )
+        rows.append(
+            params | score(run, slo, pd_ratio=inputs.pd_ratio) | {"worst_day_slo_attainment": worst}
+        )
     candidates = pl.DataFrame(rows)
     feasible = candidates.filter(
-        (pl.col("slo_attainment") >= slo.attainment) & (pl.col("flaps") <= MAX_FLAPS_PER_DAY * days)
+        (pl.col("worst_day_slo_attainment") >= 1 - BUDGET_SHARE * (1 - slo.attainment))
+        & (pl.col("flaps") <= MAX_FLAPS_PER_DAY * days)
     )
     met = not feasible.is_empty()
     chosen = (
         feasible.sort("gpu_hours").row(0, named=True)
         if met
-        else candidates.sort("slo_attainment", "gpu_hours", descending=[True, False]).row(
+        else candidates.sort("worst_day_slo_attainment", "gpu_hours", descending=[True, False]).row(
             0, named=True
         )
     )

@@ -13,7 +13,8 @@ Around that proportional core sit the paper's stability and safety mechanisms:
 - **tiered latency negative feedback** (§5.3.4): TTFT p99 of prefill or TBT p99 of decode
   above ``moderate`` x SLO adds ``moderate_step`` of the instances, above ``severe`` x SLO
   ``severe_step``; latency above ``scale_in_guard`` x SLO forbids scale-in. Feedback ignores the
-  cool-down (it is the safety net) but not instances still starting (no cascade);
+  cool-down (it is the safety net) but waits while instances start and until the metrics
+  can show them (a lag and a window later), so one breach is not answered twice;
 - **soft scale-in** (§5.5): removed instances stay warm for ``soft_scale_in_s``; if latency
   reaches the moderate tier within that window they are restored at once;
 - **hold on stale or missing metrics**: never scale in blind;
@@ -123,6 +124,7 @@ class HeteroScale:
         self._last_out_s = -float("inf")
         self._last_in_s = -float("inf")
         self._withdrawn: dict[PoolKey, int] | None = None  # counts before a soft scale-in
+        self._settled_s = -float("inf")  # when metrics first reflect the last started instances
 
     def observe(self, window: Window) -> Decision:
         config = self.config
@@ -145,7 +147,11 @@ class HeteroScale:
                     f"soft scale-in undone: latency at {pressure:.2f} x SLO",
                 )
         starting = sum(p.starting for p in window.pools)
-        if self.latency_feedback and pressure >= config.moderate and not starting:
+        if starting:
+            # Metrics show new instances' effect only a lag and a window after they serve.
+            self._settled_s = window.t_s + window.lag_s + window.control_interval_s
+        settled = not starting and window.t_s >= self._settled_s
+        if self.latency_feedback and pressure >= config.moderate and settled:
             step = config.severe_step if pressure >= config.severe else config.moderate_step
             self._last_out_s = window.t_s
             return Decision(
