@@ -218,11 +218,14 @@ class Curation:
 
 def initial_cluster(cluster: ClusterSpec, inputs: PolicyInputs, load: FluidLoad) -> ClusterSpec:
     """``cluster`` with its first pool of each role sized for the first interval's load at
-    the SLO (the state a run starts from, for every policy alike)."""
+    the SLO, in the curated P/D ratio (the state a run starts from, for every policy alike;
+    the scheduler places Deployment Groups within one instance of the ratio)."""
     dt = load.interval_s
-    prefill = max(1, math.ceil(load.prompt_tokens[0] / dt / inputs.pools[0].tps_at_slo))
-    decode_cap = inputs.of_role(DECODE)[0].tps_at_slo
-    decode = max(1, math.ceil(load.decode_tokens[0] / dt / decode_cap))
+    r = inputs.pd_ratio
+    prefill_need = load.prompt_tokens[0] / dt / inputs.of_role(PREFILL)[0].tps_at_slo
+    decode_need = load.decode_tokens[0] / dt / inputs.of_role(DECODE)[0].tps_at_slo
+    decode = max(1, math.ceil(decode_need), math.ceil(prefill_need / r))
+    prefill = max(1, round(r * decode))
     first_p, *rest_p = cluster.prefill_pools
     first_d, *rest_d = cluster.decode_pools
     return replace(

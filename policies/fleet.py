@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from functools import partial
 
 import numpy as np
 import polars as pl
@@ -28,7 +30,7 @@ from policies.slo import ServiceSLO
 from simulator.cluster import ClusterSpec, LifecycleSpec, default_cluster
 from simulator.fluid_load import FluidLoad, load_from_requests, load_from_windows
 from simulator.fluid_loop import FluidLoop
-from simulator.servegen import load_servegen_rates
+from simulator.servegen import load_servegen_rates, rate_requests
 from simulator.traces import Trace, default_trace
 
 DAY_S = 86_400.0
@@ -59,6 +61,9 @@ class FleetScenario:
         The service's pools; their counts are the pressure tests' instance counts.
     source : str
         Where the load came from, for the report.
+    requests : callable
+        ``requests(first_s, span_s)``: the load's requests over a span (seconds from the load's
+        start), for a request-level run of part of it (:mod:`policies.modes`).
     slo : ServiceSLO
     lifecycle : LifecycleSpec
         Startup delays of new instances.
@@ -70,6 +75,7 @@ class FleetScenario:
     curation_intervals: int
     cluster: ClusterSpec
     source: str
+    requests: Callable[[float, float], Trace]
     slo: ServiceSLO = field(default_factory=ServiceSLO)
     lifecycle: LifecycleSpec = field(default_factory=LifecycleSpec)
     control_interval_s: float = 15.0
@@ -110,13 +116,8 @@ def servegen_scenario(
     """The default workload: ServeGen m-large's real days, scaled to a fleet."""
     if not 0 < curation_days < days:
         raise ValueError(f"need 0 < curation_days < days, got {curation_days} of {days}")
-    load = load_from_windows(
-        load_servegen_rates(),
-        default_trace().requests,
-        interval_s,
-        days=days,
-        rate_scale=rate_scale,
-    )
+    rates, lengths = load_servegen_rates(), default_trace().requests
+    load = load_from_windows(rates, lengths, interval_s, days=days, rate_scale=rate_scale)
     return FleetScenario(
         service="chat",
         load=load,
@@ -126,7 +127,12 @@ def servegen_scenario(
             f"ServeGen m-large, {days} real days x {rate_scale} (days 1-{curation_days} "
             f"curation, {curation_days + 1}-{days} evaluation), Azure 2023 conversation lengths"
         ),
+        requests=partial(_poisson_requests, rates, lengths, rate_scale),
     )
+
+
+def _poisson_requests(rates, lengths, rate_scale, first_s, span_s) -> Trace:
+    return rate_requests(rates, lengths, first_s=first_s, span_s=span_s, rate_scale=rate_scale)
 
 
 def trace_scenario(
@@ -150,6 +156,16 @@ def trace_scenario(
         curation_intervals=cut,
         cluster=cluster or default_cluster(),
         source=f"trace of {trace.requests.height:,} requests",
+        requests=partial(_trace_part, trace),
+    )
+
+
+def _trace_part(trace: Trace, first_s: float, span_s: float) -> Trace:
+    arrival = pl.col("arrival_s")
+    part = trace.requests.filter((arrival >= first_s) & (arrival < first_s + span_s))
+    return Trace(
+        requests=part.with_columns(arrival - first_s),
+        start=trace.start + timedelta(seconds=first_s),
     )
 
 

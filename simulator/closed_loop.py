@@ -140,6 +140,19 @@ class ClosedLoopSimulation:
         """Seconds since ``start`` the cluster has been advanced to."""
         return self._sim.now
 
+    def live_counts(self, role: str, gpu_type: str, tp: int) -> tuple[int, int]:
+        """(ready, starting) instances of one pool now: what an orchestrator reports live."""
+        sim = self._sim
+        key = (role, gpu_type, tp)
+        pool = sim.prefill if role == PREFILL else sim.decode
+        ready = sum(1 for i in self._routable(role) if sim.pool_key(i.index) == key)
+        starting = sum(
+            1
+            for i in pool
+            if sim.pool_key(i.index) == key and sim.lifecycle.state(i.index) == STARTING
+        )
+        return ready, starting
+
     def advance(self, until_s: float) -> IntervalFrames:
         """Run the cluster up to ``until_s``; return the telemetry of the intervals completed
         since the last call (possibly none)."""

@@ -10,6 +10,7 @@ rate (:func:`load_servegen_rates`: 14 real days ship, read by the fluid fast mod
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from pathlib import Path
 
@@ -192,4 +193,62 @@ def servegen_requests(
             lengths["output_tokens"].to_numpy()[rows],
         ),
         start=SYNTHETIC_EPOCH + timedelta(seconds=origin_s),
+    )
+
+
+def rate_requests(
+    rates: pl.DataFrame,
+    lengths: pl.DataFrame,
+    *,
+    first_s: float,
+    span_s: float,
+    rate_scale: float = 1.0,
+    seed: int = 0,
+    window_s: float = WINDOW_S,
+) -> Trace:
+    """Poisson arrivals at an aggregate rate (:func:`load_servegen_rates`) over a span.
+
+    An aggregate sums many independent clients, and a superposition of many independent
+    arrival streams tends to a Poisson process (Palm-Khintchine), so within each window the
+    arrivals are Poisson at the window's rate times ``rate_scale``: the request-level twin of
+    what :func:`simulator.fluid_load.load_from_windows` feeds fast mode. Lengths are drawn
+    from ``lengths`` as in :func:`servegen_requests`.
+
+    Parameters
+    ----------
+    rates : pl.DataFrame
+        ``window_start_s`` and ``rate_rps`` per window (seconds from the first day's 00:00).
+    lengths : pl.DataFrame
+        Canonical request frame to sample ``input_tokens`` and ``output_tokens`` from.
+    first_s, span_s : float
+        The span, in seconds from the first day's 00:00.
+    rate_scale : float
+    seed : int
+
+    Returns
+    -------
+    Trace
+        Starts at :data:`~simulator.traces.SYNTHETIC_EPOCH` plus ``first_s``.
+    """
+    if span_s <= 0 or rate_scale <= 0 or lengths.height == 0:
+        raise ValueError("rate_requests: need a positive span and scale, and lengths")
+    rng = np.random.default_rng(seed)
+    rate = dict(rates.select("window_start_s", "rate_rps").iter_rows())
+    arrivals = []
+    window = math.floor(first_s / window_s)
+    while window * window_s < first_s + span_s:
+        lo = max(window * window_s, first_s)
+        hi = min((window + 1) * window_s, first_s + span_s)
+        n = rng.poisson(rate.get(window * window_s, 0.0) * rate_scale * (hi - lo))
+        arrivals.append(np.sort(rng.uniform(lo, hi, n)) - first_s)
+        window += 1
+    arrival_s = np.concatenate(arrivals)
+    rows = rng.integers(0, lengths.height, arrival_s.size)
+    return Trace(
+        requests=canonical_frame(
+            arrival_s,
+            lengths["input_tokens"].to_numpy()[rows],
+            lengths["output_tokens"].to_numpy()[rows],
+        ),
+        start=SYNTHETIC_EPOCH + timedelta(seconds=first_s),
     )
