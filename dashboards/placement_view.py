@@ -58,6 +58,6 @@ def placement_figure(placement: pl.DataFrame) -> go.Figure:
     figure.update_xaxes(title_text="S2")
     if not actions:
         figure.add_annotation(text="no placement in this run", showarrow=False)
-    figure.update_yaxes(title_text="instances", row=1, col=1)
+    figure.update_yaxes(title_text="instances")
     figure.update_layout(title="Placement per S2 and GPU type", barmode="stack")
     return figure

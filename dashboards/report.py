@@ -1,4 +1,9 @@
-"""One self-contained HTML page: summary text computed from the tables, then the figures.
+"""One self-contained HTML page: the decision first, then the telemetry it rests on.
+
+The first screen is what a reader acts on: the chosen policy and its configuration, what it
+saves, a verdict per target with its figure, the peers that miss the SLO, the ablations and
+how far fast mode agrees with request level (:mod:`dashboards.decision_summary`), then the
+figures of the fleet backtest. The telemetry, signal and placement findings follow.
 
 The page embeds plotly.js once (``include_plotlyjs=True`` on the first figure), so it opens
 offline; the CDN variant renders blank without a network.
@@ -13,91 +18,23 @@ from pathlib import Path
 import plotly.graph_objects as go
 import polars as pl
 
+from dashboards.decision_summary import decision_sections
 from dashboards.decision_view import decisions_figure
+from dashboards.pd_split_view import pd_split_figure
+from dashboards.per_day_view import per_day_figure
 from dashboards.placement_view import placement_figure
+from dashboards.policy_groups import CHOSEN, ORACLE, STATIC_PEAK, best_baseline
+from dashboards.policy_view import policies_figure
 from dashboards.signal_view import signal_scores_figure
+from dashboards.telemetry_summary import telemetry_lines
 from dashboards.telemetry_view import telemetry_figure
-from policies import SCALE_IN, SCALE_OUT
+from dashboards.timeline_view import timeline_figure
 
 TITLE = "HeteroScale report"
 FIGURE_HEIGHT = "560px"
-
-
-def summary_lines(
-    *,
-    instance_samples: pl.DataFrame,
-    signal_scores: pl.DataFrame,
-    decisions: pl.DataFrame,
-    placement: pl.DataFrame,
-    backtest_summary: pl.DataFrame,
-) -> list[str]:
-    """Plain-text findings of the run, each computed from the tables.
-
-    Returns
-    -------
-    list of str
-        The telemetry covered; per (service, role) the signal with the highest |Pearson r| and
-        the signal that gives up least at low load (lowest scale-in response: the paper's
-        "decode utilisation stays busy" test, §5.3.2); the scale actions taken; the instances
-        placed; per service, what the closed-loop backtest saved or lost against the fixed
-        deployment.
-    """
-    span = instance_samples.select(pl.col("ts").min().alias("start"), pl.col("ts").max())
-    start, end = span.row(0)
-    lines = [
-        f"Telemetry: {instance_samples['service'].n_unique()} service(s), "
-        f"{instance_samples['instance_id'].n_unique()} instances, {start:%Y-%m-%d %H:%M} to "
-        f"{end:%Y-%m-%d %H:%M} UTC."
-    ]
-    correlated = signal_scores.filter(pl.col("pearson_r").is_not_null()).sort(
-        "service", "role", "signal"
-    )
-    roles = correlated.partition_by("service", "role", maintain_order=True, as_dict=True)
-    for (service, role), scores in roles.items():
-        best = scores.sort(pl.col("pearson_r").abs(), "signal", descending=[True, False]).row(
-            0, named=True
-        )
-        line = (
-            f"{service} {role}: {best['signal']} tracks offered load best "
-            f"(Pearson r = {best['pearson_r']:.2f}, scale-in response "
-            f"{_format(best['scale_in_response'])})"
-        )
-        responsive = scores.filter(pl.col("scale_in_response").is_not_null())
-        if responsive.height:
-            weakest = responsive.sort("scale_in_response", "signal").row(0, named=True)
-            line += (
-                f"; {weakest['signal']} gives up least at low load "
-                f"(scale-in response {weakest['scale_in_response']:.2f}), unfit to scale in on"
-            )
-        lines.append(line + ".")
-    taken = dict(decisions["action"].value_counts().iter_rows())
-    lines.append(
-        f"Controller: {taken.get(SCALE_OUT, 0)} scale-outs and {taken.get(SCALE_IN, 0)} "
-        f"scale-ins over {decisions.height} control intervals."
-    )
-    lines.append(
-        f"Placement: {placement['instances'].sum()} instances in {placement.height} rows "
-        f"across {placement['s2'].n_unique()} S2 pod(s)."
-    )
-    for (service,), runs in backtest_summary.partition_by("service", as_dict=True).items():
-        lines.append(_backtest_line(service, runs))
-    return lines
-
-
-def _backtest_line(service: str, runs: pl.DataFrame) -> str:
-    """The closed-loop coordinated run against the fixed deployment, on the paper's terms:
-    GPU-hours and utilisation, at what tail latency."""
-    by_run = {row["run"]: row for row in runs.iter_rows(named=True)}
-    fixed, coordinated = by_run["fixed"], by_run["coordinated"]
-    hours = [r["gpu_hours_prefill"] + r["gpu_hours_decode"] for r in (fixed, coordinated)]
-    return (
-        f"{service} backtest (closed loop): {hours[1]:.1f} GPU-hours against {hours[0]:.1f} "
-        f"fixed ({hours[1] / hours[0] - 1:+.1%}); GPU utilisation {coordinated['gpu_util']:.1%} "
-        f"against {fixed['gpu_util']:.1%} "
-        f"({100 * (coordinated['gpu_util'] - fixed['gpu_util']):+.1f} points); TTFT p99 "
-        f"{coordinated['ttft_p99_s']:.2f} s against {fixed['ttft_p99_s']:.2f} s; TPOT p99 "
-        f"{1000 * coordinated['tpot_p99_s']:.1f} ms against {1000 * fixed['tpot_p99_s']:.1f} ms."
-    )
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:1200px}.miss{color:#b00000;font-weight:bold}"
+)
 
 
 def write_report(
@@ -108,8 +45,13 @@ def write_report(
     signal_scores: pl.DataFrame,
     decisions: pl.DataFrame,
     placement: pl.DataFrame,
-    backtest_decisions: pl.DataFrame,
-    backtest_summary: pl.DataFrame,
+    curated_policy: pl.DataFrame,
+    curation_candidates: pl.DataFrame,
+    pressure_sweep: pl.DataFrame,
+    fleet_summary: pl.DataFrame,
+    fleet_per_day: pl.DataFrame,
+    fleet_timeline: pl.DataFrame,
+    mode_agreement: pl.DataFrame,
 ) -> Path:
     """Write the report page and return its path.
 
@@ -122,59 +64,122 @@ def write_report(
     signal_scores : pl.DataFrame
         The output of :func:`signals.score_signals`.
     decisions : pl.DataFrame
-        The output of :func:`policies.replay_decisions`.
+        ``scaling_decisions``: the chosen policy's count changes over the evaluation days
+        (:data:`policies.loop.ROLE_TARGETS_SCHEMA`).
     placement : pl.DataFrame
         A placement plan with ``action``, ``s2``, ``gpu_type`` and ``instances``.
-    backtest_decisions, backtest_summary : pl.DataFrame
-        The closed-loop backtest's decisions (:func:`policies.run_backtest`) and one
-        :func:`policies.summarise_run` row per run, ``fixed`` and ``coordinated``, per service.
+    curated_policy, curation_candidates, pressure_sweep : pl.DataFrame
+        What curation chose, among which candidates, and its P/D split sweep.
+    fleet_summary, fleet_per_day, fleet_timeline : pl.DataFrame
+        Every policy's scores over the evaluation days, per day, and per time bin.
+    mode_agreement : pl.DataFrame
+        Fast mode against request level per policy.
+
+    Every table may carry a ``service`` column (the store adds one); the backtest's tables must
+    then hold one service, since the decision is a service's.
 
     Returns
     -------
     Path
         ``path``. The page is written to a sibling temporary file and renamed into place, so a
         reader never sees half a page.
+
+    Raises
+    ------
+    ValueError
+        If the backtest's tables mix services.
     """
-    figures = [
-        telemetry_figure(instance_samples, service_load),
-        signal_scores_figure(signal_scores),
+    _one_service(
+        decisions,
+        curated_policy,
+        curation_candidates,
+        pressure_sweep,
+        fleet_summary,
+        fleet_per_day,
+        fleet_timeline,
+        mode_agreement,
+    )
+    target = curated_policy["slo_attainment_target"].item()
+    sections = decision_sections(
+        curated_policy=curated_policy,
+        curation_candidates=curation_candidates,
+        fleet_summary=fleet_summary,
+        fleet_per_day=fleet_per_day,
+        mode_agreement=mode_agreement,
+    )
+    decision_figures = [
+        policies_figure(fleet_summary, curated_policy),
+        timeline_figure(fleet_timeline, _timeline_policies(fleet_summary, target)),
+        per_day_figure(fleet_per_day, slo_attainment_target=target),
+        pd_split_figure(pressure_sweep, curated_policy),
         decisions_figure(decisions),
-        placement_figure(placement),
-        decisions_figure(
-            backtest_decisions,
-            title="Closed-loop backtest: placed vs target instances per decision",
-        ),
     ]
-    lines = summary_lines(
+    telemetry = telemetry_lines(
         instance_samples=instance_samples,
         signal_scores=signal_scores,
         decisions=decisions,
         placement=placement,
-        backtest_summary=backtest_summary,
     )
-    summary = "\n".join(f"<li>{html.escape(line)}</li>" for line in lines)
-    body = "\n".join(
-        _figure_html(figure, with_plotlyjs=index == 0) for index, figure in enumerate(figures)
+    telemetry_figures = [
+        telemetry_figure(instance_samples, service_load),
+        signal_scores_figure(signal_scores),
+        placement_figure(placement),
+    ]
+    decision = "\n".join(
+        f"<h3>{html.escape(title)}</h3>\n{_list(lines)}" for title, lines in sections.items()
     )
     page = (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-        f"<title>{TITLE}</title>\n"
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}</style>\n"
-        f"</head>\n<body>\n<h1>{TITLE}</h1>\n<ul>\n{summary}\n</ul>\n{body}\n</body>\n</html>\n"
+        f"<title>{TITLE}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{TITLE}</h1>\n"
+        f"<h2>Decision</h2>\n{decision}\n{_figures(decision_figures, with_plotlyjs=True)}\n"
+        f"<h2>Telemetry, signals and placement</h2>\n{_list(telemetry)}\n"
+        f"{_figures(telemetry_figures, with_plotlyjs=False)}\n</body>\n</html>\n"
     )
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
     partial.write_text(page, encoding="utf-8")
-    partial.replace(target)
-    return target
+    partial.replace(path)
+    return path
 
 
-def _figure_html(figure: go.Figure, *, with_plotlyjs: bool) -> str:
-    return figure.to_html(
-        full_html=False, include_plotlyjs=with_plotlyjs, default_height=FIGURE_HEIGHT
+def _one_service(*tables: pl.DataFrame) -> None:
+    """Refuse tables of several services: the page states one service's decision, and a read
+    without the service filter would otherwise blend backtests without a trace."""
+    services = {
+        service
+        for table in tables
+        if "service" in table.columns
+        for service in table["service"].unique()
+    }
+    if len(services) > 1:
+        raise ValueError(f"the backtest's tables mix services {sorted(services)}: pass one")
+
+
+def _timeline_policies(summary: pl.DataFrame, target: float) -> list[str]:
+    """The chosen policy, the oracle, static_peak and the best baseline at the SLO (when it
+    is another), those the backtest ran."""
+    best = best_baseline(summary, target)
+    wanted = [CHOSEN, ORACLE, STATIC_PEAK, *([best["policy"]] if best else [])]
+    ran = set(summary["policy"])
+    return [policy for policy in dict.fromkeys(wanted) if policy in ran]
+
+
+def _list(lines: list[str]) -> str:
+    """An HTML list; a line that reports a miss is set in bold red so it cannot be skimmed."""
+    items = "\n".join(
+        f"<li{' class=miss' if 'MISS' in line else ''}>{html.escape(line)}</li>" for line in lines
     )
+    return f"<ul>\n{items}\n</ul>"
 
 
-def _format(value: float | None) -> str:
-    return "undefined" if value is None else f"{value:.2f}"
+def _figures(figures: list[go.Figure], *, with_plotlyjs: bool) -> str:
+    """The figures' HTML; the bundle goes with the first one if ``with_plotlyjs``."""
+    return "\n".join(
+        figure.to_html(
+            full_html=False,
+            include_plotlyjs=with_plotlyjs and index == 0,
+            default_height=FIGURE_HEIGHT,
+        )
+        for index, figure in enumerate(figures)
+    )

@@ -58,5 +58,6 @@ def signal_scores_figure(signal_scores: pl.DataFrame) -> go.Figure:
         )
     figure.update_yaxes(title_text="|r|", range=[0, 1.05], row=1, col=1)
     figure.update_yaxes(title_text="share", row=2, col=1)
+    figure.update_xaxes(title_text="signal", row=2, col=1)
     figure.update_layout(title="Candidate signals scored against offered load", barmode="group")
     return figure

@@ -45,11 +45,15 @@ def telemetry_figure(instance_samples: pl.DataFrame, service_load: pl.DataFrame)
         times = group["ts"].to_list()
         name = f"{service} {role}"
         figure.add_trace(
-            go.Scatter(x=times, y=group["gpu_util_ratio"].to_list(), name=name), row=1, col=1
+            go.Scatter(x=times, y=group["gpu_util_ratio"].to_list(), name=f"{name} GPU util"),
+            row=1,
+            col=1,
         )
         if role != "prefill":
             figure.add_trace(
-                go.Scatter(x=times, y=group["decode_tps"].to_list(), name=f"{name} decode TPS"),
+                go.Scatter(
+                    x=times, y=group["decode_tps"].to_list(), name=f"{name} tokens/s served"
+                ),
                 row=2,
                 col=1,
             )
@@ -60,7 +64,7 @@ def telemetry_figure(instance_samples: pl.DataFrame, service_load: pl.DataFrame)
             go.Scatter(
                 x=group["ts"].to_list(),
                 y=group["output_tps"].to_list(),
-                name=f"{service} offered output TPS",
+                name=f"{service} offered output tokens/s",
                 line={"dash": "dot"},
             ),
             row=2,

@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from scheduler import DEFAULT_TOPOLOGY_PATH
+from scheduler import FLEET_TOPOLOGY_PATH
 from simulator import DEFAULT_TRACE_PATH
 from telemetry.store import TelemetryStore, default_db_path
 
@@ -34,18 +34,27 @@ class StoreResource(dg.ConfigurableResource):
 
 
 class ScenarioResource(dg.ConfigurableResource):
-    """What the main job runs: a real request trace, the service it stands for, a topology.
+    """What the main job runs: a real request trace, the service it stands for, the fleet
+    workload its policy is curated and backtested on, a topology.
 
-    The defaults are the embedded ones: the Azure 2023 conversation trace replayed through
-    the simulator's default heterogeneous P/D cluster, placed on the shipped default topology.
+    The defaults are the embedded ones: the Azure 2023 conversation trace replayed through the
+    simulator's default heterogeneous P/D cluster (telemetry and the signal study); ServeGen
+    m-large's 14 real days scaled to a fleet (curation and the backtest); the shipped fleet
+    topology (placement).
     """
 
     service: str = "chat"
     trace_path: str = str(DEFAULT_TRACE_PATH)
     trace_format: str = "azure"
-    topology_path: str = str(DEFAULT_TOPOLOGY_PATH)
+    #: Where the chosen policy's decisions are placed: the shipped fleet.
+    topology_path: str = str(FLEET_TOPOLOGY_PATH)
+    #: The fleet backtest's workload: ServeGen m-large's real days, scaled (policies.fleet).
+    fleet_days: int = 14
+    curation_days: int = 7
+    fleet_rate_scale: float = 0.2
+    #: The request-level check: this many hours from this hour of the first evaluation day.
+    request_level_start_h: float = 7.0
+    request_level_hours: float = 1.0
     interval_s: float = 15.0
-    #: Decode time-between-tokens SLO on p99; the paper's SLOs are not public, this is ours.
-    tbt_slo_s: float = 0.1
-    #: How often the policy decides; the signal study judges signals at the same timescale.
-    control_interval_s: float = 60.0
+    #: The window the signal study judges signals over.
+    signal_window_s: float = 60.0

@@ -1,48 +1,44 @@
-"""Controllers and their replay: the coordinated decode-TPS policy (paper §5.3.3).
+"""Autoscaling policies and the loop that judges them (docs/policy.md).
 
-``CoordinatedPolicyConfig`` configures the controller, ``pool_targets`` is its sizing rule,
-``decide`` one control step with hysteresis, ``replay_decisions`` an open-loop replay over
-recorded telemetry, ``run_backtest`` the closed loop (decisions placed by the scheduler and run
-by the simulator), ``summarise_run`` what a run cost and delivered, and
-``target_from_telemetry`` a per-instance target read off that telemetry.
-Formulas and what is reconstructed: docs/policy.md.
+Every policy is a :class:`Controller` (``observe(window) -> decision``) run by one loop,
+:func:`run_controller`, on a plant: fast mode for multi-day fleets
+(:class:`simulator.fluid_loop.FluidLoop`) or request level placed on a topology
+(:class:`policies.request_plant.RequestPlant`). :class:`HeteroScale` is the paper's coordinated
+policy; :mod:`policies.baselines` what peers scale on; :class:`Oracle` the limit. Curation
+(Algorithm 1, :func:`curate`) sets their inputs on curation days; :func:`run_fleet_backtest`
+scores them all on evaluation days (:func:`score`).
 """
 
-from policies.backtest import BACKTEST_DECISIONS_SCHEMA, Backtest, run_backtest
-from policies.config import CoordinatedPolicyConfig
-from policies.coordinated import (
-    ACTIONS,
-    HOLD,
-    SCALE_IN,
-    SCALE_OUT,
-    Decision,
-    PoolCounts,
-    decide,
-    pool_targets,
-)
-from policies.deployment import deployed_pd_ratio, deployed_requirements
-from policies.evaluation import RUN_SUMMARY_SCHEMA, summarise_run
-from policies.replay import DECISIONS_SCHEMA, replay_decisions
-from policies.target import target_from_telemetry
+from policies.controller import Controller, Decision, PoolView, Window, hold
+from policies.curation import Curation, curate, pressure_test
+from policies.fleet import FleetBacktest, FleetScenario, run_fleet_backtest, servegen_scenario
+from policies.heteroscale import HeteroScale, HeteroScaleConfig
+from policies.inputs import PolicyInputs, PoolCapacity
+from policies.loop import ControlRun, run_controller
+from policies.oracle import Oracle
+from policies.scoring import score
+from policies.slo import ServiceSLO
 
 __all__ = [
-    "ACTIONS",
-    "BACKTEST_DECISIONS_SCHEMA",
-    "DECISIONS_SCHEMA",
-    "HOLD",
-    "RUN_SUMMARY_SCHEMA",
-    "SCALE_IN",
-    "SCALE_OUT",
-    "Backtest",
-    "CoordinatedPolicyConfig",
+    "ControlRun",
+    "Controller",
+    "Curation",
     "Decision",
-    "PoolCounts",
-    "decide",
-    "deployed_pd_ratio",
-    "deployed_requirements",
-    "pool_targets",
-    "replay_decisions",
-    "run_backtest",
-    "summarise_run",
-    "target_from_telemetry",
+    "FleetBacktest",
+    "FleetScenario",
+    "HeteroScale",
+    "HeteroScaleConfig",
+    "Oracle",
+    "PolicyInputs",
+    "PoolCapacity",
+    "PoolView",
+    "ServiceSLO",
+    "Window",
+    "curate",
+    "hold",
+    "pressure_test",
+    "run_controller",
+    "run_fleet_backtest",
+    "score",
+    "servegen_scenario",
 ]

@@ -44,7 +44,7 @@ SWEEP_DECODE = 4
 DAY_S = 86_400.0
 #: Share of the SLO's error budget a candidate may spend on a curation day.
 BUDGET_SHARE = 0.5
-#: Flaps per day a chosen configuration may make.
+#: Flaps per day a chosen configuration may make (a shorter history is allowed one day's).
 MAX_FLAPS_PER_DAY = 4.0
 
 #: Candidate configurations swept on the curation days: headroom, scale-in pace, tiers.
@@ -52,7 +52,6 @@ DEFAULT_GRID: dict[str, tuple] = {
     "utilisation_target": (0.75, 0.8, 0.85, 0.9),
     "scale_in_cooldown_s": (180.0, 300.0, 600.0),
     "scale_in_step": (0.05, 0.1),
-    "scale_out_threshold": (0.0, 0.05),
 }
 
 
@@ -131,7 +130,17 @@ def _pool_capacity(load: FluidLoad, cluster: ClusterSpec, j: int, slo: ServiceSL
     column = "prefill_tps_total" if tested.role == PREFILL else "decode_tps"
     served = telemetry.metric(column)[j, :first_miss]
     if served.size == 0:
-        raise ValueError(f"pool {tested} misses the SLO at the lightest load of the ramp")
+        metric, limit = (
+            ("ttft_p99_s", slo.ttft_p99_s)
+            if tested.role == PREFILL
+            else ("tbt_p99_s", slo.tbt_p99_s)
+        )
+        idle = float(telemetry.metric(metric)[j, 0])
+        raise ValueError(
+            f"the SLO is out of reach: one {tested.tp} x {tested.gpu_type} {tested.role} "
+            f"instance at the lightest load already has {metric} {idle:.3g} s > {limit:g} s "
+            f"(this load's requests are too long for it); set a looser SLO"
+        )
     return float(served.max())
 
 
@@ -295,7 +304,7 @@ def curate(
     candidates = pl.DataFrame(rows)
     feasible = candidates.filter(
         (pl.col("worst_day_slo_attainment") >= 1 - BUDGET_SHARE * (1 - slo.attainment))
-        & (pl.col("flaps") <= MAX_FLAPS_PER_DAY * days)
+        & (pl.col("flaps") <= MAX_FLAPS_PER_DAY * max(days, 1.0))
     )
     met = not feasible.is_empty()
     chosen = (

@@ -25,7 +25,7 @@ from policies.controller import Controller
 from policies.curation import Curation, curate, initial_cluster
 from policies.loop import ControlRun, run_controller
 from policies.oracle import INSTANT, Oracle
-from policies.scoring import score
+from policies.scoring import interval_outcome, score
 from policies.slo import ServiceSLO
 from simulator.cluster import ClusterSpec, LifecycleSpec, default_cluster
 from simulator.fluid_load import FluidLoad, load_from_requests, load_from_windows
@@ -186,6 +186,9 @@ class FleetBacktest:
         The same scores per evaluation day (``day`` from 1).
     decisions : pl.DataFrame
         Every policy's decision log (``policy`` column first), times from the evaluation start.
+    skipped : dict of str to str
+        Policies that cannot run on this scenario, with the reason (e.g. a periodic schedule
+        needs a whole day of history).
     """
 
     scenario: FleetScenario
@@ -194,6 +197,64 @@ class FleetBacktest:
     summary: pl.DataFrame
     per_day: pl.DataFrame
     decisions: pl.DataFrame
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+#: Columns of :meth:`FleetBacktest.timeline`.
+TIMELINE_SCHEMA: dict[str, pl.DataType] = {
+    "ts": pl.Datetime("us", "UTC"),
+    "policy": pl.String(),
+    "offered_rps": pl.Float64(),
+    "prefill_instances": pl.Float64(),
+    "decode_instances": pl.Float64(),
+    "gpu_util": pl.Float64(),
+    "ttft_p99_s": pl.Float64(),
+    "tbt_p99_s": pl.Float64(),
+}
+
+
+def timeline(backtest: FleetBacktest, *, bin_s: float = 600.0) -> pl.DataFrame:
+    """Every policy's run in bins of ``bin_s`` (:data:`TIMELINE_SCHEMA`): offered requests/s,
+    mean instances paid per role, GPU utilisation over the paid GPU time, and the worst
+    interval's TTFT p99 and TBT p99 (the slowest pool's): what the report plots."""
+    frames = []
+    for name, run in backtest.runs.items():
+        telemetry = run.telemetry
+        out = interval_outcome(telemetry, backtest.scenario.slo)
+        roles = np.array([p.role for p in telemetry.pools])
+        n = telemetry.intervals
+        frames.append(
+            pl.DataFrame(
+                {
+                    "interval": np.arange(n),
+                    "requests": telemetry.load.requests[:n],
+                    "prefill": telemetry.provisioned[roles == "prefill", :n].sum(axis=0),
+                    "decode": telemetry.provisioned[roles == "decode", :n].sum(axis=0),
+                    "gpu_s": out.gpu_s,
+                    "busy_gpu_s": out.busy_gpu_s,
+                    "ttft": np.nanmax(telemetry.metric("ttft_p99_s")[roles == "prefill"], axis=0),
+                    "tbt": np.nanmax(telemetry.metric("tbt_p99_s")[roles == "decode"], axis=0),
+                }
+            ).with_columns(policy=pl.lit(name))
+        )
+    dt = backtest.scenario.load.interval_s
+    per_bin = max(1, round(bin_s / dt))
+    start = backtest.scenario.evaluation.start
+    return (
+        pl.concat(frames)
+        .group_by("policy", (pl.col("interval") // per_bin).alias("bin"))
+        .agg(
+            offered_rps=pl.col("requests").sum() / (pl.len() * dt),
+            prefill_instances=pl.col("prefill").mean(),
+            decode_instances=pl.col("decode").mean(),
+            gpu_util=pl.col("busy_gpu_s").sum() / pl.col("gpu_s").sum(),
+            ttft_p99_s=pl.col("ttft").max(),
+            tbt_p99_s=pl.col("tbt").max(),
+        )
+        .with_columns(ts=pl.lit(start) + pl.duration(seconds=pl.col("bin") * per_bin * dt))
+        .select(pl.col(name).cast(dtype) for name, dtype in TIMELINE_SCHEMA.items())
+        .sort("policy", "ts")
+    )
 
 
 def run_fleet_backtest(
@@ -225,9 +286,13 @@ def run_fleet_backtest(
     )
     evaluation = scenario.evaluation
     start = initial_cluster(scenario.cluster, curation.inputs, evaluation)
-    runs = {}
+    runs, skipped = {}, {}
     for name, build in builders.items():
-        controller = build(curation, evaluation)
+        try:
+            controller = build(curation, evaluation)
+        except ValueError as error:
+            skipped[name] = str(error)
+            continue
         lifecycle = INSTANT if isinstance(controller, Oracle) else scenario.lifecycle
         runs[name] = run_controller(
             FluidLoop(evaluation, start, lifecycle=lifecycle),
@@ -246,6 +311,7 @@ def run_fleet_backtest(
                 for name, run in runs.items()
             ]
         ),
+        skipped=skipped,
     )
 
 
@@ -301,3 +367,57 @@ def bootstrap_mean_ci(values: Sequence[float], *, level: float = 0.95) -> tuple[
     means = values[rng.integers(0, values.size, (BOOTSTRAP, values.size))].mean(axis=1)
     tail = (1 - level) / 2 * 100
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def curated_policy_row(backtest: FleetBacktest) -> pl.DataFrame:
+    """The chosen policy as one row: what it is, where each value came from, what it is held
+    to (the ``curated_policy`` table)."""
+    scenario, curation = backtest.scenario, backtest.curation
+    inputs = curation.inputs
+    evaluation = scenario.evaluation
+    end = evaluation.start + timedelta(seconds=evaluation.count * evaluation.interval_s)
+    return pl.DataFrame(
+        [
+            {
+                "policy": "heteroscale",
+                "signal": "decode_tps",
+                "pd_ratio": inputs.pd_ratio,
+                "decode_tps_per_instance": inputs.decode_tps_per_instance,
+                **{
+                    f"{role}_{name}": value
+                    for role in ("prefill", "decode")
+                    for name, value in zip(
+                        ("gpu_type", "gpus_per_instance", "tps_at_slo"),
+                        (*inputs.of_role(role)[0].key[1:], inputs.of_role(role)[0].tps_at_slo),
+                        strict=True,
+                    )
+                },
+                **curation.config.__dict__,
+                "met_objective": curation.met_objective,
+                "ttft_p99_slo_s": scenario.slo.ttft_p99_s,
+                "tbt_p99_slo_s": scenario.slo.tbt_p99_s,
+                "slo_attainment_target": scenario.slo.attainment,
+                "source": scenario.source,
+                "curation_start": scenario.load.start,
+                "evaluation_start": evaluation.start,
+                "evaluation_end": end,
+            }
+        ]
+    )
+
+
+def backtest_tables(backtest: FleetBacktest) -> dict[str, pl.DataFrame]:
+    """Every table the fleet backtest stores, by name (docs/policy.md, "Tables")."""
+    start = backtest.scenario.evaluation.start
+    return {
+        "curated_policy": curated_policy_row(backtest),
+        "curation_candidates": backtest.curation.candidates,
+        "pressure_sweep": backtest.curation.pressure.sweep,
+        "fleet_summary": backtest.summary,
+        "fleet_per_day": backtest.per_day,
+        "fleet_timeline": timeline(backtest),
+        "fleet_decisions": backtest.decisions.with_columns(
+            ts=pl.lit(start) + pl.duration(microseconds=(pl.col("t_s") * 1e6).cast(pl.Int64))
+        ),
+        "scaling_decisions": backtest.runs["heteroscale"].role_targets(),
+    }

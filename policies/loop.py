@@ -41,6 +41,17 @@ DECISION_LOG_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+#: Columns of :meth:`ControlRun.role_targets`.
+ROLE_TARGETS_SCHEMA: dict[str, pl.DataType] = {
+    "ts": pl.Datetime("us", "UTC"),
+    "current_prefill": pl.Int64(),
+    "current_decode": pl.Int64(),
+    "next_prefill": pl.Int64(),
+    "next_decode": pl.Int64(),
+    "reason": pl.String(),
+}
+
+
 class Plant(Protocol):
     """What the loop drives (see :class:`simulator.fluid_loop.FluidLoop`)."""
 
@@ -76,6 +87,47 @@ class ControlRun:
     decisions: pl.DataFrame
     wanted: np.ndarray
     holds: int
+
+    def role_targets(self) -> pl.DataFrame:
+        """The decisions that changed a count, per role (:data:`ROLE_TARGETS_SCHEMA`): what
+        the scheduler is asked to place, cycle by cycle."""
+        load = self.telemetry.load
+        log = self.decisions.with_columns(
+            ts=pl.lit(load.start) + pl.duration(microseconds=(pl.col("t_s") * 1e6).cast(pl.Int64))
+        )
+        if log.is_empty():
+            return pl.DataFrame(schema=ROLE_TARGETS_SCHEMA)
+        roles = self.telemetry.pools
+        start = {
+            role: sum(p.count for p in roles if p.role == role) for role in ("prefill", "decode")
+        }
+        per_role = log.group_by("ts", "role").agg(
+            pl.col("from_instances").sum(), pl.col("to_instances").sum(), pl.col("reason").first()
+        )
+        wide = (
+            per_role.pivot("role", index="ts", values=["from_instances", "to_instances"])
+            .join(per_role.group_by("ts").agg(pl.col("reason").first()), on="ts")
+            .sort("ts")
+        )
+        rows = []
+        current = dict(start)
+        for row in wide.iter_rows(named=True):
+            before = dict(current)
+            for role in ("prefill", "decode"):
+                to = row.get(f"to_instances_{role}")
+                if to is not None:
+                    current[role] = to
+            rows.append(
+                (
+                    row["ts"],
+                    before["prefill"],
+                    before["decode"],
+                    current["prefill"],
+                    current["decode"],
+                    row["reason"],
+                )
+            )
+        return pl.DataFrame(rows, schema=ROLE_TARGETS_SCHEMA, orient="row")
 
 
 def run_controller(

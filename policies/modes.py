@@ -18,14 +18,20 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from policies.controller import PoolKey
 from policies.curation import Curation, initial_cluster
 from policies.fleet import Builder, FleetScenario
 from policies.loop import run_controller
 from policies.oracle import INSTANT, Oracle
 from policies.request_plant import RequestPlant
 from policies.scoring import score
-from scheduler import RoleRequirements, ServiceRequirements, Topology
-from scheduler.topology_generator import generate_topology
+from scheduler import (
+    FLEET_TOPOLOGY_PATH,
+    RoleRequirements,
+    ServiceRequirements,
+    Topology,
+    load_topology,
+)
 from simulator.fluid_load import load_from_requests
 from simulator.fluid_loop import FluidLoop
 
@@ -33,37 +39,28 @@ from simulator.fluid_loop import FluidLoop
 COMPARED = ("gpu_hours", "avg_gpu_util", "ttft_attainment", "tbt_attainment", "scaling_actions")
 
 
-def fleet_topology() -> Topology:
-    """A 2,048-GPU tree (16 S2 big-pods of 4 S1s of 4 eight-GPU nodes, H20 and L20 mixed as
-    the generator draws them): room for the default workload's fleet at request level."""
-    return generate_topology(0, s2_count=16, s1_per_s2=4, nodes_per_s1=4)
-
-
-def requirements(curation: Curation, *, affinity: str = "s2") -> ServiceRequirements:
-    """The service's placement needs from its curated pools: each role on its first pool's
-    GPU type (the others as fallbacks), the curated ratio, and a ratio tolerance of
-    ``(1 + r) / 2`` prefill instances per Deployment Group.
+def placement_requirements(
+    prefill: PoolKey, decode: PoolKey, pd_ratio: float, *, affinity: str = "s2"
+) -> ServiceRequirements:
+    """Placement needs of a service whose roles run on the ``prefill`` and ``decode`` pools,
+    at the curated ratio ``r``, with a ratio tolerance of ``(1 + r) / 2`` prefill instances
+    per Deployment Group.
 
     The coordinated policy keeps each pool within one instance of its share of the total,
     which leaves prefill up to ``(1 + r) / 2`` instances from ``r x decode``; the scheduler's
     default tolerance of one instance would refuse most of its steps when ``r`` is large
     (9.25 on the default workload).
     """
-    inputs = curation.inputs
-    roles = {}
-    for role in ("prefill", "decode"):
-        keys = [pool.key for pool in inputs.of_role(role)]
-        roles[role] = RoleRequirements(
-            preferred_gpu_type=keys[0][1],
-            fallback_gpu_types=tuple(key[1] for key in keys[1:]),
-            gpus_per_instance=keys[0][2],
-        )
+    roles = {
+        role: RoleRequirements(preferred_gpu_type=key[1], gpus_per_instance=key[2])
+        for role, key in (("prefill", prefill), ("decode", decode))
+    }
     return ServiceRequirements(
         prefill=roles["prefill"],
         decode=roles["decode"],
         affinity=affinity,
-        pd_ratio=inputs.pd_ratio,
-        ratio_tolerance=(1 + inputs.pd_ratio) / 2,
+        pd_ratio=pd_ratio,
+        ratio_tolerance=(1 + pd_ratio) / 2,
     )
 
 
@@ -87,7 +84,8 @@ def compare_modes(
     first_s, span_s : float
         The span, in seconds from the scenario's start.
     topology : Topology, optional
-        Where the request-level runs are placed (default :func:`fleet_topology`).
+        Where the request-level runs are placed (default: the shipped fleet,
+        ``data/topologies/fleet.yaml``).
 
     Returns
     -------
@@ -99,8 +97,11 @@ def compare_modes(
     trace = scenario.requests(first_s, span_s)
     load = load_from_requests(trace.requests, trace.start, scenario.load.interval_s)
     start = initial_cluster(scenario.cluster, curation.inputs, load)
-    topology = topology or fleet_topology()
-    needs = requirements(curation)
+    topology = topology or load_topology(FLEET_TOPOLOGY_PATH)
+    inputs = curation.inputs
+    needs = placement_requirements(
+        inputs.of_role("prefill")[0].key, inputs.of_role("decode")[0].key, inputs.pd_ratio
+    )
     rows = []
     for name, build in builders.items():
         for mode in ("fast", "request"):

@@ -41,6 +41,7 @@ from scheduler.topology import (
 from scheduler.topology_generator import generate_topology
 from scheduler.topology_loader import (
     DEFAULT_TOPOLOGY_PATH,
+    FLEET_TOPOLOGY_PATH,
     SMALL_TOPOLOGY_PATH,
     load_topology,
     parse_topology,
@@ -49,6 +50,7 @@ from scheduler.topology_loader import (
 __all__ = [
     "AFFINITIES",
     "DEFAULT_TOPOLOGY_PATH",
+    "FLEET_TOPOLOGY_PATH",
     "INSTANCES_SCHEMA",
     "OUTCOME_SCHEMA",
     "PLAN_SCHEMA",

@@ -43,6 +43,8 @@ from scheduler.topology import (
 _TOPOLOGIES_DIR = Path(__file__).resolve().parent.parent / "data" / "topologies"
 #: The topology the main job places the default service on (sized for the default cluster).
 DEFAULT_TOPOLOGY_PATH = _TOPOLOGIES_DIR / "default.yaml"
+#: The fleet the default multi-day workload runs on: sixteen L20/H20 S2 big-pods, 2,048 GPUs.
+FLEET_TOPOLOGY_PATH = _TOPOLOGIES_DIR / "fleet.yaml"
 #: A small example topology with every RDMA subgroup kind, for docs and tests.
 SMALL_TOPOLOGY_PATH = _TOPOLOGIES_DIR / "small.yaml"
 

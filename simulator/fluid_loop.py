@@ -57,8 +57,9 @@ METRICS = tuple(INSTANCE_METRIC_COLUMNS)
 _TTFT = [f"ttft_p{round(q * 100)}_s" for q in QUANTILES]
 _TBT = [f"tbt_p{round(q * 100)}_s" for q in QUANTILES]
 _NO_SAMPLE = dict.fromkeys(METRICS, math.nan)
-#: Columns read off a table; the rest are zero or NaN for the role, or come from the backlog.
-_TABLED = ("gpu_util_ratio", "sm_active_ratio", "running_requests", "kv_usage_ratio")
+#: Columns read off a table (besides the role's latency quantiles); the rest are zero or NaN
+#: for the role, or come from the backlog. Queue depth's table value is without a backlog.
+_TABLED = ("gpu_util_ratio", "sm_active_ratio", "running_requests", "kv_usage_ratio", "queue_depth")
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,6 @@ class _LoopPool:
             values = self.model.metrics(grid, np.zeros(grid.size), counts)
             latency = _TTFT if self.spec.role == PREFILL else _TBT
             columns = {name: values[name] for name in (*_TABLED, *latency)}
-            columns["queue_depth"] = values["queue_depth"]
             self.tables[key] = _Table(self.capacity, columns)
         return self.tables[key]
 
@@ -290,8 +290,8 @@ class FluidLoop:
         """Start as if interval 0's load had been served for ever: work served before it is
         still being emitted (without this the first intervals under-report TPS)."""
         prefill, decode = self._roles
-        served = self._prompt_tokens[0]
-        for offered, pools in ((served, prefill), (served * self._decode_per_prompt[0], decode)):
+        prompt = self._prompt_tokens[0]
+        for offered, pools in ((prompt, prefill), (prompt * self._decode_per_prompt[0], decode)):
             total = sum(p.ready * p.capacity for _, p in pools)
             for _, pool in pools:
                 steady = min(

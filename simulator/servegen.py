@@ -184,16 +184,7 @@ def servegen_requests(
         gaps = rng.gamma(shape, size=n + 1) if family == "Gamma" else rng.weibull(shape, n + 1)
         offsets = np.cumsum(gaps)
         arrivals.append(start_s - origin_s + window_s * offsets[:-1] / offsets[-1])
-    arrival_s = np.concatenate(arrivals)
-    rows = rng.integers(0, lengths.height, arrival_s.size)
-    return Trace(
-        requests=canonical_frame(
-            arrival_s,
-            lengths["input_tokens"].to_numpy()[rows],
-            lengths["output_tokens"].to_numpy()[rows],
-        ),
-        start=SYNTHETIC_EPOCH + timedelta(seconds=origin_s),
-    )
+    return _with_lengths(np.concatenate(arrivals), lengths, rng, origin_s)
 
 
 def rate_requests(
@@ -242,7 +233,14 @@ def rate_requests(
         n = rng.poisson(rate.get(window * window_s, 0.0) * rate_scale * (hi - lo))
         arrivals.append(np.sort(rng.uniform(lo, hi, n)) - first_s)
         window += 1
-    arrival_s = np.concatenate(arrivals)
+    return _with_lengths(np.concatenate(arrivals), lengths, rng, first_s)
+
+
+def _with_lengths(
+    arrival_s: np.ndarray, lengths: pl.DataFrame, rng: np.random.Generator, origin_s: float
+) -> Trace:
+    """A trace of these arrivals, each with the lengths of a row of ``lengths`` drawn
+    uniformly with replacement, starting ``origin_s`` after the synthetic epoch (a midnight)."""
     rows = rng.integers(0, lengths.height, arrival_s.size)
     return Trace(
         requests=canonical_frame(
@@ -250,5 +248,5 @@ def rate_requests(
             lengths["input_tokens"].to_numpy()[rows],
             lengths["output_tokens"].to_numpy()[rows],
         ),
-        start=SYNTHETIC_EPOCH + timedelta(seconds=first_s),
+        start=SYNTHETIC_EPOCH + timedelta(seconds=origin_s),
     )

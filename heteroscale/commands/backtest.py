@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -48,6 +49,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="days of the default workload; the first half is curation (default 14)",
     )
     backtest.add_argument(
+        "--ttft-slo-s", type=float, default=6.0, help="TTFT p99 objective, s (default 6)"
+    )
+    backtest.add_argument(
+        "--tbt-slo-s", type=float, default=0.1, help="TBT p99 objective, s (default 0.1)"
+    )
+    backtest.add_argument(
         "--policies", help="comma-separated policy names (default: every policy and the oracle)"
     )
     backtest.add_argument(
@@ -60,6 +67,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _backtest(args: argparse.Namespace) -> int:
     from policies.fleet import run_fleet_backtest, servegen_scenario, trace_scenario
     from policies.registry import select
+    from policies.slo import ServiceSLO
     from simulator import TraceError, load_trace
 
     try:
@@ -72,7 +80,8 @@ def _backtest(args: argparse.Namespace) -> int:
             )
         else:
             scenario = servegen_scenario(days=args.days, curation_days=args.days // 2)
-        result = run_fleet_backtest(scenario, builders)
+        slo = ServiceSLO(ttft_p99_s=args.ttft_slo_s, tbt_p99_s=args.tbt_slo_s)
+        result = run_fleet_backtest(replace(scenario, slo=slo), builders)
     except (OSError, TraceError, ValueError) as e:
         print(f"heteroscale backtest: {e}", file=sys.stderr)
         return 2
@@ -110,6 +119,7 @@ def _report(result) -> dict:
             "met_objective": curation.met_objective,
         },
         "policies": result.summary.to_dicts(),
+        "skipped": result.skipped,
     }
 
 
@@ -130,3 +140,5 @@ def _print_table(report: dict) -> None:
             for key, _, fmt in _COLUMNS
         )
         print(f"{row['policy']:<42}{cells}")
+    for policy, reason in report["skipped"].items():
+        print(f"{policy:<42}  not run: {reason}")

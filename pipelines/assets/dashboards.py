@@ -1,14 +1,36 @@
-"""The report asset: one self-contained HTML page over every table of the run."""
+"""The report asset: one self-contained HTML page, the policy decision first, then the telemetry
+and placement it rests on."""
 
 import dagster as dg
 
 from dashboards import write_report
-from pipelines.assets.policies import BACKTEST_KEY, SCALING_DECISIONS_KEY
+from pipelines.assets.policies import (
+    CURATION_KEY,
+    FLEET_BACKTEST_KEY,
+    MODE_AGREEMENT_KEY,
+    SCALING_DECISIONS_KEY,
+)
 from pipelines.assets.scheduler import PLACEMENT_PLAN_KEY
 from pipelines.assets.signals import SIGNAL_SCORES_KEY
 from pipelines.assets.telemetry import INSTANCE_SAMPLES_KEY, SERVICE_LOAD_KEY
 from pipelines.resources import ScenarioResource, StoreResource
 from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
+
+#: ``write_report`` keyword -> the store table it reads (every one per service).
+TABLES = {
+    "instance_samples": INSTANCE_SAMPLES,
+    "service_load": SERVICE_LOAD,
+    "signal_scores": "signal_scores",
+    "decisions": "scaling_decisions",
+    "placement": "placement_plan",
+    "curated_policy": "curated_policy",
+    "curation_candidates": "curation_candidates",
+    "pressure_sweep": "pressure_sweep",
+    "fleet_summary": "fleet_summary",
+    "fleet_per_day": "fleet_per_day",
+    "fleet_timeline": "fleet_timeline",
+    "mode_agreement": "mode_agreement",
+}
 
 
 @dg.asset(
@@ -17,13 +39,16 @@ from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
         INSTANCE_SAMPLES_KEY,
         SERVICE_LOAD_KEY,
         SIGNAL_SCORES_KEY,
-        SCALING_DECISIONS_KEY,
         PLACEMENT_PLAN_KEY,
-        BACKTEST_KEY,
+        CURATION_KEY,
+        FLEET_BACKTEST_KEY,
+        MODE_AGREEMENT_KEY,
+        SCALING_DECISIONS_KEY,
     ],
     group_name="dashboards",
     description=(
-        "Telemetry, signal scores, decisions, placement and the backtest on one offline HTML page."
+        "The chosen policy, its savings and a verdict per target, then the fleet backtest, "
+        "telemetry, signal scores and placement, on one offline HTML page."
     ),
 )
 def report_html(
@@ -32,13 +57,7 @@ def report_html(
     service = scenario.service
     path = write_report(
         store.report_path(),
-        instance_samples=store.read(INSTANCE_SAMPLES, service=service),
-        service_load=store.read(SERVICE_LOAD, service=service),
-        signal_scores=store.read("signal_scores", service=service),
-        decisions=store.read("scaling_decisions", service=service),
-        placement=store.read("placement_plan", service=service),
-        backtest_decisions=store.read("backtest_decisions", service=service),
-        backtest_summary=store.read("backtest_summary", service=service),
+        **{keyword: store.read(table, service=service) for keyword, table in TABLES.items()},
     )
     context.log.info(f"report written to {path}")
     return dg.MaterializeResult(

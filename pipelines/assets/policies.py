@@ -1,118 +1,154 @@
-"""The policy assets: the coordinated decode-TPS policy replayed over the recorded run (open
-loop) and backtested against the simulated cluster it resizes (closed loop)."""
+"""The policy assets: Algorithm 1's curation, the multi-day fleet backtest of every policy
+against the oracle, fast mode checked against request level, and the chosen policy's scaling
+decisions (docs/policy.md)."""
 
 import dagster as dg
 import polars as pl
 
-from pipelines.assets.telemetry import INSTANCE_SAMPLES_KEY, REQUEST_OUTCOMES_KEY
+from pipelines.markdown import markdown_table
 from pipelines.resources import ScenarioResource, StoreResource
-from policies import (
-    CoordinatedPolicyConfig,
-    deployed_pd_ratio,
-    deployed_requirements,
-    replay_decisions,
-    run_backtest,
-    summarise_run,
-    target_from_telemetry,
-)
-from scheduler import load_topology
-from simulator import default_cluster, load_trace
-from simulator.persist import REQUEST_OUTCOMES
-from telemetry.schema import INSTANCE_SAMPLES
+from policies.fleet import backtest_tables, run_fleet_backtest, servegen_scenario
+from policies.modes import compare_modes
+from policies.registry import select
 from telemetry.store import TableWrite
 
+CURATION_KEY = dg.AssetKey(["policies", "curation"])
+FLEET_BACKTEST_KEY = dg.AssetKey(["policies", "fleet_backtest"])
+MODE_AGREEMENT_KEY = dg.AssetKey(["policies", "mode_agreement"])
 SCALING_DECISIONS_KEY = dg.AssetKey(["policies", "scaling_decisions"])
-BACKTEST_KEY = dg.AssetKey(["policies", "backtest"])
+
+#: Baselines checked at request level beside the chosen policy: the two cheapest that meet the
+#: SLO on the fleet backtest (or come closest).
+REQUEST_LEVEL_BASELINES = 2
 
 
-def policy_config(samples: pl.DataFrame, scenario: ScenarioResource) -> CoordinatedPolicyConfig:
-    """The controller both assets run: its target and ratio read off the recorded run."""
-    return CoordinatedPolicyConfig(
-        target_decode_tps_per_instance=target_from_telemetry(
-            samples, scenario.tbt_slo_s, service=scenario.service
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            CURATION_KEY,
+            group_name="policies",
+            description=(
+                "Algorithm 1 on the curation days: pressure tests (per-instance capacity at the "
+                "SLO, the P/D split sweep), then the controller configuration swept and chosen."
+            ),
         ),
-        pd_ratio=deployed_pd_ratio(samples, service=scenario.service),
-        control_interval_s=scenario.control_interval_s,
-    )
-
-
-@dg.asset(
-    key=SCALING_DECISIONS_KEY,
-    deps=[INSTANCE_SAMPLES_KEY],
-    group_name="policies",
-    description="What the coordinated policy would have done each control interval (open loop).",
+        dg.AssetSpec(
+            FLEET_BACKTEST_KEY,
+            group_name="policies",
+            deps=[CURATION_KEY],
+            description=(
+                "Every policy, the oracle and the ablations closed loop in fast mode on the "
+                "evaluation days: GPU-hours, utilisation, SLO attainment, actions, flaps."
+            ),
+        ),
+        dg.AssetSpec(
+            MODE_AGREEMENT_KEY,
+            group_name="policies",
+            deps=[FLEET_BACKTEST_KEY],
+            description=(
+                "The chosen policy and the strongest baselines at request level (placed on the "
+                "fleet topology) against fast mode, on an hour of an evaluation day."
+            ),
+        ),
+        dg.AssetSpec(
+            SCALING_DECISIONS_KEY,
+            group_name="policies",
+            deps=[FLEET_BACKTEST_KEY],
+            description="The chosen policy's instance counts, decision by decision.",
+        ),
+    ],
 )
-def scaling_decisions(
+def fleet_policy(
     context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
-) -> dg.MaterializeResult:
-    samples = store.read(INSTANCE_SAMPLES, service=scenario.service)
-    config = policy_config(samples, scenario)
-    context.log.info(f"policy: {config}")
-    decisions = replay_decisions(samples, config, service=scenario.service)
-    rows = store.write("scaling_decisions", decisions, ("service",))
-    actions = decisions["action"].value_counts().sort("action").iter_rows()
-    return dg.MaterializeResult(
-        metadata={
-            "rows": rows,
-            "target_decode_tps_per_instance": config.target_decode_tps_per_instance,
-            "pd_ratio": config.pd_ratio,
-            **{f"actions_{action}": count for action, count in actions},
-        }
+):
+    """Curate, backtest every policy, check the strongest at request level, store it all."""
+    fleet = servegen_scenario(
+        days=scenario.fleet_days,
+        curation_days=scenario.curation_days,
+        rate_scale=scenario.fleet_rate_scale,
     )
-
-
-@dg.asset(
-    key=BACKTEST_KEY,
-    deps=[INSTANCE_SAMPLES_KEY, REQUEST_OUTCOMES_KEY],
-    group_name="policies",
-    description=(
-        "The policy in closed loop: each decision placed on the topology and run by the "
-        "simulator, compared with the fixed deployment (GPU-hours, utilisation, tails)."
-    ),
-)
-def backtest(
-    context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
-) -> dg.MaterializeResult:
-    """Backtest the policy on the scenario's trace from the default cluster; store its
-    decisions, its placement and a summary row per run (``fixed``, ``coordinated``)."""
+    context.log.info(f"fleet backtest on {fleet.source}")
+    backtest = run_fleet_backtest(fleet, select(None, ablations=True))
     service = scenario.service
-    samples = store.read(INSTANCE_SAMPLES, service=service)
-    trace = load_trace(scenario.trace_path, scenario.trace_format)
-    result = run_backtest(
-        trace.requests,
-        default_cluster(),
-        policy_config(samples, scenario),
-        service=service,
-        start=trace.start,
-        topology=load_topology(scenario.topology_path),
-        requirements=deployed_requirements(samples, service=service),
-        interval_s=scenario.interval_s,
+    tables = {
+        name: frame.with_columns(service=pl.lit(service))
+        for name, frame in backtest_tables(backtest).items()
+    }
+    stored = store.store().write_many(
+        [TableWrite(name, frame, ("service",)) for name, frame in tables.items()]
     )
-    summary = pl.concat(
-        [
-            summarise_run(samples, store.read(REQUEST_OUTCOMES, service=service), label="fixed"),
-            summarise_run(result.run.instance_samples, result.run.requests, label="coordinated"),
-        ]
-    ).with_columns(service=pl.lit(service))
-    store.store().write_many(
-        [
-            TableWrite("backtest_decisions", result.decisions, ("service",)),
-            TableWrite("backtest_placement_plan", result.plan, ("service",)),
-            TableWrite("backtest_summary", summary, ("service",)),
-        ]
+    rows = dict(zip(tables, stored, strict=True))
+    summary = backtest.summary
+    strongest = _strongest_baselines(summary, fleet.slo.attainment)
+    day = fleet.curation_intervals * fleet.load.interval_s
+    modes = compare_modes(
+        fleet,
+        backtest.curation,
+        select(["heteroscale", *strongest]),
+        first_s=day + scenario.request_level_start_h * 3600,
+        span_s=scenario.request_level_hours * 3600,
     )
-    fixed, coordinated = summary.iter_rows(named=True)
-    context.log.info(f"backtest: fixed {fixed}, coordinated {coordinated}")
-    return dg.MaterializeResult(
+    mode_rows = store.write(
+        "mode_agreement", modes.with_columns(service=pl.lit(service)), ("service",)
+    )
+    curated = tables["curated_policy"].row(0, named=True)
+    heteroscale = summary.filter(pl.col("policy") == "heteroscale").row(0, named=True)
+    yield dg.MaterializeResult(
+        asset_key=CURATION_KEY,
         metadata={
-            "decisions": result.decisions.height,
-            "scale_actions": result.decisions.filter(pl.col("action") != "hold").height,
-            "gpu_hours_fixed": fixed["gpu_hours_prefill"] + fixed["gpu_hours_decode"],
-            "gpu_hours_coordinated": coordinated["gpu_hours_prefill"]
-            + coordinated["gpu_hours_decode"],
-            "gpu_util_fixed": fixed["gpu_util"],
-            "gpu_util_coordinated": coordinated["gpu_util"],
-            "ttft_p99_s_fixed": fixed["ttft_p99_s"],
-            "ttft_p99_s_coordinated": coordinated["ttft_p99_s"],
-        }
+            "dagster/row_count": rows["curation_candidates"],
+            "pd_ratio": curated["pd_ratio"],
+            "decode_tps_per_instance": curated["decode_tps_per_instance"],
+            "utilisation_target": curated["utilisation_target"],
+            "met_objective": curated["met_objective"],
+            "source": fleet.source,
+        },
     )
+    yield dg.MaterializeResult(
+        asset_key=FLEET_BACKTEST_KEY,
+        metadata={
+            "dagster/row_count": rows["fleet_summary"],
+            "heteroscale_slo_attainment": heteroscale["slo_attainment"],
+            "heteroscale_avg_gpu_util": heteroscale["avg_gpu_util"],
+            "heteroscale_gpu_hours_vs_oracle": heteroscale["gpu_hours_vs_oracle"],
+            "summary": dg.MetadataValue.md(
+                markdown_table(
+                    summary.select(
+                        "policy",
+                        "gpu_hours",
+                        "gpu_hours_vs_oracle",
+                        "avg_gpu_util",
+                        "ttft_attainment",
+                        "tbt_attainment",
+                        "scaling_actions",
+                        "flaps",
+                    )
+                )
+            ),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=MODE_AGREEMENT_KEY,
+        metadata={
+            "dagster/row_count": mode_rows,
+            "policies": ", ".join(["heteroscale", *strongest]),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=SCALING_DECISIONS_KEY,
+        metadata={"dagster/row_count": rows["scaling_decisions"]},
+    )
+
+
+def _strongest_baselines(summary: pl.DataFrame, target: float) -> list[str]:
+    """The baselines that meet the SLO with the fewest GPU-hours, then the closest misses."""
+    baselines = summary.filter(
+        ~pl.col("policy").str.starts_with("heteroscale") & (pl.col("policy") != "oracle")
+    )
+    meets = pl.col("slo_attainment") >= target
+    ranked = baselines.sort(
+        meets,
+        pl.when(meets).then(pl.col("gpu_hours")).otherwise(-pl.col("slo_attainment")),
+        descending=[True, False],
+    )
+    return ranked["policy"].head(REQUEST_LEVEL_BASELINES).to_list()

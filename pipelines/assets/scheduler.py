@@ -1,15 +1,13 @@
-"""The placement asset: the policy's decisions placed on the scenario's topology."""
+"""The placement asset: the chosen policy's decisions placed on the scenario's topology."""
 
 import dagster as dg
 import polars as pl
 
-from pipelines.assets.policies import SCALING_DECISIONS_KEY
-from pipelines.assets.telemetry import INSTANCE_SAMPLES_KEY
+from pipelines.assets.policies import CURATION_KEY, SCALING_DECISIONS_KEY
 from pipelines.resources import ScenarioResource, StoreResource
-from policies import deployed_requirements
+from policies.modes import placement_requirements
 from scheduler import load_topology, replay_targets
 from scheduler.metrics import plan_metrics
-from telemetry.schema import INSTANCE_SAMPLES
 from telemetry.store import TableWrite
 
 PLACEMENT_PLAN_KEY = dg.AssetKey(["scheduler", "placement_plan"])
@@ -17,7 +15,7 @@ PLACEMENT_PLAN_KEY = dg.AssetKey(["scheduler", "placement_plan"])
 
 @dg.asset(
     key=PLACEMENT_PLAN_KEY,
-    deps=[SCALING_DECISIONS_KEY, INSTANCE_SAMPLES_KEY],
+    deps=[SCALING_DECISIONS_KEY, CURATION_KEY],
     group_name="scheduler",
     description="Where each decision's instances go: node, S1, S2, RDMA subgroup priority.",
 )
@@ -26,8 +24,9 @@ def placement_plan(
 ) -> dg.MaterializeResult:
     """Replay the decisions' targets through Algorithm 4, cycle by cycle, from an empty cluster.
 
-    Cycle 0 places the starting deployment, every later cycle the counts one control
-    interval's decision asks the cluster to run. The metadata carries the plan's figures
+    Cycle 0 places the starting deployment, every later cycle the counts one decision that
+    changed them asks the cluster to run; the service's needs are its curated pools and ratio
+    (:func:`policies.modes.placement_requirements`). The metadata carries the plan's figures
     (:func:`scheduler.metrics.plan_metrics`): affinity, fragmentation, priority-weighted cost,
     shortfall, KV bandwidth factor.
     """
@@ -38,8 +37,11 @@ def placement_plan(
     )
     asked = decisions.select("service", target_prefill="next_prefill", target_decode="next_decode")
     targets = pl.concat([starting, asked]).with_row_index("cycle")
-    requirements = deployed_requirements(
-        store.read(INSTANCE_SAMPLES, service=service), service=service
+    curated = store.read("curated_policy", service=service).row(0, named=True)
+    requirements = placement_requirements(
+        ("prefill", curated["prefill_gpu_type"], curated["prefill_gpus_per_instance"]),
+        ("decode", curated["decode_gpu_type"], curated["decode_gpus_per_instance"]),
+        curated["pd_ratio"],
     )
     context.log.info(f"placing {targets.height} cycles for {requirements}")
     topology = load_topology(scenario.topology_path)

@@ -20,11 +20,11 @@ SIGNAL_SCORES_KEY = dg.AssetKey(["signals", "signal_scores"])
 def signal_scores(
     context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
 ) -> dg.MaterializeResult:
-    context.log.info(f"scoring signals over {scenario.control_interval_s:g} s windows")
+    context.log.info(f"scoring signals over {scenario.signal_window_s:g} s windows")
     scores = score_signals(
         store.read(INSTANCE_SAMPLES, service=scenario.service),
         store.read(SERVICE_LOAD, service=scenario.service),
-        window_s=scenario.control_interval_s,
+        window_s=scenario.signal_window_s,
     )
     rows = store.write("signal_scores", scores, ("service",))
     return dg.MaterializeResult(metadata={"rows": rows, "scores": markdown_table(scores)})

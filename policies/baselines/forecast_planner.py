@@ -17,9 +17,11 @@ out: the pressure test already measured capacity at the SLO.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.statespace.sarimax import SARIMAX
 
 from policies.controller import DECODE, PREFILL, Decision, Window, hold
@@ -165,7 +167,11 @@ class _ProfileARIMA:
             # forecast the newest observation, as Dynamo's constant predictor does.
             self.beta, self.phi = np.zeros(terms.shape[1]), 0.0
         else:
-            params = SARIMAX(values, exog=terms, order=(1, 1, 0)).fit(disp=False).params
+            with warnings.catch_warnings():
+                # A short history may stop the likelihood search early; the parameters it
+                # reached still forecast, and the planner is judged by its backtest.
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                params = SARIMAX(values, exog=terms, order=(1, 1, 0)).fit(disp=False).params
             self.beta, self.phi = params[: terms.shape[1]], float(params[terms.shape[1]])
         # The state: the deviations from the profile at the history's last two known steps.
         deviations = (values - terms @ self.beta)[~np.isnan(values)]

@@ -1,18 +1,54 @@
-"""A small end-to-end set of tables: telemetry, its signal scores, decisions and a placement."""
+"""A small end-to-end set of tables: telemetry and its signal scores, a placement, and a real
+fleet backtest (every policy and ablation, two evaluation days) with its mode agreement."""
 
 import numpy as np
 import polars as pl
 import pytest
 
-from policies import RUN_SUMMARY_SCHEMA, CoordinatedPolicyConfig, replay_decisions
+from policies.fleet import backtest_tables, run_fleet_backtest, servegen_scenario
+from policies.modes import compare_modes
+from policies.registry import select
 from signals import score_signals
 from tests.canonical_frames import instance_samples, service_load
 
 INTERVALS = 24
+SERVICE = "svc"
+#: One candidate: curation then costs one closed-loop day instead of a sweep.
+GRID = {"utilisation_target": (0.75,), "scale_in_cooldown_s": (600.0,), "scale_in_step": (0.1,)}
+#: The fleet backtest's tables the report reads (the store holds each with a service column).
+FLEET_TABLES = (
+    "curated_policy",
+    "curation_candidates",
+    "pressure_sweep",
+    "fleet_summary",
+    "fleet_per_day",
+    "fleet_timeline",
+)
 
 
 @pytest.fixture(scope="session")
-def tables():
+def fleet():
+    """Three days of ServeGen m-large at 5% (one curation day, two evaluation days) and a
+    quarter hour of the second evaluation day in both modes; about 10 s."""
+    scenario = servegen_scenario(days=3, curation_days=1, rate_scale=0.05)
+    backtest = run_fleet_backtest(scenario, select(None, ablations=True), grid=GRID)
+    tables = backtest_tables(backtest)
+    modes = compare_modes(
+        scenario,
+        backtest.curation,
+        select(["heteroscale", "static_peak"]),
+        first_s=2 * 86_400 + 7 * 3600,
+        span_s=900,
+    )
+    stored = {name: tables[name] for name in FLEET_TABLES} | {
+        "mode_agreement": modes,
+        "decisions": tables["scaling_decisions"],
+    }
+    return {name: table.with_columns(service=pl.lit(SERVICE)) for name, table in stored.items()}
+
+
+@pytest.fixture(scope="session")
+def telemetry():
     rng = np.random.default_rng(3)
     load = np.concatenate([np.linspace(200.0, 2000.0, 12), np.linspace(2000.0, 300.0, 12)])
     decode = instance_samples(
@@ -36,7 +72,7 @@ def tables():
     placement = pl.DataFrame(
         {
             "cycle": [0, 0, 0, 1],
-            "service": ["svc"] * 4,
+            "service": [SERVICE] * 4,
             "role": ["prefill", "decode", "decode", "decode"],
             "action": ["scale_out", "scale_out", "scale_out", "scale_in"],
             "deployment_group": ["dg-0", "dg-0", "dg-1", "dg-0"],
@@ -50,34 +86,15 @@ def tables():
             "affinity_satisfied": [True, True, True, True],
         }
     )
-    decisions = replay_decisions(
-        samples,
-        CoordinatedPolicyConfig(100.0, control_interval_s=60.0, scale_in_cooldown_s=0.0),
-        service="svc",
-    )
-    backtest_summary = pl.DataFrame(
-        {
-            "run": ["fixed", "coordinated"],
-            "gpu_hours_prefill": [4.0, 3.0],
-            "gpu_hours_decode": [4.0, 3.0],
-            "gpu_util_prefill": [0.4, 0.5],
-            "gpu_util_decode": [0.9, 0.9],
-            "gpu_util": [0.65, 0.7],
-            "ttft_p99_s": [1.5, 1.75],
-            "tpot_p99_s": [0.03, 0.032],
-            "requests": [100, 100],
-            "service": ["svc", "svc"],
-        },
-        schema={**RUN_SUMMARY_SCHEMA, "service": pl.String()},
-    )
     return {
         "instance_samples": samples,
         "service_load": offered,
         "signal_scores": score_signals(samples, offered),
-        "decisions": decisions,
         "placement": placement,
-        "backtest_decisions": decisions.with_columns(
-            shortfall_instances=pl.lit(0), kv_bandwidth_factor=pl.lit(None, pl.Float64)
-        ),
-        "backtest_summary": backtest_summary,
     }
+
+
+@pytest.fixture(scope="session")
+def tables(fleet, telemetry):
+    """Every table ``write_report`` takes, by its keyword."""
+    return fleet | telemetry

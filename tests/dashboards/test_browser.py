@@ -4,6 +4,7 @@ import pytest
 
 from dashboards import write_report
 from tests.dashboards.browser import drawn_figures, open_page
+from tests.dashboards.test_report import FIGURES
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +15,7 @@ def test_every_figure_is_drawn_without_script_errors(tables, tmp_path):
     assert run.errors == []
     assert not [line for line in run.console if "Uncaught" in line]
     figures = page.read_text(encoding="utf-8").count('class="plotly-graph-div"')
-    assert figures == 5
+    assert figures == FIGURES
     assert drawn_figures(run.dom) == figures
     assert run.dom.count('class="main-svg"') >= figures  # SVG layers were laid out
 

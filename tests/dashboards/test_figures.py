@@ -1,67 +1,116 @@
-"""Figure builders: every trace carries data, and the data is the table's."""
+"""Figure builders: every trace carries data, the data is the table's, and the legend names
+every trace once, plainly."""
 
 import polars as pl
 import pytest
 
-from dashboards import decisions_figure, placement_figure, signal_scores_figure, telemetry_figure
+from dashboards import (
+    decisions_figure,
+    pd_split_figure,
+    per_day_figure,
+    placement_figure,
+    policies_figure,
+    signal_scores_figure,
+    telemetry_figure,
+    timeline_figure,
+)
+
+SHOWN = ["heteroscale", "oracle", "static_peak"]
 
 
 def figures(tables):
+    target = tables["curated_policy"]["slo_attainment_target"].item()
     return {
         "telemetry": telemetry_figure(tables["instance_samples"], tables["service_load"]),
         "signals": signal_scores_figure(tables["signal_scores"]),
         "decisions": decisions_figure(tables["decisions"]),
         "placement": placement_figure(tables["placement"]),
+        "policies": policies_figure(tables["fleet_summary"], tables["curated_policy"]),
+        "timeline": timeline_figure(tables["fleet_timeline"], SHOWN),
+        "per_day": per_day_figure(tables["fleet_per_day"], slo_attainment_target=target),
+        "pd_split": pd_split_figure(tables["pressure_sweep"], tables["curated_policy"]),
     }
 
 
-@pytest.mark.parametrize("name", ["telemetry", "signals", "decisions", "placement"])
-def test_every_trace_has_points(tables, name):
-    figure = figures(tables)[name]
+@pytest.fixture(scope="module")
+def drawn(tables):
+    return figures(tables)
+
+
+NAMES = ["telemetry", "signals", "decisions", "placement", "policies", "timeline", "per_day"]
+
+
+@pytest.mark.parametrize("name", [*NAMES, "pd_split"])
+def test_every_trace_has_points(drawn, name):
+    figure = drawn[name]
     assert figure.data
     for trace in figure.data:
         assert len(trace.x) > 0 and len(trace.x) == len(trace.y), trace.name
 
 
-def test_telemetry_shows_gpu_util_per_role_and_decode_tps_against_offered_load(tables):
-    traces = {
-        t.name: t for t in telemetry_figure(tables["instance_samples"], tables["service_load"]).data
-    }
+@pytest.mark.parametrize("name", [*NAMES, "pd_split"])
+def test_the_legend_names_every_trace_without_repeating_a_word(drawn, name):
+    traces = drawn[name].data
+    listed = {t.legendgroup or t.name for t in traces if t.showlegend is not False}
+    for trace in traces:
+        assert trace.name, trace
+        assert (trace.legendgroup or trace.name) in listed, trace.name
+        words = trace.name.split()
+        assert len(words) == len(set(words)), trace.name  # no "svc decode decode TPS"
+
+
+@pytest.mark.parametrize("name", [*NAMES, "pd_split"])
+def test_axes_say_what_they_measure(drawn, name):
+    layout = drawn[name].layout
+    axes = [layout[key] for key in layout if key.startswith(("xaxis", "yaxis"))]
+    assert any(axis.title.text for axis in axes if axis.plotly_name.startswith("x"))
+    for axis in axes:
+        if axis.plotly_name.startswith("y"):
+            assert axis.title.text, axis.plotly_name
+
+
+def test_telemetry_shows_gpu_util_per_role_and_decode_tps_against_offered_load(drawn):
+    traces = {t.name: t for t in drawn["telemetry"].data}
     assert set(traces) == {
-        "svc decode",
-        "svc prefill",
-        "svc decode decode TPS",
-        "svc offered output TPS",
+        "svc decode GPU util",
+        "svc prefill GPU util",
+        "svc decode tokens/s served",
+        "svc offered output tokens/s",
     }
-    assert list(traces["svc decode decode TPS"].y) == pytest.approx(
-        list(traces["svc offered output TPS"].y)
+    assert list(traces["svc decode tokens/s served"].y) == pytest.approx(
+        list(traces["svc offered output tokens/s"].y)
     )
 
 
-def test_signal_bars_are_absolute_correlations_and_scale_in_responses(tables):
+def test_signal_bars_are_absolute_correlations_and_scale_in_responses(tables, drawn):
     scores = tables["signal_scores"].filter(pl.col("role") == "decode")
-    correlation, scale_in = (
-        t for t in signal_scores_figure(tables["signal_scores"]).data if t.name == "svc decode"
-    )
+    correlation, scale_in = (t for t in drawn["signals"].data if t.name == "svc decode")
     assert list(correlation.x) == scores["signal"].to_list()
     assert all(y is None or 0 <= y <= 1 for y in correlation.y)
     assert list(scale_in.y) == scores["scale_in_response"].to_list()
 
 
-def test_decisions_are_step_lines_of_current_and_target_per_role(tables):
-    figure = decisions_figure(tables["decisions"])
-    assert {t.name for t in figure.data} == {
-        f"svc {kind} {role}" for kind in ("current", "target") for role in ("prefill", "decode")
+def test_decisions_are_step_lines_of_current_and_next_per_role(tables, drawn):
+    decisions = tables["decisions"].sort("ts")
+    traces = {t.name: t for t in drawn["decisions"].data}
+    assert set(traces) == {
+        f"{kind} {role}" for kind in ("current", "next") for role in ("prefill", "decode")
     }
-    assert all(t.line.shape == "hv" for t in figure.data)
-    target_decode = next(t for t in figure.data if t.name == "svc target decode")
-    assert list(target_decode.y) == tables["decisions"]["target_decode"].to_list()
+    assert all(t.line.shape == "hv" for t in traces.values())
+    assert list(traces["next decode"].y) == decisions["next_decode"].to_list()
+    assert list(traces["current prefill"].y) == decisions["current_prefill"].to_list()
+    assert list(traces["next prefill"].hovertext) == decisions["reason"].to_list()
 
 
-def test_placement_sums_instances_per_action_s2_and_gpu_type(tables):
+def test_no_count_change_gives_a_figure_that_says_so(tables):
+    figure = decisions_figure(tables["decisions"].clear())
+    assert "no count changes" in figure.layout.annotations[-1].text
+
+
+def test_placement_sums_instances_per_action_s2_and_gpu_type(drawn):
     bars = {
         (t.xaxis, t.name, s2): y
-        for t in placement_figure(tables["placement"]).data
+        for t in drawn["placement"].data
         for s2, y in zip(t.x, t.y, strict=True)
     }
     # Panels follow sorted action order: scale_in on axis x, scale_out on x2.
@@ -77,3 +126,62 @@ def test_an_empty_placement_gives_a_figure_that_says_so(tables):
     figure = placement_figure(tables["placement"].clear())
     assert not figure.data
     assert "no placement" in figure.layout.annotations[-1].text
+
+
+def test_policies_plot_gpu_hours_against_attainment_with_their_cis(tables, drawn):
+    summary = tables["fleet_summary"]
+    traces = {t.name: t for t in drawn["policies"].data}
+    assert set(summary["policy"]) < set(traces)
+    for r in summary.iter_rows(named=True):
+        trace = traces[r["policy"]]
+        assert trace.x[0] == r["gpu_hours"]
+        assert trace.y[0] == pytest.approx(100 * r["slo_attainment"])
+        assert trace.x[0] - trace.error_x.arrayminus[0] == pytest.approx(r["gpu_hours_ci_low"])
+        assert trace.x[0] + trace.error_x.array[0] == pytest.approx(r["gpu_hours_ci_high"])
+        assert trace.y[0] + trace.error_y.array[0] == pytest.approx(
+            100 * r["slo_attainment_ci_high"]
+        )
+    assert traces["oracle"].marker.symbol == "star"
+    assert traces["heteroscale"].marker.symbol == "diamond"
+    assert set(traces["SLO attainment target (99%)"].y) == {99.0}
+    oracle_hours = summary.filter(pl.col("policy") == "oracle")["gpu_hours"].item()
+    assert list(traces["1.1 x oracle GPU-hours"].x) == pytest.approx([1.1 * oracle_hours] * 2)
+
+
+def test_timeline_draws_load_once_and_each_policys_instances_per_role(tables, drawn):
+    timeline = tables["fleet_timeline"].sort("ts")
+    traces = drawn["timeline"].data
+    assert [t.name for t in traces] == ["offered load"] + [p for p in SHOWN for _ in range(2)]
+    oracle = timeline.filter(pl.col("policy") == "oracle")
+    assert (
+        list(traces[0].y)
+        == timeline.filter(pl.col("policy") == "heteroscale")["offered_rps"].to_list()
+    )
+    decode = next(t for t in traces if t.name == "oracle" and t.yaxis == "y3")
+    assert list(decode.y) == oracle["decode_instances"].to_list()
+
+
+def test_timeline_refuses_a_policy_the_backtest_did_not_run(tables):
+    with pytest.raises(ValueError, match="no_such_policy"):
+        timeline_figure(tables["fleet_timeline"], ["heteroscale", "no_such_policy"])
+
+
+def test_per_day_bars_are_each_policys_gpu_hours_per_day(tables, drawn):
+    per_day = tables["fleet_per_day"]
+    bars = [t for t in drawn["per_day"].data if t.type == "bar"]
+    assert {t.name for t in bars} == set(per_day["policy"])
+    for trace in bars:
+        days = per_day.filter(pl.col("policy") == trace.name).sort("day")
+        assert list(trace.x) == days["day"].to_list() == [1, 2]
+        assert list(trace.y) == days["gpu_hours"].to_list()
+
+
+def test_pd_split_marks_the_curated_ratio_on_the_sweep(tables, drawn):
+    sweep, chosen = drawn["pd_split"].data
+    rows = tables["pressure_sweep"].sort("prefill")
+    per_instance = rows["decode_tps_within_slo"] / (rows["prefill"] + rows["decode"])
+    assert list(sweep.y) == pytest.approx(per_instance.to_list())
+    ratio = tables["curated_policy"]["pd_ratio"].item()
+    decode = rows["decode"][0]
+    assert chosen.x[0] == pytest.approx(ratio * decode)
+    assert chosen.y[0] == pytest.approx(per_instance.max())  # curation kept the best split

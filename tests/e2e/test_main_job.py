@@ -1,6 +1,7 @@
 """The README's promise, end to end: `heteroscale run` on the embedded default leaves a store
-holding telemetry, signal scores, scaling decisions and a placement, plus an HTML report; and
-running it again replaces its results rather than duplicating them."""
+holding telemetry, signal scores, the curated policy, every policy's fleet backtest, the chosen
+policy's decisions and their placement, plus an HTML report; and running it again replaces its
+results rather than duplicating them."""
 
 import subprocess
 import sys
@@ -19,12 +20,17 @@ TABLES = [
     "service_load",
     "request_outcomes",
     "signal_scores",
+    "curated_policy",
+    "curation_candidates",
+    "pressure_sweep",
+    "fleet_summary",
+    "fleet_per_day",
+    "fleet_timeline",
+    "fleet_decisions",
+    "mode_agreement",
     "scaling_decisions",
     "placement_plan",
     "placement_outcomes",
-    "backtest_decisions",
-    "backtest_placement_plan",
-    "backtest_summary",
 ]
 
 
@@ -61,27 +67,38 @@ def test_run_leaves_every_table_and_the_report(first_run):
     assert "Plotly.newPlot" in html and "<script src=" not in html  # self-contained, offline
 
 
-def test_the_policy_reacts_to_the_traces_swing_and_placement_follows(first_run):
+def test_every_policy_is_backtested_and_the_chosen_one_is_placed(first_run):
     out, _ = first_run
     with duckdb.connect(str(out / "heteroscale.duckdb"), read_only=True) as conn:
-        actions = dict(
-            conn.execute("SELECT action, count(*) FROM scaling_decisions GROUP BY 1").fetchall()
-        )
+        policies = {row[0] for row in conn.execute("SELECT policy FROM fleet_summary").fetchall()}
+        moves = conn.execute(
+            "SELECT count(*) FILTER (WHERE next_prefill + next_decode > current_prefill + "
+            "current_decode), count(*) FILTER (WHERE next_prefill + next_decode < "
+            "current_prefill + current_decode), count(*) FROM scaling_decisions"
+        ).fetchone()
         cycles_placed = conn.execute(
-            "SELECT count(DISTINCT cycle) FROM placement_plan WHERE cycle > 0"
+            "SELECT count(DISTINCT cycle) FROM placement_outcomes WHERE cycle > 0"
         ).fetchone()[0]
-        shortfall = conn.execute(
-            "SELECT sum(shortfall_instances) FROM placement_outcomes"
-        ).fetchone()[0]
+        asked, short = conn.execute(
+            "SELECT sum(requested_instances), sum(shortfall_instances) FROM placement_outcomes "
+            "WHERE action = 'scale_out'"
+        ).fetchone()
         violations = conn.execute(
             "SELECT count(*) FROM placement_plan WHERE NOT affinity_satisfied"
         ).fetchone()[0]
-    # The Azure conversation trace swings 2.6x within the hour (data/traces/README.md).
-    assert actions.get("scale_out", 0) > 0 and actions.get("scale_in", 0) > 0, actions
-    # Cycle 0 places the starting cluster; every later scale action, and only those, moves it.
-    assert cycles_placed == actions["scale_out"] + actions["scale_in"]
-    assert shortfall == 0
+        modes = conn.execute("SELECT DISTINCT mode FROM mode_agreement").fetchall()
+    assert {"heteroscale", "oracle", "static_peak", "hpa_gpu_util", "forecast_planner"} <= policies
+    assert len(policies) == 12  # nine policies and three ablations
+    # The week swings between night and day: the chosen policy scales both ways.
+    scale_out, scale_in, decisions = moves
+    assert scale_out > 0 and scale_in > 0
+    # Cycle 0 places the starting cluster; every later decision is one placement cycle.
+    assert cycles_placed == decisions
+    # Scale-outs are placed (a scale-in a Deployment Group's ratio forbids is kept and reported:
+    # docs/policy.md, "Placement").
+    assert short <= 0.01 * asked
     assert violations == 0
+    assert sorted(modes) == [("fast",), ("request",)]
 
 
 def test_running_again_replaces_rather_than_duplicates(first_run):
@@ -97,5 +114,5 @@ def test_the_report_draws_in_a_real_browser(first_run, tmp_path):
     run = open_page(page, tmp_path)
     assert run.errors == []
     figures = page.read_text(encoding="utf-8").count('class="plotly-graph-div"')
-    assert figures == 5
+    assert figures == 8
     assert drawn_figures(run.dom) == figures

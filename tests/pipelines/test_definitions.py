@@ -16,16 +16,20 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Each asset of the main job and the assets it reads.
 LINEAGE = {
     "signals/signal_scores": {"telemetry/instance_samples", "telemetry/service_load"},
-    "policies/scaling_decisions": {"telemetry/instance_samples"},
-    "scheduler/placement_plan": {"policies/scaling_decisions", "telemetry/instance_samples"},
-    "policies/backtest": {"telemetry/instance_samples", "telemetry/request_outcomes"},
+    "policies/curation": set(),
+    "policies/fleet_backtest": {"policies/curation"},
+    "policies/mode_agreement": {"policies/fleet_backtest"},
+    "policies/scaling_decisions": {"policies/fleet_backtest"},
+    "scheduler/placement_plan": {"policies/scaling_decisions", "policies/curation"},
     "dashboards/report_html": {
         "telemetry/instance_samples",
         "telemetry/service_load",
         "signals/signal_scores",
-        "policies/scaling_decisions",
         "scheduler/placement_plan",
-        "policies/backtest",
+        "policies/curation",
+        "policies/fleet_backtest",
+        "policies/mode_agreement",
+        "policies/scaling_decisions",
     },
 }
 
@@ -39,8 +43,7 @@ def test_the_main_job_covers_the_path_from_trace_to_dashboard():
     assert {node.name for node in job.nodes} == {
         "simulated_telemetry",
         "signals__signal_scores",
-        "policies__scaling_decisions",
-        "policies__backtest",
+        "fleet_policy",
         "scheduler__placement_plan",
         "dashboards__report_html",
         "telemetry__instance_samples_instance_samples_have_no_gaps",

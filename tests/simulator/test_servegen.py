@@ -8,9 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from simulator import TraceError, load_servegen_windows, servegen_requests
+from simulator import TraceError, default_trace, load_servegen_windows, servegen_requests
 from simulator.paths import SERVEGEN_3CLIENTS_14DAYS_CSV_GZ
-from simulator.servegen import WINDOW_S, load_servegen_rates
+from simulator.servegen import WINDOW_S, load_servegen_rates, rate_requests
 from simulator.traces import SYNTHETIC_EPOCH
 
 
@@ -123,3 +123,16 @@ def test_rejects_bad_windows_naming_file_and_line(tmp_path, body, message):
     with pytest.raises(TraceError, match=message) as error:
         load_servegen_windows(path)
     assert str(path) in str(error.value)
+
+
+def test_rate_requests_are_poisson_at_the_windows_rate_over_the_span():
+    rates = pl.DataFrame({"window_start_s": [0.0, 600.0], "rate_rps": [10.0, 40.0]})
+    lengths = default_trace().requests
+    trace = rate_requests(rates, lengths, first_s=300.0, span_s=600.0, rate_scale=0.5, seed=1)
+    arrival = trace.requests["arrival_s"].to_numpy()
+    assert arrival.min() >= 0 and arrival.max() < 600 and (np.diff(arrival) >= 0).all()
+    first, second = (arrival < 300).sum(), (arrival >= 300).sum()
+    # expected 1,500 and 6,000; Poisson standard deviations ~39 and ~77
+    assert abs(first - 1500) < 200 and abs(second - 6000) < 400
+    assert trace.start == SYNTHETIC_EPOCH + timedelta(seconds=300)
+    assert set(trace.requests["input_tokens"].unique()) <= set(lengths["input_tokens"].unique())

@@ -1,0 +1,210 @@
+"""The report's first screen in words: which policy was chosen, what it saves, and whether it
+met its targets, each sentence computed from the fleet backtest's tables.
+
+A reader should be able to act on this section alone: the configuration to deploy, the saving
+to expect with its uncertainty, the targets missed and by how much, which peers fail the SLO,
+what each of the policy's mechanisms is worth, and how far the fast-mode figures can be trusted.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from dashboards.policy_groups import (
+    ABLATION_PREFIX,
+    CHOSEN,
+    STATIC_PEAK,
+    ablations,
+    best_baseline,
+    mechanism,
+    row,
+)
+from dashboards.targets import Verdict, verdicts
+from dashboards.wording import ci, percent, points
+
+DAY_S = 86_400.0
+
+
+def decision_sections(
+    *,
+    curated_policy: pl.DataFrame,
+    curation_candidates: pl.DataFrame,
+    fleet_summary: pl.DataFrame,
+    fleet_per_day: pl.DataFrame,
+    mode_agreement: pl.DataFrame,
+) -> dict[str, list[str]]:
+    """The decision, section by section.
+
+    Parameters
+    ----------
+    curated_policy : pl.DataFrame
+        One row: the chosen configuration, the SLO, where and when it was curated.
+    curation_candidates : pl.DataFrame
+        Every candidate configuration curation scored (to say what it was chosen among).
+    fleet_summary, fleet_per_day : pl.DataFrame
+        Every policy's scores over the evaluation days, and per day.
+    mode_agreement : pl.DataFrame
+        Fast mode against request level (:func:`policies.modes.compare_modes`).
+
+    Returns
+    -------
+    dict of str to list of str
+        Section title -> its lines, in reading order: the chosen policy (headline verdict
+        first), savings, targets, policies that miss the SLO, ablations, mode agreement.
+    """
+    curated = curated_policy.row(0, named=True)
+    chosen = row(fleet_summary, CHOSEN)
+    judged = verdicts(curated, fleet_summary, fleet_per_day)
+    return {
+        "Chosen policy": [
+            _headline(judged),
+            *_configuration(curated),
+            _provenance(curated, curation_candidates, fleet_per_day),
+        ],
+        "Savings": _savings(curated, chosen, fleet_summary),
+        "Targets": [verdict.line() for verdict in judged],
+        "Policies that miss the SLO": _slo_misses(curated, fleet_summary),
+        "Ablations: what each mechanism is worth": [
+            _ablation_line(chosen, ablation)
+            for ablation in ablations(fleet_summary).iter_rows(named=True)
+        ],
+        "Fast mode against request level": _mode_gaps(mode_agreement),
+    }
+
+
+def _headline(judged: list[Verdict]) -> str:
+    met = [v for v in judged if v.passed]
+    missed = [v.name for v in judged if v.passed is False]
+    unjudged = [v.name for v in judged if v.passed is None]
+    line = f"{CHOSEN} meets {len(met)} of {len(judged)} targets"
+    if missed:
+        line += f"; MISS: {', '.join(missed)}"
+    if unjudged:
+        line += f"; not judged: {', '.join(unjudged)}"
+    return line + "."
+
+
+def _configuration(c: dict) -> list[str]:
+    return [
+        f"{CHOSEN} sizes prefill and decode together from one signal, {c['signal']}: "
+        f"{c['decode_tps_per_instance']:,.1f} decode tok/s per instance (prefill and decode "
+        f"instances counted), loaded to {c['utilisation_target']:.0%} of it, split at P/D "
+        f"{c['pd_ratio']:.2f} (prefill instances per decode instance); pressure-tested "
+        f"capacity within the SLO: {c['prefill_tps_at_slo']:,.0f} prompt tok/s per prefill "
+        f"instance, {c['decode_tps_at_slo']:,.0f} decode tok/s per decode instance.",
+        f"Stability: act outside +{c['scale_out_threshold']:.0%} / "
+        f"-{c['scale_in_threshold']:.0%} of the running total; cool-downs "
+        f"{c['scale_out_cooldown_s']:g} s out, {c['scale_in_cooldown_s']:g} s in; at most "
+        f"+{c['scale_out_step']:.0%} / -{c['scale_in_step']:.0%} of the instances per action; "
+        f"latency tiers: above {c['moderate']:g} x SLO add {c['moderate_step']:.0%}, above "
+        f"{c['severe']:g} x SLO add {c['severe_step']:.0%}, no scale-in above "
+        f"{c['scale_in_guard']:g} x SLO; removed instances stay warm {c['soft_scale_in_s']:g} s "
+        "(soft scale-in).",
+        f"SLO: TTFT p99 <= {c['ttft_p99_slo_s']:g} s and TBT p99 <= "
+        f"{1000 * c['tbt_p99_slo_s']:g} ms in at least {100 * c['slo_attainment_target']:g}% "
+        "of intervals.",
+    ]
+
+
+def _provenance(c: dict, candidates: pl.DataFrame, per_day: pl.DataFrame) -> str:
+    curation_days = (c["evaluation_start"] - c["curation_start"]).total_seconds() / DAY_S
+    objective = (
+        "meeting the curation objective (fewest GPU-hours within half the SLO's error budget "
+        "on every curation day)"
+        if c["met_objective"]
+        else "NOT meeting the curation objective: no candidate did, so the best worst-day SLO "
+        "attainment was taken"
+    )
+    return (
+        f"Curated (Algorithm 1) on {curation_days:g} day(s) from {c['curation_start']:%Y-%m-%d} "
+        f"among {candidates.height} candidate configuration(s), {objective}; evaluated on "
+        f"{per_day['day'].n_unique()} unseen day(s), {c['evaluation_start']:%Y-%m-%d %H:%M} to "
+        f"{c['evaluation_end']:%Y-%m-%d %H:%M} UTC. Load: {c['source']}."
+    )
+
+
+def _savings(curated: dict, chosen: dict, summary: pl.DataFrame) -> list[str]:
+    target = curated["slo_attainment_target"]
+    static = row(summary, STATIC_PEAK)
+    best = best_baseline(summary, target)
+    lines = [] if static is None else [_against(STATIC_PEAK, chosen, static)]
+    if best is None:
+        lines.append(
+            f"No baseline meets the {100 * target:g}% SLO attainment target: none to compare "
+            "with at the SLO."
+        )
+    elif best["policy"] == STATIC_PEAK:
+        lines.append(f"The best baseline that meets the SLO is {STATIC_PEAK} itself.")
+    else:
+        label = (
+            f"the best baseline that meets the SLO, {best['policy']} (fewest GPU-hours at SLO "
+            f"attainment >= {100 * target:g}%)"
+        )
+        lines.append(_against(label, chosen, best))
+    return lines
+
+
+def _against(label: str, chosen: dict, other: dict) -> str:
+    """The chosen policy against another: GPU-hours with their CIs, utilisation, SLO."""
+    hours, theirs = chosen["gpu_hours"], other["gpu_hours"]
+    return (
+        f"Against {label}: {hours:.1f} GPU-hours (95% CI over days "
+        f"{ci(chosen['gpu_hours_ci_low'], chosen['gpu_hours_ci_high'])}) against {theirs:.1f} "
+        f"({ci(other['gpu_hours_ci_low'], other['gpu_hours_ci_high'])}): "
+        f"{hours - theirs:+.1f} GPU-hours ({hours / theirs - 1:+.1%}); GPU utilisation "
+        f"{percent(chosen['avg_gpu_util'], 1)} against {percent(other['avg_gpu_util'], 1)} "
+        f"({points(chosen['avg_gpu_util'] - other['avg_gpu_util'], 1)}); SLO attainment "
+        f"{percent(chosen['slo_attainment'])} against {percent(other['slo_attainment'])}."
+    )
+
+
+def _slo_misses(curated: dict, summary: pl.DataFrame) -> list[str]:
+    """Every baseline, and the oracle, below the SLO attainment target, worst first."""
+    target = curated["slo_attainment_target"]
+    policy = pl.col("policy")
+    others = summary.filter((policy != CHOSEN) & ~policy.str.starts_with(ABLATION_PREFIX))
+    missing = others.filter(pl.col("slo_attainment") < target).sort("slo_attainment", "policy")
+    if missing.is_empty():
+        return [f"Every baseline and the oracle meet the {100 * target:g}% target."]
+    return [
+        f"{r['policy']}: MISS by {points(target - r['slo_attainment'], signed=False)}: SLO "
+        f"attainment {percent(r['slo_attainment'])} (TTFT {percent(r['ttft_attainment'])}, "
+        f"TBT {percent(r['tbt_attainment'])}), {r['breaches']} breaches, at "
+        f"{r['gpu_hours']:.1f} GPU-hours."
+        for r in missing.iter_rows(named=True)
+    ]
+
+
+def _ablation_line(chosen: dict, ablation: dict) -> str:
+    """What the mechanism the ablation switches off is worth: the GPU-hours it saves and
+    the SLO attainment it buys, each of which can be negative."""
+    saved = ablation["gpu_hours"] - chosen["gpu_hours"]
+    bought = chosen["slo_attainment"] - ablation["slo_attainment"]
+    line = (
+        f"{mechanism(ablation['policy'])}: {'saves' if saved >= 0 else 'costs'} "
+        f"{abs(saved):.1f} GPU-hours ({abs(saved) / ablation['gpu_hours']:.1%}) and "
+        f"{'buys' if bought >= 0 else 'loses'} {points(abs(bought), signed=False)} of SLO "
+        f"attainment (without it: {ablation['gpu_hours']:.1f} GPU-hours, SLO attainment "
+        f"{percent(ablation['slo_attainment'])}, GPU utilisation "
+        f"{percent(ablation['avg_gpu_util'], 1)} against {percent(chosen['avg_gpu_util'], 1)}, "
+        f"{ablation['flaps']} flaps against {chosen['flaps']})"
+    )
+    if saved <= 0 and bought <= 0:
+        line += "; worth nothing in GPU-hours or SLO attainment on these days"
+    return line + "."
+
+
+def _mode_gaps(mode_agreement: pl.DataFrame) -> list[str]:
+    request = mode_agreement.filter(pl.col("mode") == "request").sort("policy")
+    lead = (
+        f"Request level minus fast mode on the same {request['requests'].max():,} requests of "
+        "one evaluation-day span (GPU-hours relative, the rest absolute); the fleet figures "
+        "above are fast mode."
+    )
+    return [lead] + [
+        f"{r['policy']}: GPU-hours {r['gpu_hours_gap']:+.1%}, GPU utilisation "
+        f"{points(r['avg_gpu_util_gap'])}, TTFT attainment {points(r['ttft_attainment_gap'])}, "
+        f"TBT attainment {points(r['tbt_attainment_gap'])}, scaling actions "
+        f"{r['scaling_actions_gap']:+d}."
+        for r in request.iter_rows(named=True)
+    ]
