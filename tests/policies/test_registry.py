@@ -1,4 +1,4 @@
-"""Policies by name: every policy the issue names, the ablations on request, unknown names refused."""
+"""Policies by name: every policy the issue names, ablations on request, unknown names refused."""
 
 import pytest
 
