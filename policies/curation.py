@@ -76,6 +76,46 @@ class PressureTest:
     decode_tps_per_instance: float
     sweep: pl.DataFrame
 
+    def pairing_ratios(self) -> pl.DataFrame:
+        """The P/D ratio of every (prefill pool, decode pool) hardware pairing.
+
+        The split sweep runs on the first pool of each role (the reference pairing); another
+        pairing needs as much prefill capacity per unit of decode capacity, so its ratio is
+        the reference one scaled by the pools' pressure-tested capacities:
+        ``r(P, D) = r_ref x (cap_D / cap_D_ref) / (cap_P / cap_P_ref)``. That is the ratio the
+        coordinated controller keeps when it spreads a role over GPU types by capacity.
+
+        Returns
+        -------
+        pl.DataFrame
+            ``prefill_gpu_type``, ``prefill_gpus_per_instance``, ``decode_gpu_type``,
+            ``decode_gpus_per_instance``, ``pd_ratio``.
+        """
+        prefill = [p for p in self.pools if p.role == PREFILL]
+        decode = [p for p in self.pools if p.role == DECODE]
+        rows = [
+            (
+                *p.key[1:],
+                *d.key[1:],
+                self.pd_ratio
+                * (d.tps_at_slo / decode[0].tps_at_slo)
+                / (p.tps_at_slo / prefill[0].tps_at_slo),
+            )
+            for p in prefill
+            for d in decode
+        ]
+        return pl.DataFrame(
+            rows,
+            schema=[
+                "prefill_gpu_type",
+                "prefill_gpus_per_instance",
+                "decode_gpu_type",
+                "decode_gpus_per_instance",
+                "pd_ratio",
+            ],
+            orient="row",
+        )
+
 
 def _ramp(load: FluidLoad, top_rps: float) -> FluidLoad:
     """A load rising linearly to ``top_rps`` requests/s over :data:`RAMP_INTERVALS`, with

@@ -413,6 +413,7 @@ def backtest_tables(backtest: FleetBacktest) -> dict[str, pl.DataFrame]:
         "curated_policy": curated_policy_row(backtest),
         "curation_candidates": backtest.curation.candidates,
         "pressure_sweep": backtest.curation.pressure.sweep,
+        "pd_ratios": backtest.curation.pressure.pairing_ratios(),
         "fleet_summary": backtest.summary,
         "fleet_per_day": backtest.per_day,
         "fleet_timeline": timeline(backtest),

@@ -23,6 +23,7 @@ TABLES = [
     "curated_policy",
     "curation_candidates",
     "pressure_sweep",
+    "pd_ratios",
     "fleet_summary",
     "fleet_per_day",
     "fleet_timeline",

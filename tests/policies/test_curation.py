@@ -12,6 +12,7 @@ from policies.fleet import bootstrap_mean_ci, run_fleet_backtest, servegen_scena
 from policies.heteroscale import HeteroScale
 from policies.oracle import Oracle
 from policies.slo import ServiceSLO
+from simulator import PoolSpec
 from simulator.fluid_loop import FluidLoop
 
 GRID = {
@@ -115,3 +116,16 @@ def test_bootstrap_interval_brackets_the_mean():
 def test_an_slo_without_room_is_refused():
     with pytest.raises(ValueError):
         ServiceSLO(attainment=1.5)
+
+
+def test_each_hardware_pairing_gets_the_ratio_its_capacities_imply(scenario):
+    mixed = replace(
+        scenario.cluster,
+        decode_pools=(*scenario.cluster.decode_pools, PoolSpec("decode", "H100-SXM", 8, 2)),
+    )
+    pressure = pressure_test(scenario.curation, mixed, scenario.slo)
+    ratios = {row[2]: row[4] for row in pressure.pairing_ratios().iter_rows()}
+    h20, h100 = pressure.pools[1].tps_at_slo, pressure.pools[2].tps_at_slo
+    assert h100 > h20  # an 8 x H100 instance out-decodes a 4 x H20 one
+    assert ratios["H20"] == pytest.approx(pressure.pd_ratio)
+    assert ratios["H100-SXM"] == pytest.approx(pressure.pd_ratio * h100 / h20)
