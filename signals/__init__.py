@@ -2,19 +2,29 @@
 
 ``role_series`` turns per-instance samples into per-role series, ``resample`` coarsens them to
 a controller's timescale, and ``score_signals`` scores every signal of every role against the
-load that role serves. Formulas and their reasons: docs/signals.md.
+load that role serves. ``describe`` (:mod:`signals.statistics`) measures one candidate in full:
+correlation, linearity and its knee, dynamic range, noise, lead/lag, SLO-breach prediction,
+autocorrelation and stationarity, each headline figure with a block-bootstrap interval
+(:mod:`signals.bootstrap`). Formulas and their reasons: docs/signals.md.
 This package imports only ``telemetry``.
 """
 
 from signals.aggregate import MEAN_SIGNALS, SIGNALS, SUM_SIGNALS, resample, role_series
+from signals.bootstrap import block_bootstrap_ci, block_length
 from signals.scoring import LOAD_COLUMNS, ROLE_LOAD, score_signals
+from signals.statistics import Description, describe, generality
 
 __all__ = [
+    "Description",
     "LOAD_COLUMNS",
     "MEAN_SIGNALS",
     "ROLE_LOAD",
     "SIGNALS",
     "SUM_SIGNALS",
+    "block_bootstrap_ci",
+    "block_length",
+    "describe",
+    "generality",
     "resample",
     "role_series",
     "score_signals",
