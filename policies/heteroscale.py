@@ -29,6 +29,7 @@ recovered"); the defaults below are ours, and curation sweeps them (docs/policy.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from policies.controller import DECODE, PREFILL, Decision, PoolKey, Window, hold
@@ -121,6 +122,15 @@ class HeteroScale:
         self.soft_scale_in = soft_scale_in
         self.per_instance = inputs.decode_tps_per_instance * config.utilisation_target
         self._reference = {role: inputs.of_role(role)[0].tps_at_slo for role in (PREFILL, DECODE)}
+        most = {  # each role's bounded capacity, in reference instances
+            role: sum(p.max_instances * p.tps_at_slo for p in inputs.of_role(role))
+            / self._reference[role]
+            for role in (PREFILL, DECODE)
+        }
+        r = inputs.pd_ratio
+        self._max_total = max(
+            2, math.floor(min(most[PREFILL] * (1 + r) / r, most[DECODE] * (1 + r)))
+        )
         self._last_out_s = -float("inf")
         self._last_in_s = -float("inf")
         self._withdrawn: dict[PoolKey, int] | None = None  # counts before a soft scale-in
@@ -196,9 +206,10 @@ class HeteroScale:
         """Both pools for ``total`` instances at the P/D ratio ``r``: prefill gets
         ``round(total r / (1 + r))`` reference instances and decode the rest (at least one
         each), so each pool is within one instance of its share; each role's instances then
-        spread over its GPU types by capacity."""
+        spread over its GPU types by capacity. The total stops where either role reaches its
+        bounds, so a capped role does not leave the other growing out of ratio."""
         r = self.inputs.pd_ratio
-        total = max(total, 2)
+        total = min(max(total, 2), self._max_total)
         prefill = min(max(1, round(total * r / (1 + r))), total - 1)
         decode = total - prefill
         return {
