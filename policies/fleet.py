@@ -1,8 +1,8 @@
 """The multi-day closed-loop fleet backtest: curate on some days, evaluate every policy on others.
 
 The default workload is the 14 real days of ServeGen's m-large service shipped in data/
-(diurnal and weekly shape, 10-minute rate windows), scaled to a fleet of tens to a hundred and
-fifty instances, with request lengths from the Azure 2023 conversation trace, on the embedded
+(diurnal and weekly shape, 10-minute rate windows), scaled to a fleet of tens to hundreds of
+instances, with request lengths from the Azure 2023 conversation trace, on the embedded
 L20 prefill / H20 decode cluster. Days 1-7 are curation days (Algorithm 1 sees only them), days
 8-14 evaluation days. Every policy runs closed loop in fast mode from the same starting
 cluster, with its GPU types' startup delays, and is scored over the evaluation days as a whole
@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from policies.controller import Controller
-from policies.curation import Curation, curate, initial_cluster
+from policies.curation import DAY_S, Curation, curate, initial_cluster
 from policies.loop import ControlRun, run_controller
 from policies.oracle import INSTANT, Oracle
 from policies.scoring import interval_outcome, score
@@ -33,9 +33,8 @@ from simulator.fluid_loop import FluidLoop
 from simulator.servegen import load_servegen_rates, rate_requests
 from simulator.traces import Trace, default_trace
 
-DAY_S = 86_400.0
-#: ServeGen m-large averages 196 requests/s (48-583 per 10-minute window); a fifth of it
-#: needs ~15 to ~150 instances of the embedded cluster over a day.
+#: ServeGen m-large averages 196 requests/s (48-583 per 10-minute window); on a fifth of it
+#: HeteroScale runs 24 to 295 instances of the embedded cluster over the evaluation week.
 DEFAULT_RATE_SCALE = 0.2
 DEFAULT_DAYS = 14
 DEFAULT_CURATION_DAYS = 7

@@ -25,11 +25,10 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.statespace.sarimax import SARIMAX
 
 from policies.controller import DECODE, PREFILL, Decision, Window, hold
+from policies.curation import DAY_S
 from policies.inputs import PolicyInputs
 from policies.sizing import size_role
 from simulator.fluid_load import FluidLoad
-
-DAY_S = 86_400.0
 
 
 @dataclass(frozen=True)

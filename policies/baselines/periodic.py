@@ -12,10 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from policies.controller import DECODE, PREFILL, Decision, PoolKey, Window
+from policies.curation import DAY_S
 from policies.inputs import PolicyInputs
 from policies.sizing import size_role
-
-DAY_S = 86_400.0
 
 
 class Periodic:
