@@ -21,8 +21,7 @@ from dashboards.policy_groups import (
 )
 from dashboards.targets import Verdict, verdicts
 from dashboards.wording import ci, percent, points
-
-DAY_S = 86_400.0
+from policies.curation import DAY_S
 
 
 def decision_sections(
