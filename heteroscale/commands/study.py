@@ -1,0 +1,166 @@
+"""``heteroscale study``: which signal should drive autoscaling, from the telemetry in a store."""
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from telemetry.store import DB_ENV_VAR, default_db_path
+
+#: Statistics the readable table shows, in order.
+_COLUMNS = (
+    ("pearson", "r", "{:.2f}"),
+    ("r_squared_low", "R² low", "{:.2f}"),
+    ("dynamic_range", "range", "{:.2f}"),
+    ("snr", "SNR", "{:.1f}"),
+)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    study = commands.add_parser(
+        "study",
+        help="rank the candidate autoscaling signals of the telemetry in a store",
+        description=(
+            "Every candidate signal of every role (and GPU type) against the role's offered "
+            "load: correlation, linearity and its knee, dynamic range, noise, lead/lag, "
+            "SLO-breach prediction, with block-bootstrap intervals; each classed proportional, "
+            "negative_feedback or unusable, ranked, and the primary signal recommended with "
+            "its per-instance target (docs/signals.md)."
+        ),
+    )
+    study.add_argument(
+        "--db", type=Path, help=f"DuckDB store (default ${DB_ENV_VAR}, else {default_db_path()})"
+    )
+    study.add_argument("--service", help="the service to study (default: the store's only one)")
+    study.add_argument(
+        "--window", type=float, default=60.0, help="judge signals over windows of S seconds"
+    )
+    study.add_argument("--ttft-slo-s", type=float, default=6.0, help="TTFT p99 objective, s")
+    study.add_argument("--tbt-slo-s", type=float, default=0.1, help="TBT p99 objective, s")
+    study.add_argument("--json", action="store_true", help="print one JSON object")
+    study.set_defaults(handler=_study)
+
+
+def _study(args: argparse.Namespace) -> int:
+    try:
+        report = study(
+            args.db or default_db_path(),
+            service=args.service,
+            window_s=args.window,
+            slo={"ttft_p99_s": args.ttft_slo_s, "tbt_p99_s": args.tbt_slo_s},
+        )
+    except (OSError, ValueError) as e:
+        print(f"heteroscale study: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, default=str))
+    else:
+        _print_table(report)
+    return 0
+
+
+def study(db: Path, *, service: str | None, window_s: float, slo: dict[str, float]) -> dict:
+    """The study of one service's telemetry in ``db``, as the JSON document.
+
+    Raises
+    ------
+    ValueError
+        When the store has no telemetry (saying what to run first), several services and none
+        named, or no offered load to judge signals against.
+    """
+    import polars as pl
+
+    from signals import classify, recommend, study_table, target_from_data
+    from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
+    from telemetry.store import TelemetryStore
+
+    store = TelemetryStore(db)
+    counts = store.row_counts()
+    if not counts.get(INSTANCE_SAMPLES):
+        raise ValueError(
+            f"no telemetry in {db}: run `heteroscale run` (the embedded simulation) or "
+            "`heteroscale ingest SOURCE... --db PATH` (your own) first"
+        )
+    if not counts.get(SERVICE_LOAD):
+        raise ValueError(
+            f"{db} has instance samples but no offered load (service_load): the study judges "
+            "each signal against the load its role serves; ingest a request-rate or token-rate "
+            "series with the telemetry (docs/ingest.md)"
+        )
+    services = sorted(store.read(INSTANCE_SAMPLES)["service"].unique())
+    service = service or (services[0] if len(services) == 1 else None)
+    if service not in services:
+        raise ValueError(f"name one service with --service: the store holds {services}")
+    samples = store.read(INSTANCE_SAMPLES, {"service": service})
+    table = classify(
+        study_table(
+            samples, store.read(SERVICE_LOAD, {"service": service}), window_s=window_s, slo=slo
+        )
+    )
+    pressure = _pressure_targets(store, service) if counts.get("curated_policy") else {}
+    observed = {}
+    proportional = table.filter((pl.col("class") == "proportional") & pl.col("gpu_type").is_null())
+    for role, signal in proportional.select("role", "signal").iter_rows():
+        target = target_from_data(
+            samples, slo, service=service, role=role, signal=signal, window_s=window_s
+        )
+        if target is not None:
+            observed[(service, role, signal)] = target
+    recommended = recommend(table, observed_targets=observed, pressure_targets=pressure)
+    rows = [
+        {key: _plain(value) for key, value in row.items()}
+        for row in table.sort("rank").iter_rows(named=True)
+    ]
+    return {
+        "service": service,
+        "window_s": window_s,
+        "slo": slo,
+        "signals": rows,
+        "recommended": recommended and {k: _plain(v) for k, v in recommended.items()},
+    }
+
+
+def _pressure_targets(store, service: str) -> dict:
+    """Per-instance targets from the policy's pressure tests, when the store has a curation."""
+    curated = store.read("curated_policy", {"service": service})
+    if curated.is_empty():
+        return {}
+    row = curated.row(0, named=True)
+    prefill = row["prefill_tps_at_slo"]
+    return {
+        (service, "decode", "decode_tps"): row["decode_tps_at_slo"],
+        (service, "prefill", "prefill_tps_total"): prefill,
+        (service, "prefill", "prefill_tps_cache_missed"): prefill,
+    }
+
+
+def _plain(value):
+    """JSON-safe: NaN and infinities become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _print_table(report: dict) -> None:
+    print(f"service {report['service']}, {report['window_s']:g} s windows")
+    header = f"{'rank':>4}  {'role':<8} {'gpu':<6} {'signal':<26} {'class':<18}"
+    print(header + "".join(f"{title:>9}" for _, title, _ in _COLUMNS))
+    for row in report["signals"]:
+        cells = "".join(
+            f"{fmt.format(row[key]) if row.get(key) is not None else '-':>9}"
+            for key, _, fmt in _COLUMNS
+        )
+        candidate = f"{row['role']:<8} {row['gpu_type'] or 'all':<6} {row['signal']:<26}"
+        print(f"{row['rank']:>4}  {candidate} {row['class']:<18}{cells}")
+    best = report["recommended"]
+    if best:
+        target = best.get("target_per_instance")
+        shown = (
+            f"target {target:,.1f} per instance ({best['target_source']})"
+            if target is not None
+            else "no target: the data never neared the SLO and no pressure test covers it"
+        )
+        print(f"recommended: {best['role']} {best['signal']}, {shown}")
+    else:
+        print("recommended: none (no candidate is proportional)")
