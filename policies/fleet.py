@@ -405,6 +405,18 @@ def curated_policy_row(backtest: FleetBacktest) -> pl.DataFrame:
     )
 
 
+def pressure_targets(curated: dict, service: str) -> dict[tuple[str, str, str], float]:
+    """The per-instance targets a ``curated_policy`` row's pressure tests give the signal
+    study (:func:`signals.run_study`), keyed ``(service, role, signal)``: the throughput one
+    instance of each role's first pool carries at the SLO."""
+    prefill = curated["prefill_tps_at_slo"]
+    return {
+        (service, "decode", "decode_tps"): curated["decode_tps_at_slo"],
+        (service, "prefill", "prefill_tps_total"): prefill,
+        (service, "prefill", "prefill_tps_cache_missed"): prefill,
+    }
+
+
 def backtest_tables(backtest: FleetBacktest) -> dict[str, pl.DataFrame]:
     """Every table the fleet backtest stores, by name (docs/policy.md, "Tables")."""
     start = backtest.scenario.evaluation.start

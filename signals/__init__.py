@@ -14,15 +14,16 @@ This package imports only ``telemetry``.
 
 from signals.aggregate import MEAN_SIGNALS, SIGNALS, SUM_SIGNALS, resample, role_series
 from signals.bootstrap import block_bootstrap_ci, block_length
-from signals.classify import CLASSES, classify, recommend
+from signals.classify import CLASSES, RECOMMENDATION_SCHEMA, classify, recommend
 from signals.scoring import LOAD_COLUMNS, ROLE_LOAD, score_signals
 from signals.statistics import Description, describe, generality
-from signals.study import study_table, target_from_data
+from signals.study import run_study, study_table, target_from_data
 
 __all__ = [
     "CLASSES",
     "Description",
     "LOAD_COLUMNS",
+    "RECOMMENDATION_SCHEMA",
     "MEAN_SIGNALS",
     "ROLE_LOAD",
     "SIGNALS",
@@ -34,6 +35,7 @@ __all__ = [
     "generality",
     "recommend",
     "resample",
+    "run_study",
     "role_series",
     "score_signals",
     "study_table",

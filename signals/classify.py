@@ -100,6 +100,16 @@ STRONG_P = 0.01
 
 CLASSES = ("proportional", "negative_feedback", "unusable")
 
+#: Columns of :func:`recommend`'s result stored as a table (one row per service).
+RECOMMENDATION_SCHEMA: dict[str, pl.DataType] = {
+    "service": pl.String(),
+    "signal": pl.String(),
+    "role": pl.String(),
+    "gpu_type": pl.String(),
+    "target_per_instance": pl.Float64(),
+    "target_source": pl.String(),
+}
+
 
 def classify(table: pl.DataFrame) -> pl.DataFrame:
     """Class and rank every candidate of a study table by the rules of the module docstring.

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from signals.aggregate import SIGNALS, SUM_SIGNALS, resample, role_series
+from signals.classify import classify, recommend
 from signals.paired import MIN_INTERVALS, is_constant
 from signals.scoring import ROLE_LOAD
 from signals.statistics import describe, dynamic_range
@@ -292,3 +293,48 @@ def _skip_reason(no_values: bool, load: np.ndarray) -> str:
     if is_constant(load):
         return "offered load constant where the signal has values"
     return ""
+
+
+def run_study(
+    instance_samples: pl.DataFrame,
+    service_load: pl.DataFrame,
+    *,
+    service: str,
+    window_s: float | None,
+    slo: object | Mapping[str, float],
+    pressure_targets: Mapping[tuple[str, str, str], float] | None = None,
+) -> tuple[pl.DataFrame, dict | None]:
+    """The whole study of one service: every candidate classed and ranked, and the
+    recommendation with its target.
+
+    Parameters
+    ----------
+    instance_samples, service_load : pl.DataFrame
+        The service's canonical telemetry.
+    service : str
+    window_s : float or None
+        Judge signals over windows of this length.
+    slo : object or mapping
+        ``ttft_p99_s`` and ``tbt_p99_s``.
+    pressure_targets : mapping, optional
+        ``(service, role, signal) -> per-instance target`` from a pressure test (the policy's
+        curation), used where the data never neared the SLO.
+
+    Returns
+    -------
+    tuple
+        :func:`signals.classify` of :func:`study_table`, sorted by rank, and
+        :func:`signals.recommend`'s recommendation (None when nothing is proportional).
+    """
+    samples = instance_samples.filter(pl.col("service") == service)
+    load = service_load.filter(pl.col("service") == service)
+    table = classify(study_table(samples, load, window_s=window_s, slo=slo)).sort("rank")
+    observed = {}
+    whole_role = table.filter((pl.col("class") == "proportional") & pl.col("gpu_type").is_null())
+    for role, signal in whole_role.select("role", "signal").iter_rows():
+        target = target_from_data(
+            samples, slo, service=service, role=role, signal=signal, window_s=window_s
+        )
+        if target is not None:
+            observed[(service, role, signal)] = target
+    return table, recommend(table, observed_targets=observed, pressure_targets=pressure_targets)

@@ -69,9 +69,8 @@ def study(db: Path, *, service: str | None, window_s: float, slo: dict[str, floa
         When the store has no telemetry (saying what to run first), several services and none
         named, or no offered load to judge signals against.
     """
-    import polars as pl
-
-    from signals import classify, recommend, study_table, target_from_data
+    from policies.fleet import pressure_targets
+    from signals import run_study
     from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
     from telemetry.store import TelemetryStore
 
@@ -92,25 +91,23 @@ def study(db: Path, *, service: str | None, window_s: float, slo: dict[str, floa
     service = service or (services[0] if len(services) == 1 else None)
     if service not in services:
         raise ValueError(f"name one service with --service: the store holds {services}")
-    samples = store.read(INSTANCE_SAMPLES, {"service": service})
-    table = classify(
-        study_table(
-            samples, store.read(SERVICE_LOAD, {"service": service}), window_s=window_s, slo=slo
-        )
+    curated = (
+        store.read("curated_policy", {"service": service}) if counts.get("curated_policy") else None
     )
-    pressure = _pressure_targets(store, service) if counts.get("curated_policy") else {}
-    observed = {}
-    proportional = table.filter((pl.col("class") == "proportional") & pl.col("gpu_type").is_null())
-    for role, signal in proportional.select("role", "signal").iter_rows():
-        target = target_from_data(
-            samples, slo, service=service, role=role, signal=signal, window_s=window_s
-        )
-        if target is not None:
-            observed[(service, role, signal)] = target
-    recommended = recommend(table, observed_targets=observed, pressure_targets=pressure)
+    table, recommended = run_study(
+        store.read(INSTANCE_SAMPLES, {"service": service}),
+        store.read(SERVICE_LOAD, {"service": service}),
+        service=service,
+        window_s=window_s,
+        slo=slo,
+        pressure_targets=(
+            pressure_targets(curated.row(0, named=True), service)
+            if curated is not None and curated.height
+            else None
+        ),
+    )
     rows = [
-        {key: _plain(value) for key, value in row.items()}
-        for row in table.sort("rank").iter_rows(named=True)
+        {key: _plain(value) for key, value in row.items()} for row in table.iter_rows(named=True)
     ]
     return {
         "service": service,
@@ -118,20 +115,6 @@ def study(db: Path, *, service: str | None, window_s: float, slo: dict[str, floa
         "slo": slo,
         "signals": rows,
         "recommended": recommended and {k: _plain(v) for k, v in recommended.items()},
-    }
-
-
-def _pressure_targets(store, service: str) -> dict:
-    """Per-instance targets from the policy's pressure tests, when the store has a curation."""
-    curated = store.read("curated_policy", {"service": service})
-    if curated.is_empty():
-        return {}
-    row = curated.row(0, named=True)
-    prefill = row["prefill_tps_at_slo"]
-    return {
-        (service, "decode", "decode_tps"): row["decode_tps_at_slo"],
-        (service, "prefill", "prefill_tps_total"): prefill,
-        (service, "prefill", "prefill_tps_cache_missed"): prefill,
     }
 
 

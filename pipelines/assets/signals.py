@@ -1,14 +1,21 @@
-"""The signal study asset: how well each candidate signal tracks offered load."""
+"""The signal study assets: how well each candidate signal tracks offered load, and which one
+should drive autoscaling (docs/signals.md)."""
 
 import dagster as dg
+import polars as pl
 
+from pipelines.assets.policies import CURATION_KEY
 from pipelines.assets.telemetry import INSTANCE_SAMPLES_KEY, SERVICE_LOAD_KEY
 from pipelines.markdown import markdown_table
 from pipelines.resources import ScenarioResource, StoreResource
-from signals import score_signals
+from policies.fleet import pressure_targets
+from policies.slo import ServiceSLO
+from signals import RECOMMENDATION_SCHEMA, run_study, score_signals
 from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
+from telemetry.store import TableWrite
 
 SIGNAL_SCORES_KEY = dg.AssetKey(["signals", "signal_scores"])
+SIGNAL_STUDY_KEY = dg.AssetKey(["signals", "signal_study"])
 
 
 @dg.asset(
@@ -28,3 +35,52 @@ def signal_scores(
     )
     rows = store.write("signal_scores", scores, ("service",))
     return dg.MaterializeResult(metadata={"rows": rows, "scores": markdown_table(scores)})
+
+
+@dg.asset(
+    key=SIGNAL_STUDY_KEY,
+    deps=[INSTANCE_SAMPLES_KEY, SERVICE_LOAD_KEY, CURATION_KEY],
+    group_name="signals",
+    description=(
+        "Every candidate signal classed proportional / negative_feedback / unusable with its "
+        "statistics, intervals and reasons, ranked; the recommended signal and its target."
+    ),
+)
+def signal_study(
+    context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
+) -> dg.MaterializeResult:
+    """The study on the scenario's telemetry; a target the data does not show comes from the
+    curation's pressure tests."""
+    service = scenario.service
+    curated = store.read("curated_policy", service=service).row(0, named=True)
+    slo = ServiceSLO(ttft_p99_s=curated["ttft_p99_slo_s"], tbt_p99_s=curated["tbt_p99_slo_s"])
+    table, recommended = run_study(
+        store.read(INSTANCE_SAMPLES, service=service),
+        store.read(SERVICE_LOAD, service=service),
+        service=service,
+        window_s=scenario.signal_window_s,
+        slo=slo,
+        pressure_targets=pressure_targets(curated, service),
+    )
+    recommendation = pl.DataFrame(
+        [recommended or {"service": service}], schema=RECOMMENDATION_SCHEMA
+    )
+    rows = store.store().write_many(
+        [
+            TableWrite("signal_study", table.with_columns(service=pl.lit(service)), ("service",)),
+            TableWrite("signal_recommendation", recommendation, ("service",)),
+        ]
+    )
+    best = recommended or {}
+    context.log.info(f"recommended signal: {best}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows[0],
+            "recommended_signal": f"{best.get('role')} {best.get('signal')}",
+            "target_per_instance": best.get("target_per_instance"),
+            "target_source": best.get("target_source"),
+            "ranking": dg.MetadataValue.md(
+                markdown_table(table.select("rank", "role", "gpu_type", "signal", "class"))
+            ),
+        }
+    )

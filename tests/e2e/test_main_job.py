@@ -20,6 +20,8 @@ TABLES = [
     "service_load",
     "request_outcomes",
     "signal_scores",
+    "signal_study",
+    "signal_recommendation",
     "curated_policy",
     "curation_candidates",
     "pressure_sweep",

@@ -16,6 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Each asset of the main job and the assets it reads.
 LINEAGE = {
     "signals/signal_scores": {"telemetry/instance_samples", "telemetry/service_load"},
+    "signals/signal_study": {
+        "telemetry/instance_samples",
+        "telemetry/service_load",
+        "policies/curation",
+    },
     "policies/curation": set(),
     "policies/fleet_backtest": {"policies/curation"},
     "policies/mode_agreement": {"policies/fleet_backtest"},
@@ -43,6 +48,7 @@ def test_the_main_job_covers_the_path_from_trace_to_dashboard():
     assert {node.name for node in job.nodes} == {
         "simulated_telemetry",
         "signals__signal_scores",
+        "signals__signal_study",
         "fleet_policy",
         "scheduler__placement_plan",
         "dashboards__report_html",
