@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from policies.registry import POLICIES
 from simulator.paths import AZURE_CONV_CSV, MOONCAKE_CONV_SLICE_JSONL
 
 CLI = Path(sys.executable).with_name("heteroscale")
@@ -21,16 +22,7 @@ def test_a_users_trace_is_curated_on_its_first_part_and_evaluated_on_the_rest():
     scenario = report["scenario"]
     assert scenario["curation_start"] < scenario["evaluation_start"] < scenario["evaluation_end"]
     rows = {row["policy"]: row for row in report["policies"]}
-    expected = {
-        "heteroscale",
-        "oracle",
-        "static_peak",
-        "hpa_gpu_util",
-        "independent_tps",
-        "latency_steps",
-        "saturation",
-        "forecast_planner",
-    }
+    expected = set(POLICIES) - {"periodic"}
     assert set(rows) == expected
     assert "periodic" in report["skipped"]  # half an hour of history has no daily schedule
     for row in rows.values():
