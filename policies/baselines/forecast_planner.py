@@ -64,9 +64,9 @@ class ForecastPlanner:
     request, and sizes each role for the product; in between it holds. Each forecaster is a
     regression on a daily profile with ARIMA(1,1,0) errors fitted to the curation history
     (:class:`_ProfileARIMA`): it follows the level it observes, adds the history's daily swing,
-    and updates in microseconds. The planner sees only
-    those lagged observations and the curation history, never the evaluation days. A stale
-    window (no load observed) holds, and an adjustment it was due waits for the next fresh one.
+    and updates in microseconds. The planner sees only those lagged observations and the
+    curation history, never the evaluation days. A stale window (no load observed) holds, and
+    an adjustment it was due waits for the next fresh one.
 
     Parameters
     ----------
