@@ -25,6 +25,7 @@ from dashboards.per_day_view import per_day_figure
 from dashboards.placement_view import placement_figure
 from dashboards.policy_groups import CHOSEN, ORACLE, STATIC_PEAK, best_baseline
 from dashboards.policy_view import policies_figure
+from dashboards.signal_summary import signal_lines
 from dashboards.signal_view import signal_scores_figure
 from dashboards.telemetry_summary import telemetry_lines
 from dashboards.telemetry_view import telemetry_figure
@@ -43,6 +44,8 @@ def write_report(
     instance_samples: pl.DataFrame,
     service_load: pl.DataFrame,
     signal_scores: pl.DataFrame,
+    signal_study: pl.DataFrame,
+    signal_recommendation: pl.DataFrame,
     decisions: pl.DataFrame,
     placement: pl.DataFrame,
     curated_policy: pl.DataFrame,
@@ -63,6 +66,8 @@ def write_report(
         The canonical telemetry tables.
     signal_scores : pl.DataFrame
         The output of :func:`signals.score_signals`.
+    signal_study, signal_recommendation : pl.DataFrame
+        :func:`signals.run_study`'s ranked candidates and its recommendation.
     decisions : pl.DataFrame
         ``scaling_decisions``: the chosen policy's count changes over the evaluation days
         (:data:`policies.loop.ROLE_TARGETS_SCHEMA`).
@@ -125,6 +130,10 @@ def write_report(
         signal_scores_figure(signal_scores),
         placement_figure(placement),
     ]
+    sections = {
+        "Signal": signal_lines(signal_study, signal_recommendation, curated_policy),
+        **sections,
+    }
     decision = "\n".join(
         f"<h3>{html.escape(title)}</h3>\n{_list(lines)}" for title, lines in sections.items()
     )

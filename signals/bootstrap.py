@@ -150,8 +150,12 @@ def block_bootstrap_ci(
     defined = replicates[~np.isnan(replicates)]
     if defined.size < (1 - MAX_UNDEFINED_REPLICATES) * resamples:
         return math.nan, math.nan
-    low, high = np.quantile(defined, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
+    # A replicate can be infinite (a perfect fit's signal-to-noise ratio); interpolating
+    # between two infinities is undefined, so they stand in as the largest float meanwhile.
+    big = np.finfo(float).max
+    bounds = np.quantile(np.clip(defined, -big, big), [(1 - level) / 2, (1 + level) / 2])
+    low, high = (math.copysign(math.inf, b) if abs(b) == big else float(b) for b in bounds)
+    return low, high
 
 
 def block_indices(n: int, block: int, resamples: int, seed: int) -> np.ndarray:

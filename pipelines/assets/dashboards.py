@@ -11,7 +11,7 @@ from pipelines.assets.policies import (
     SCALING_DECISIONS_KEY,
 )
 from pipelines.assets.scheduler import PLACEMENT_PLAN_KEY
-from pipelines.assets.signals import SIGNAL_SCORES_KEY
+from pipelines.assets.signals import SIGNAL_SCORES_KEY, SIGNAL_STUDY_KEY
 from pipelines.assets.telemetry import INSTANCE_SAMPLES_KEY, SERVICE_LOAD_KEY
 from pipelines.resources import ScenarioResource, StoreResource
 from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
@@ -21,6 +21,8 @@ TABLES = {
     "instance_samples": INSTANCE_SAMPLES,
     "service_load": SERVICE_LOAD,
     "signal_scores": "signal_scores",
+    "signal_study": "signal_study",
+    "signal_recommendation": "signal_recommendation",
     "decisions": "scaling_decisions",
     "placement": "placement_plan",
     "curated_policy": "curated_policy",
@@ -39,6 +41,7 @@ TABLES = {
         INSTANCE_SAMPLES_KEY,
         SERVICE_LOAD_KEY,
         SIGNAL_SCORES_KEY,
+        SIGNAL_STUDY_KEY,
         PLACEMENT_PLAN_KEY,
         CURATION_KEY,
         FLEET_BACKTEST_KEY,

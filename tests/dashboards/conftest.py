@@ -8,7 +8,7 @@ import pytest
 from policies.fleet import backtest_tables, run_fleet_backtest, servegen_scenario
 from policies.modes import compare_modes
 from policies.registry import select
-from signals import score_signals
+from signals import RECOMMENDATION_SCHEMA, run_study, score_signals
 from tests.canonical_frames import instance_samples, service_load
 
 INTERVALS = 24
@@ -86,10 +86,17 @@ def telemetry():
             "affinity_satisfied": [True, True, True, True],
         }
     )
+    study, recommended = run_study(
+        samples, offered, service=SERVICE, window_s=None, slo={"ttft_p99_s": 6.0, "tbt_p99_s": 0.1}
+    )
     return {
         "instance_samples": samples,
         "service_load": offered,
         "signal_scores": score_signals(samples, offered),
+        "signal_study": study,
+        "signal_recommendation": pl.DataFrame(
+            [recommended or {"service": SERVICE}], schema=RECOMMENDATION_SCHEMA
+        ),
         "placement": placement,
     }
 

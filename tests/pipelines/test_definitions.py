@@ -30,6 +30,7 @@ LINEAGE = {
         "telemetry/instance_samples",
         "telemetry/service_load",
         "signals/signal_scores",
+        "signals/signal_study",
         "scheduler/placement_plan",
         "policies/curation",
         "policies/fleet_backtest",

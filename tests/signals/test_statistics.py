@@ -1,6 +1,7 @@
 """signals.statistics: each statistic against reference values, synthetic truths and telemetry."""
 
 import math
+import warnings
 
 import numpy as np
 import polars as pl
@@ -324,3 +325,11 @@ def test_statistics_separate_signals_on_simulated_telemetry(azure_hour):
     ttft = describe_signal(azure_hour, "prefill", "ttft_p99_s")
     tbt = describe_signal(azure_hour, "decode", "tbt_p99_s")
     assert ttft.signal_to_noise.steady_cv > 10 * tbt.signal_to_noise.steady_cv
+
+
+def test_an_interval_over_infinite_replicates_is_infinite_without_warnings():
+    load = np.linspace(1.0, 40.0, 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        low, high = block_bootstrap_ci(load, 2 * load, lambda x, y: math.inf, resamples=100)
+    assert (low, high) == (math.inf, math.inf)
