@@ -49,7 +49,8 @@ def signal_lines(
     own = _candidate(whole_role, "decode", used)
     if own is not None and own["signal"] != recommended.get("signal"):
         lines.append(
-            f"The chosen policy scales on decode {used}, which the study ranks {own['rank']} "
+            f"The chosen policy scales on its decode pool's {used}, which the study ranks "
+            f"{own['rank']} "
             f"({own['class']}: {'; '.join(own['reasons'])})."
         )
     return lines
