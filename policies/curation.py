@@ -33,7 +33,7 @@ from policies.inputs import PolicyInputs, PoolCapacity
 from policies.loop import run_controller
 from policies.scoring import score
 from policies.slo import ServiceSLO
-from simulator.cluster import ClusterSpec, LifecycleSpec, PoolSpec
+from simulator.cluster import ClusterSpec, LifecycleSpec
 from simulator.fluid_load import FluidLoad
 from simulator.fluid_loop import FluidLoop
 
@@ -144,17 +144,28 @@ def _within_slo_until(telemetry, role_rows: list[int], slo: ServiceSLO) -> int:
     return int(np.argmax(missed)) if missed.any() else telemetry.intervals
 
 
-def _pool_capacity(load: FluidLoad, cluster: ClusterSpec, j: int, slo: ServiceSLO) -> float:
-    """Per-instance tokens/s of pool ``j`` at its SLO, the other pools ample."""
+def _tokens_per_request(load: FluidLoad, role: str) -> float:
+    """The tokens a request brings to ``role``: its prompt, or its output after the first."""
+    return load.mix.prompt_tokens if role == PREFILL else load.mix.decode_tokens
+
+
+def _pool_capacity(
+    load: FluidLoad, cluster: ClusterSpec, j: int, slo: ServiceSLO, raw: list[float]
+) -> float:
+    """Per-instance tokens/s of pool ``j`` at its SLO, the other pools ample (``raw``: each
+    pool's raw per-instance capacity)."""
     pools = (*cluster.prefill_pools, *cluster.decode_pools)
     tested = pools[j]
-    plant = FluidLoop(_ramp(load, 1.0), cluster)  # only for the pools' raw capacities
-    raw = plant.capacity_tps(j)
-    per_request = load.mix.prompt_tokens if tested.role == PREFILL else load.mix.decode_tokens
     n = tested.count
-    top_rps = 1.5 * n * raw / per_request
+    top_rps = 1.5 * n * raw[j] / _tokens_per_request(load, tested.role)
+    # Instances of every other pool that carry top_rps at half their raw capacity.
     ample = [
-        replace(p, count=n if p is tested else _ample(plant, k, top_rps, load, p))
+        replace(
+            p,
+            count=n
+            if p is tested
+            else max(1, math.ceil(2 * top_rps * _tokens_per_request(load, p.role) / raw[k])),
+        )
         for k, p in enumerate(pools)
     ]
     fixed = replace(
@@ -184,12 +195,6 @@ def _pool_capacity(load: FluidLoad, cluster: ClusterSpec, j: int, slo: ServiceSL
     return float(served.max())
 
 
-def _ample(plant: FluidLoop, k: int, top_rps: float, load: FluidLoad, pool: PoolSpec) -> int:
-    """Instances of pool ``k`` that carry ``top_rps`` at half their raw capacity."""
-    per_request = load.mix.prompt_tokens if pool.role == PREFILL else load.mix.decode_tokens
-    return max(1, math.ceil(2 * top_rps * per_request / plant.capacity_tps(k)))
-
-
 def pressure_test(load: FluidLoad, cluster: ClusterSpec, slo: ServiceSLO) -> PressureTest:
     """Algorithm 1's PressureTest(S, W) on the fast-mode plant.
 
@@ -207,8 +212,10 @@ def pressure_test(load: FluidLoad, cluster: ClusterSpec, slo: ServiceSLO) -> Pre
     PressureTest
     """
     pools = (*cluster.prefill_pools, *cluster.decode_pools)
+    plant = FluidLoop(_ramp(load, 1.0), cluster)  # only for the pools' raw capacities
+    raw = [plant.capacity_tps(j) for j in range(len(pools))]
     capacities = tuple(
-        PoolCapacity((p.role, p.gpu_type, p.tp), _pool_capacity(load, cluster, j, slo))
+        PoolCapacity((p.role, p.gpu_type, p.tp), _pool_capacity(load, cluster, j, slo, raw))
         for j, p in enumerate(pools)
     )
     prefill, decode = cluster.prefill_pools[0], cluster.decode_pools[0]

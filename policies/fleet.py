@@ -298,12 +298,13 @@ def run_fleet_backtest(
             controller,
             control_interval_s=scenario.control_interval_s,
         )
+    per_day = _per_day(runs, scenario, curation)
     return FleetBacktest(
         scenario=scenario,
         curation=curation,
         runs=runs,
-        summary=_summary(runs, scenario, curation),
-        per_day=_per_day(runs, scenario, curation),
+        summary=_summary(runs, per_day, scenario, curation),
+        per_day=per_day,
         decisions=pl.concat(
             [
                 run.decisions.select(pl.lit(name).alias("policy"), pl.all())
@@ -333,8 +334,7 @@ def _per_day(runs, scenario, curation) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def _summary(runs, scenario, curation) -> pl.DataFrame:
-    per_day = _per_day(runs, scenario, curation)
+def _summary(runs, per_day, scenario, curation) -> pl.DataFrame:
     rows = []
     for name, run in runs.items():
         row = {"policy": name, **score(run, scenario.slo, pd_ratio=curation.inputs.pd_ratio)}
@@ -374,7 +374,6 @@ def curated_policy_row(backtest: FleetBacktest) -> pl.DataFrame:
     scenario, curation = backtest.scenario, backtest.curation
     inputs = curation.inputs
     evaluation = scenario.evaluation
-    end = evaluation.start + timedelta(seconds=evaluation.count * evaluation.interval_s)
     return pl.DataFrame(
         [
             {
@@ -399,7 +398,7 @@ def curated_policy_row(backtest: FleetBacktest) -> pl.DataFrame:
                 "source": scenario.source,
                 "curation_start": scenario.load.start,
                 "evaluation_start": evaluation.start,
-                "evaluation_end": end,
+                "evaluation_end": evaluation.end,
             }
         ]
     )

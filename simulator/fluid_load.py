@@ -109,6 +109,11 @@ class FluidLoad:
         """Number of intervals."""
         return self.requests.size
 
+    @property
+    def end(self) -> datetime:
+        """End of the last interval."""
+        return self.start + timedelta(seconds=self.count * self.interval_s)
+
     def part(self, first: int, stop: int) -> FluidLoad:
         """Intervals ``first`` .. ``stop - 1`` as a load of their own (same mix), starting at
         interval ``first``'s time: e.g. curation days and evaluation days of one span."""

@@ -244,11 +244,6 @@ class FluidLoop:
         """The pools, prefill first, with their counts at the start."""
         return tuple(p.spec for p in self._pools)
 
-    @property
-    def intervals(self) -> int:
-        """Intervals in the load."""
-        return self.load.count
-
     def capacity_tps(self, pool: int) -> float:
         """Most tokens/s one instance of pool ``pool`` serves (prompt tokens for prefill)."""
         return self._pools[pool].capacity
