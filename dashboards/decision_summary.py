@@ -21,7 +21,7 @@ from dashboards.policy_groups import (
 )
 from dashboards.targets import Verdict, verdicts
 from dashboards.wording import ci, percent, points
-from policies.curation import DAY_S
+from policies.scoring import DAY_S
 
 
 def decision_sections(

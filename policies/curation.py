@@ -31,7 +31,7 @@ from policies.controller import DECODE, PREFILL
 from policies.heteroscale import HeteroScale, HeteroScaleConfig
 from policies.inputs import PolicyInputs, PoolCapacity
 from policies.loop import run_controller
-from policies.scoring import score
+from policies.scoring import DAY_S, daily_scores, score
 from policies.slo import ServiceSLO
 from simulator.cluster import ClusterSpec, LifecycleSpec
 from simulator.fluid_load import FluidLoad
@@ -41,7 +41,6 @@ from simulator.fluid_loop import FluidLoop
 RAMP_INTERVALS = 200
 #: Decode instances of the P/D split sweep (prefill runs 1 .. RAMP_SPLITS x this).
 SWEEP_DECODE = 4
-DAY_S = 86_400.0
 #: Share of the SLO's error budget a candidate may spend on a curation day.
 BUDGET_SHARE = 0.5
 #: Flaps per day a chosen configuration may make (a shorter history is allowed one day's).
@@ -331,7 +330,6 @@ def curate(
     grid = grid or DEFAULT_GRID
     start = initial_cluster(cluster, inputs, history)
     days = history.count * history.interval_s / DAY_S
-    per_day = round(DAY_S / history.interval_s)
     rows = []
     for values in itertools.product(*grid.values()):
         params = dict(zip(grid, values, strict=True))
@@ -342,8 +340,7 @@ def curate(
             control_interval_s=control_interval_s,
         )
         worst = min(
-            score(run, slo, pd_ratio=inputs.pd_ratio, part=slice(k, k + per_day))["slo_attainment"]
-            for k in range(0, history.count, per_day)
+            day["slo_attainment"] for day in daily_scores(run, slo, pd_ratio=inputs.pd_ratio)
         )
         rows.append(
             params | score(run, slo, pd_ratio=inputs.pd_ratio) | {"worst_day_slo_attainment": worst}

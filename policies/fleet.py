@@ -22,10 +22,10 @@ import numpy as np
 import polars as pl
 
 from policies.controller import Controller
-from policies.curation import DAY_S, Curation, curate, initial_cluster
+from policies.curation import Curation, curate, initial_cluster
 from policies.loop import ControlRun, run_controller
 from policies.oracle import INSTANT, Oracle
-from policies.scoring import interval_outcome, score
+from policies.scoring import DAY_S, daily_scores, interval_outcome, score
 from policies.slo import ServiceSLO
 from simulator.cluster import ClusterSpec, LifecycleSpec, default_cluster
 from simulator.fluid_load import FluidLoad, load_from_requests, load_from_windows
@@ -315,21 +315,13 @@ def run_fleet_backtest(
     )
 
 
-def _days(scenario: FleetScenario) -> list[slice]:
-    per_day = round(DAY_S / scenario.load.interval_s)
-    count = scenario.evaluation.count
-    return [slice(k, min(k + per_day, count)) for k in range(0, count, per_day)]
-
-
 def _per_day(runs, scenario, curation) -> pl.DataFrame:
     rows = [
-        {
-            "policy": name,
-            "day": day + 1,
-            **score(run, scenario.slo, pd_ratio=curation.inputs.pd_ratio, part=part),
-        }
+        {"policy": name, "day": day + 1, **scores}
         for name, run in runs.items()
-        for day, part in enumerate(_days(scenario))
+        for day, scores in enumerate(
+            daily_scores(run, scenario.slo, pd_ratio=curation.inputs.pd_ratio)
+        )
     ]
     return pl.DataFrame(rows)
 

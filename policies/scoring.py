@@ -18,6 +18,8 @@ from policies.loop import ControlRun
 from policies.slo import ServiceSLO
 from simulator.fluid_loop import LoopTelemetry
 
+#: A day in seconds: the unit runs are scored by, curated on, and resampled by.
+DAY_S = 86_400.0
 #: A scale-out and a scale-in of the same pool this close together count as one flap.
 FLAP_WINDOW_S = 300.0
 
@@ -93,7 +95,22 @@ def score(
         deviation of ready P:D from ``pd_ratio``); ``breaches`` and ``recovery_s`` (episodes
         of consecutive intervals missing either SLO and their mean length).
     """
+    return _scores(run, interval_outcome(run.telemetry, slo), pd_ratio, part)
+
+
+def daily_scores(run: ControlRun, slo: ServiceSLO, *, pd_ratio: float) -> list[dict[str, float]]:
+    """:func:`score` of each day of the run in turn (the last one possibly shorter), from one
+    pass over its intervals."""
     out = interval_outcome(run.telemetry, slo)
+    per_day = round(DAY_S / run.telemetry.load.interval_s)
+    count = run.telemetry.intervals
+    return [
+        _scores(run, out, pd_ratio, slice(k, min(k + per_day, count)))
+        for k in range(0, count, per_day)
+    ]
+
+
+def _scores(run: ControlRun, out: IntervalOutcome, pd_ratio: float, part: slice) -> dict:
     dt = run.telemetry.load.interval_s
     gpu_s = out.gpu_s[part]
     ok = (out.ttft_ok & out.tbt_ok)[part]

@@ -25,8 +25,8 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.statespace.sarimax import SARIMAX
 
 from policies.controller import DECODE, PREFILL, Decision, Window, hold
-from policies.curation import DAY_S
 from policies.inputs import PolicyInputs
+from policies.scoring import DAY_S
 from policies.sizing import size_role
 from simulator.fluid_load import FluidLoad
 

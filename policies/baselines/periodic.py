@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from policies.controller import DECODE, PREFILL, Decision, PoolKey, Window
-from policies.curation import DAY_S
 from policies.inputs import PolicyInputs
+from policies.scoring import DAY_S
 from policies.sizing import size_role
 
 
