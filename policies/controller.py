@@ -58,7 +58,7 @@ class PoolView:
         (stale metrics, nothing ready, or a metric the role does not have)."""
         if self.ready == 0 or self.metrics is None:
             return None
-        value = self.metrics.get(metric)
+        value = self.metrics[metric]
         return None if value is None or math.isnan(value) else value
 
 
@@ -107,7 +107,7 @@ class Window:
         pools = self.of_role(role)
         if any(p.metrics is None and p.ready > 0 for p in pools):
             return None
-        return sum(_value(p, metric) * p.ready for p in pools if p.ready > 0)
+        return sum((p.value(metric) or 0.0) * p.ready for p in pools if p.ready > 0)
 
     def mean(self, metric: str, role: str) -> float | None:
         """Ready-weighted mean of a per-instance metric over the role; None when stale or
@@ -122,13 +122,7 @@ class Window:
         pools = [p for p in self.of_role(role) if p.ready > 0]
         if not pools or any(p.metrics is None for p in pools):
             return None
-        values = [_value(p, metric) for p in pools]
-        return max(values) if values else None
-
-
-def _value(pool: PoolView, metric: str) -> float:
-    value = pool.metrics[metric]
-    return 0.0 if value is None or math.isnan(value) else value
+        return max(p.value(metric) or 0.0 for p in pools)
 
 
 @dataclass(frozen=True)
