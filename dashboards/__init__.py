@@ -12,6 +12,9 @@ from dashboards.per_day_view import per_day_figure
 from dashboards.placement_view import placement_figure
 from dashboards.policy_view import policies_figure
 from dashboards.report import write_report
+from dashboards.signal_fit_view import signal_fit_figure
+from dashboards.signal_series_view import signal_series_figure
+from dashboards.signal_statistics_view import signal_statistics_figure
 from dashboards.signal_view import signal_scores_figure
 from dashboards.targets import Verdict, verdicts
 from dashboards.telemetry_summary import telemetry_lines
@@ -26,7 +29,10 @@ __all__ = [
     "per_day_figure",
     "placement_figure",
     "policies_figure",
+    "signal_fit_figure",
     "signal_scores_figure",
+    "signal_series_figure",
+    "signal_statistics_figure",
     "telemetry_figure",
     "telemetry_lines",
     "timeline_figure",

@@ -1,12 +1,14 @@
 """One self-contained HTML page: the decision first, then the telemetry it rests on.
 
-The first screen is what a reader acts on: the chosen policy and its configuration, what it
-saves, a verdict per target with its figure, the peers that miss the SLO, the ablations and
-how far fast mode agrees with request level (:mod:`dashboards.decision_summary`), then the
-figures of the fleet backtest. The telemetry, signal and placement findings follow.
+The decision opens with the signal the study recommends, its reasons and the study's figures
+(every candidate's statistics, the shown candidates against load, the top signals over time).
+Then what a reader acts on: the chosen policy and its configuration, what it saves, a verdict
+per target with its figure, the peers that miss the SLO, the ablations and how far fast mode
+agrees with request level (:mod:`dashboards.decision_summary`), then the figures of the fleet
+backtest. The telemetry, signal and placement findings follow.
 
-The page embeds plotly.js once (``include_plotlyjs=True`` on the first figure), so it opens
-offline; the CDN variant renders blank without a network.
+The page embeds plotly.js once (``include_plotlyjs=True`` on the first figure of the page), so
+it opens offline; the CDN variant renders blank without a network.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from dashboards.per_day_view import per_day_figure
 from dashboards.placement_view import placement_figure
 from dashboards.policy_groups import CHOSEN, ORACLE, STATIC_PEAK, best_baseline
 from dashboards.policy_view import policies_figure
+from dashboards.signal_fit_view import signal_fit_figure
+from dashboards.signal_series_view import signal_series_figure
+from dashboards.signal_statistics_view import signal_statistics_figure
 from dashboards.signal_summary import signal_lines
 from dashboards.signal_view import signal_scores_figure
 from dashboards.telemetry_summary import telemetry_lines
@@ -55,6 +60,7 @@ def write_report(
     fleet_per_day: pl.DataFrame,
     fleet_timeline: pl.DataFrame,
     mode_agreement: pl.DataFrame,
+    signal_series: pl.DataFrame | None = None,
 ) -> Path:
     """Write the report page and return its path.
 
@@ -79,6 +85,10 @@ def write_report(
         Every policy's scores over the evaluation days, per day, and per time bin.
     mode_agreement : pl.DataFrame
         Fast mode against request level per policy.
+    signal_series : pl.DataFrame, optional
+        The study's paired series (per interval and role, each signal and the offered loads,
+        at the study's window), for the scatter against load and the time series; without it
+        the Signal section shows the statistics alone.
 
     Every table may carry a ``service`` column (the store adds one); the backtest's tables must
     then hold one service, since the decision is a service's.
@@ -130,17 +140,23 @@ def write_report(
         signal_scores_figure(signal_scores),
         placement_figure(placement),
     ]
-    sections = {
-        "Signal": signal_lines(signal_study, signal_recommendation, curated_policy),
-        **sections,
-    }
+    signal_figures = [signal_statistics_figure(signal_study)]
+    if signal_series is not None:
+        signal_figures += [
+            signal_fit_figure(signal_series, signal_study),
+            signal_series_figure(signal_series, signal_study),
+        ]
+    signal_text = signal_lines(signal_study, signal_recommendation, curated_policy)
+    signal = f"<h3>Signal</h3>\n{_list(signal_text)}"
     decision = "\n".join(
         f"<h3>{html.escape(title)}</h3>\n{_list(lines)}" for title, lines in sections.items()
     )
     page = (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
         f"<title>{TITLE}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{TITLE}</h1>\n"
-        f"<h2>Decision</h2>\n{decision}\n{_figures(decision_figures, with_plotlyjs=True)}\n"
+        f"<h2>Decision</h2>\n{signal}\n{decision}\n"
+        f"{_figures(decision_figures, with_plotlyjs=True)}\n"
+        f"<h2>The signal study</h2>\n{_figures(signal_figures, with_plotlyjs=False)}\n"
         f"<h2>Telemetry, signals and placement</h2>\n{_list(telemetry)}\n"
         f"{_figures(telemetry_figures, with_plotlyjs=False)}\n</body>\n</html>\n"
     )

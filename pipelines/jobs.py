@@ -8,7 +8,9 @@ from pipelines.assets.ingest import INGEST_GROUP, INGEST_LOG_KEY
 heteroscale_job = dg.define_asset_job(
     "heteroscale_job",
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups(INGEST_GROUP),
-    description="The end-to-end study on the scenario's trace (embedded default: Azure 2023).",
+    description=(
+        "The end-to-end study on the scenario (embedded default: ServeGen m-large's real days)."
+    ),
     # DuckDB is single-writer: run the steps one after another in one process.
     executor_def=dg.in_process_executor,
 )

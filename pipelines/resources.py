@@ -6,7 +6,8 @@ import dagster as dg
 import polars as pl
 
 from scheduler import FLEET_TOPOLOGY_PATH
-from simulator import DEFAULT_TRACE_PATH
+from simulator import Trace, load_trace, servegen_day
+from simulator.servegen import DAY_RATE_SCALE
 from telemetry.store import TelemetryStore, default_db_path
 
 REPORT_NAME = "heteroscale-report.html"
@@ -37,15 +38,20 @@ class ScenarioResource(dg.ConfigurableResource):
     """What the main job runs: a real request trace, the service it stands for, the fleet
     workload its policy is curated and backtested on, a topology.
 
-    The defaults are the embedded ones: the Azure 2023 conversation trace replayed through the
-    simulator's default heterogeneous P/D cluster (telemetry and the signal study); ServeGen
-    m-large's 14 real days scaled to a fleet (curation and the backtest); the shipped fleet
-    topology (placement).
+    The defaults are the embedded ones: a real day of ServeGen m-large replayed at request
+    level through the simulator's default heterogeneous P/D cluster (telemetry and the signal
+    study); its 14 real days scaled to a fleet (curation and the backtest); the shipped fleet
+    topology (placement). A ``trace_path`` replaces the day with a trace file.
     """
 
     service: str = "chat"
-    trace_path: str = str(DEFAULT_TRACE_PATH)
+    #: A request trace to replay instead of the ServeGen day (e.g. the shipped Azure 2023
+    #: hour, ``simulator.DEFAULT_TRACE_PATH``), in ``trace_format``.
+    trace_path: str = ""
     trace_format: str = "azure"
+    #: The ServeGen day (1-14) and its scale (``simulator.servegen_day``).
+    study_day: int = 1
+    study_rate_scale: float = DAY_RATE_SCALE
     #: Where the chosen policy's decisions are placed: the shipped fleet.
     topology_path: str = str(FLEET_TOPOLOGY_PATH)
     #: The fleet backtest's workload: ServeGen m-large's real days, scaled (policies.fleet).
@@ -58,3 +64,14 @@ class ScenarioResource(dg.ConfigurableResource):
     interval_s: float = 15.0
     #: The window the signal study judges signals over.
     signal_window_s: float = 60.0
+
+    def trace(self) -> Trace:
+        """The requests the telemetry is simulated from."""
+        if self.trace_path:
+            return load_trace(self.trace_path, self.trace_format)
+        return servegen_day(self.study_day, rate_scale=self.study_rate_scale)
+
+    def describe_trace(self) -> str:
+        if self.trace_path:
+            return f"{self.trace_path} ({self.trace_format})"
+        return f"ServeGen m-large day {self.study_day} x {self.study_rate_scale:g}"

@@ -17,7 +17,7 @@ from signals.bootstrap import block_bootstrap_ci, block_length
 from signals.classify import CLASSES, RECOMMENDATION_SCHEMA, classify, recommend
 from signals.scoring import LOAD_COLUMNS, ROLE_LOAD, score_signals
 from signals.statistics import Description, describe, generality
-from signals.study import run_study, study_table, target_from_data
+from signals.study import paired_series, run_study, study_table, target_from_data
 
 __all__ = [
     "CLASSES",
@@ -36,6 +36,7 @@ __all__ = [
     "recommend",
     "resample",
     "run_study",
+    "paired_series",
     "role_series",
     "score_signals",
     "study_table",

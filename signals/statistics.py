@@ -88,6 +88,7 @@ class Linearity:
 class SignalToNoise:
     """Noise of the signal around its load relation; see :func:`signal_to_noise`."""
 
+    slope: float
     snr: float
     residual_std: float
     steady_cv: float
@@ -368,6 +369,9 @@ def signal_to_noise(
     Returns
     -------
     SignalToNoise
+        - ``slope``: of the least-squares line, in signal units per unit of load: the relation
+          a per-instance target rests on, which a drift check compares day by day
+          (:mod:`signals.drift`); NaN for a constant signal;
         - ``snr``: the swing of the least-squares line across the central 90% of load,
           ``|slope| * (q95(x) - q05(x))``, over ``residual_std``: how many noise standard
           deviations separate the signal at light and at heavy load (inf for an exact fit);
@@ -409,6 +413,7 @@ def signal_to_noise(
     cvs = signals[steady].std(axis=1, ddof=1)[means != 0] / means[means != 0]
     _, residual_std = _line(x, y)
     return SignalToNoise(
+        slope=_slope(x, y),
         snr=_snr(x, y),
         residual_std=residual_std,
         steady_cv=float(np.median(cvs)) if cvs.size else math.nan,
@@ -672,7 +677,7 @@ def describe(
         The results of :func:`correlations`, :func:`linearity`, :func:`dynamic_range`,
         :func:`signal_to_noise`, :func:`lead_lag`, :func:`breach_auc` and :func:`diagnostics`
         (of the signal), with an interval for each of :data:`HEADLINE` (Pearson, Spearman,
-        R², dynamic range, SNR). ``as_row()`` flattens it.
+        R², dynamic range, SNR, slope). ``as_row()`` flattens it.
 
     Notes
     -----
@@ -728,6 +733,10 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return slope, float(math.sqrt(np.dot(residuals, residuals) / (x.size - 2)))
 
 
+def _slope(x: np.ndarray, y: np.ndarray) -> float:
+    return math.nan if is_constant(x) or is_constant(y) else _line(x, y)[0]
+
+
 def _snr(x: np.ndarray, y: np.ndarray) -> float:
     if is_constant(x) or is_constant(y):
         return math.nan
@@ -750,4 +759,5 @@ HEADLINE: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "r_squared": _r_squared,
     "dynamic_range": _dynamic_range,
     "snr": _snr,
+    "slope": _slope,
 }

@@ -12,7 +12,7 @@ close enough to the SLO to show one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import polars as pl
@@ -61,6 +61,7 @@ def study_table(
     window_s: float | None = None,
     slo: object | Mapping[str, float] | None = None,
     service: str | None = None,
+    candidates: Collection[tuple[str, str]] | None = None,
 ) -> pl.DataFrame:
     """Describe every candidate signal against its role's offered load, one row per candidate.
 
@@ -78,6 +79,9 @@ def study_table(
         ``policies.ServiceSLO``) or keys; gives each row a ``breach_auc``.
     service : str, optional
         Study this service only; by default every service.
+    candidates : collection of (role, signal), optional
+        Describe these only (e.g. one signal checked for drift); by default every signal of
+        :data:`signals.SIGNALS` on every role.
 
     Returns
     -------
@@ -121,18 +125,7 @@ def study_table(
     ----------
     HeteroScale (arXiv 2508.19559) §5.3.2, the metrics-driven scaling study.
     """
-    samples = conform(instance_samples, INSTANCE_SAMPLES)
-    load = conform(service_load, SERVICE_LOAD)
-    if service is not None:
-        samples = samples.filter(pl.col("service") == service)
-        load = load.filter(pl.col("service") == service)
-    series = _candidate_series(samples)
-    if window_s is not None:
-        series = resample(series, window_s, SERIES_BY)
-        load = resample(load, window_s, ("service",))
-    paired = series.join(load.drop("interval_s"), on=["ts", "service"], how="inner")
-    if paired.is_empty():
-        raise ValueError("no (ts, service) of instance_samples matches a row of service_load")
+    paired = paired_series(instance_samples, service_load, window_s=window_s, service=service)
     if slo is not None:
         paired = paired.join(_role_breaches(paired, slo), on=["ts", "service", "role"])
 
@@ -141,6 +134,8 @@ def study_table(
         group = group.sort("ts")
         load_column = ROLE_LOAD[role]
         for signal in SIGNALS:
+            if candidates is not None and (role, signal) not in candidates:
+                continue
             present = group.filter(pl.col(signal).is_not_null() & pl.col(load_column).is_not_null())
             x, y = present[load_column].to_numpy(), present[signal].to_numpy()
             reason = _skip_reason(group[signal].null_count() == group.height, x)
@@ -167,6 +162,43 @@ def study_table(
     if not rows:
         raise ValueError("study_table: no candidate could be described (see the skipped ones)")
     return pl.DataFrame(rows, infer_schema_length=None).sort(*CANDIDATE_KEY)
+
+
+def paired_series(
+    instance_samples: pl.DataFrame,
+    service_load: pl.DataFrame,
+    *,
+    window_s: float | None = None,
+    service: str | None = None,
+) -> pl.DataFrame:
+    """Every candidate's series beside the offered load, per interval: what :func:`study_table`
+    describes, and what a figure of a signal against its load plots.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per (ts, service, role, gpu_type) (``gpu_type`` null for the whole role, see
+        :func:`study_table`): the role series' columns and ``service_load``'s load columns,
+        over the intervals both cover, resampled to ``window_s`` when given.
+
+    Raises
+    ------
+    ValueError
+        If no interval of the role series matches an interval of ``service_load``.
+    """
+    samples = conform(instance_samples, INSTANCE_SAMPLES)
+    load = conform(service_load, SERVICE_LOAD)
+    if service is not None:
+        samples = samples.filter(pl.col("service") == service)
+        load = load.filter(pl.col("service") == service)
+    series = _candidate_series(samples)
+    if window_s is not None:
+        series = resample(series, window_s, SERIES_BY)
+        load = resample(load, window_s, ("service",))
+    paired = series.join(load.drop("interval_s"), on=["ts", "service"], how="inner")
+    if paired.is_empty():
+        raise ValueError("no (ts, service) of instance_samples matches a row of service_load")
+    return paired
 
 
 def _candidate_series(instance_samples: pl.DataFrame) -> pl.DataFrame:

@@ -18,7 +18,7 @@ from simulator.cluster import (
 from simulator.engine import SimulationResult, simulate
 from simulator.fluid import FluidResult, simulate_fluid
 from simulator.paths import AZURE_CONV_CSV as DEFAULT_TRACE_PATH
-from simulator.servegen import load_servegen_windows, servegen_requests
+from simulator.servegen import load_servegen_windows, servegen_day, servegen_requests
 from simulator.traces import Trace, TraceError, default_trace, load_azure, load_mooncake, thin
 from simulator.workloads import TRACE_FORMATS, load_trace
 
@@ -43,6 +43,7 @@ __all__ = [
     "load_mooncake",
     "load_trace",
     "load_servegen_windows",
+    "servegen_day",
     "servegen_requests",
     "simulate",
     "simulate_fluid",

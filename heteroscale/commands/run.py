@@ -13,9 +13,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "run",
         help="materialise the main job on the embedded default (trace -> dashboard)",
         description=(
-            "Replay the embedded Azure 2023 trace through the simulated P/D cluster, score the "
-            "candidate autoscaling signals, replay the coordinated policy, place its decisions "
-            "and write the DuckDB store and an HTML report."
+            "Simulate a real ServeGen day on the embedded P/D cluster and study its candidate "
+            "autoscaling signals; curate the coordinated policy and backtest it with every "
+            "baseline on 14 real days; place its decisions; write the DuckDB store and an HTML "
+            "report."
         ),
     )
     run.add_argument(

@@ -14,6 +14,7 @@ from pipelines.assets.scheduler import PLACEMENT_PLAN_KEY
 from pipelines.assets.signals import SIGNAL_SCORES_KEY, SIGNAL_STUDY_KEY
 from pipelines.assets.telemetry import INSTANCE_SAMPLES_KEY, SERVICE_LOAD_KEY
 from pipelines.resources import ScenarioResource, StoreResource
+from signals import paired_series
 from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
 
 #: ``write_report`` keyword -> the store table it reads (every one per service).
@@ -58,9 +59,16 @@ def report_html(
     context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
 ) -> dg.MaterializeResult:
     service = scenario.service
+    tables = {keyword: store.read(table, service=service) for keyword, table in TABLES.items()}
     path = write_report(
         store.report_path(),
-        **{keyword: store.read(table, service=service) for keyword, table in TABLES.items()},
+        **tables,
+        signal_series=paired_series(
+            tables["instance_samples"],
+            tables["service_load"],
+            window_s=scenario.signal_window_s,
+            service=service,
+        ),
     )
     context.log.info(f"report written to {path}")
     return dg.MaterializeResult(

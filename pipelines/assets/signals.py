@@ -11,6 +11,7 @@ from pipelines.resources import ScenarioResource, StoreResource
 from policies.fleet import pressure_targets
 from policies.slo import ServiceSLO
 from signals import RECOMMENDATION_SCHEMA, run_study, score_signals
+from signals.drift import daily_drift
 from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
 from telemetry.store import TableWrite
 
@@ -83,4 +84,56 @@ def signal_study(
                 markdown_table(table.select("rank", "role", "gpu_type", "signal", "class"))
             ),
         }
+    )
+
+
+@dg.asset_check(
+    asset=SIGNAL_STUDY_KEY,
+    description=(
+        "Warns when the recommended signal's relation with load weakens on a day of the "
+        "telemetry: its correlation below, or its slope outside, the study's bootstrap band."
+    ),
+)
+def recommended_signal_tracks_load(
+    scenario: ScenarioResource, store: StoreResource
+) -> dg.AssetCheckResult:
+    service = scenario.service
+    recommended = store.read("signal_recommendation", service=service)
+    if recommended.is_empty() or recommended["signal"][0] is None:
+        return dg.AssetCheckResult(
+            passed=True, metadata={"checked": "nothing: the study recommended no signal"}
+        )
+    pick = recommended.row(0, named=True)
+    study = store.read("signal_study", service=service).filter(
+        (pl.col("role") == pick["role"])
+        & (pl.col("signal") == pick["signal"])
+        & pl.col("gpu_type").eq_missing(pl.lit(pick["gpu_type"], pl.String))
+    )
+    drift = daily_drift(
+        store.read(INSTANCE_SAMPLES, service=service),
+        store.read(SERVICE_LOAD, service=service),
+        study.row(0, named=True),
+        window_s=scenario.signal_window_s,
+    )
+    weakened = drift.filter("weakened")
+    return dg.AssetCheckResult(
+        passed=weakened.is_empty(),
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{pick['role']} {pick['signal']}: "
+            + (
+                "; ".join(
+                    f"{day}: {', '.join(reasons)}"
+                    for day, reasons in weakened.select("day", "reasons").iter_rows()
+                )
+                or f"tracks load on all {drift.height} days"
+            )
+        ),
+        metadata={
+            "days": drift.height,
+            "days_weakened": weakened.height,
+            "per_day": dg.MetadataValue.md(
+                markdown_table(drift.select("day", "n_intervals", "pearson", "slope", "weakened"))
+            ),
+        },
     )

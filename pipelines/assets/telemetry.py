@@ -1,10 +1,10 @@
-"""Telemetry assets: the embedded default source is the simulator replaying a real trace."""
+"""Telemetry assets: the embedded default source is the simulator replaying a real day of load."""
 
 import dagster as dg
 import polars as pl
 
 from pipelines.resources import ScenarioResource, StoreResource
-from simulator import default_cluster, load_trace, simulate
+from simulator import default_cluster, simulate
 from simulator.persist import REQUEST_OUTCOMES, write_result
 from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
 
@@ -35,11 +35,11 @@ REQUEST_OUTCOMES_KEY = dg.AssetKey(["telemetry", REQUEST_OUTCOMES])
 def simulated_telemetry(
     context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
 ):
-    """Replay the scenario's trace through the default P/D cluster and store its telemetry."""
-    trace = load_trace(scenario.trace_path, scenario.trace_format)
+    """Replay the scenario's requests through the default P/D cluster and store its telemetry."""
+    trace = scenario.trace()
     cluster = default_cluster()
     context.log.info(
-        f"simulating {trace.requests.height:,} requests from {scenario.trace_path} "
+        f"simulating {trace.requests.height:,} requests of {scenario.describe_trace()} "
         f"on {cluster.describe()}"
     )
     result = simulate(

@@ -49,9 +49,26 @@ class PageRun:
     console: list[str]
 
 
+#: A graph div Plotly has drawn: it marks each with ``js-plotly-plot`` once plotted.
+_DRAWN = re.compile(r'<div[^>]*class="[^"]*\bjs-plotly-plot\b')
+
+
 def drawn_figures(dom: str) -> int:
-    """Graph divs Plotly has drawn: it marks each with ``js-plotly-plot`` once plotted."""
-    return len(re.findall(r'<div[^>]*class="[^"]*\bjs-plotly-plot\b', dom))
+    """Graph divs Plotly has drawn."""
+    return len(_DRAWN.findall(dom))
+
+
+def drawn_pieces(dom: str) -> list[str]:
+    """The DOM cut at each drawn graph div, in page order: piece ``i`` holds figure ``i``'s
+    SVG (and the page up to the next figure)."""
+    starts = [match.start() for match in _DRAWN.finditer(dom)]
+    return [dom[start:end] for start, end in zip(starts, [*starts[1:], len(dom)], strict=True)]
+
+
+def plotted_traces(piece: str) -> int:
+    """Data layers Plotly drew in one figure: a group per scatter or bar trace, and per
+    heatmap a group holding its image. Axes and a title alone count 0."""
+    return len(re.findall(r'<g class="(?:trace |hm")', piece))
 
 
 def chromium() -> str:

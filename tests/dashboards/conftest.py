@@ -8,7 +8,7 @@ import pytest
 from policies.fleet import backtest_tables, run_fleet_backtest, servegen_scenario
 from policies.modes import compare_modes
 from policies.registry import select
-from signals import RECOMMENDATION_SCHEMA, run_study, score_signals
+from signals import RECOMMENDATION_SCHEMA, paired_series, run_study, score_signals
 from tests.canonical_frames import instance_samples, service_load
 
 INTERVALS = 24
@@ -98,6 +98,8 @@ def telemetry():
             [recommended or {"service": SERVICE}], schema=RECOMMENDATION_SCHEMA
         ),
         "placement": placement,
+        # The study's paired series (the study ran without a window).
+        "signal_series": paired_series(samples, offered),
     }
 
 

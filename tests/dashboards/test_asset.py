@@ -7,6 +7,7 @@ import polars as pl
 from pipelines.assets.dashboards import TABLES, report_html
 from pipelines.resources import ScenarioResource, StoreResource
 from telemetry.store import TableWrite, TelemetryStore
+from tests.dashboards.test_report import FIGURES
 
 
 def test_the_report_asset_writes_the_page_from_the_stored_tables(tables, tmp_path):
@@ -25,4 +26,4 @@ def test_the_report_asset_writes_the_page_from_the_stored_tables(tables, tmp_pat
     assert result.success
     page = (tmp_path / "heteroscale-report.html").read_text(encoding="utf-8")
     assert "heteroscale meets " in page
-    assert page.count('class="plotly-graph-div"') == 8
+    assert page.count('class="plotly-graph-div"') == FIGURES

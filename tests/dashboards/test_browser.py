@@ -2,8 +2,8 @@
 
 import pytest
 
-from dashboards import write_report
-from tests.dashboards.browser import drawn_figures, open_page
+from dashboards import signal_fit_figure, signal_series_figure, write_report
+from tests.dashboards.browser import drawn_figures, drawn_pieces, open_page, plotted_traces
 from tests.dashboards.test_report import FIGURES
 
 pytestmark = pytest.mark.slow
@@ -18,6 +18,15 @@ def test_every_figure_is_drawn_without_script_errors(tables, tmp_path):
     assert figures == FIGURES
     assert drawn_figures(run.dom) == figures
     assert run.dom.count('class="main-svg"') >= figures  # SVG layers were laid out
+    pieces = drawn_pieces(run.dom)
+    assert all(plotted_traces(piece) for piece in pieces)  # every figure drew its data
+    # The signal study's figures open the page: the heatmap's image, then every trace of the
+    # scatter grid and of the time series.
+    heatmap, fit, series = pieces[:3]
+    assert plotted_traces(heatmap) == 1 and "<image" in heatmap
+    study, paired = tables["signal_study"], tables["signal_series"]
+    assert plotted_traces(fit) == len(signal_fit_figure(paired, study).data)
+    assert plotted_traces(series) == len(signal_series_figure(paired, study).data)
 
 
 def test_a_failing_script_is_caught(tmp_path):

@@ -10,7 +10,10 @@ from dashboards import (
     per_day_figure,
     placement_figure,
     policies_figure,
+    signal_fit_figure,
     signal_scores_figure,
+    signal_series_figure,
+    signal_statistics_figure,
     telemetry_figure,
     timeline_figure,
 )
@@ -29,6 +32,9 @@ def figures(tables):
         "timeline": timeline_figure(tables["fleet_timeline"], SHOWN),
         "per_day": per_day_figure(tables["fleet_per_day"], slo_attainment_target=target),
         "pd_split": pd_split_figure(tables["pressure_sweep"], tables["curated_policy"]),
+        "signal_fit": signal_fit_figure(tables["signal_series"], tables["signal_study"]),
+        "signal_series": signal_series_figure(tables["signal_series"], tables["signal_study"]),
+        "signal_statistics": signal_statistics_figure(tables["signal_study"]),
     }
 
 
@@ -37,7 +43,19 @@ def drawn(tables):
     return figures(tables)
 
 
-NAMES = ["telemetry", "signals", "decisions", "placement", "policies", "timeline", "per_day"]
+NAMES = [
+    "telemetry",
+    "signals",
+    "decisions",
+    "placement",
+    "policies",
+    "timeline",
+    "per_day",
+    "signal_fit",
+    "signal_series",
+]
+#: A heatmap's x and y are its columns and rows, not points: left out of the points test.
+HEATMAPS = ["signal_statistics"]
 
 
 @pytest.mark.parametrize("name", [*NAMES, "pd_split"])
@@ -48,7 +66,7 @@ def test_every_trace_has_points(drawn, name):
         assert len(trace.x) > 0 and len(trace.x) == len(trace.y), trace.name
 
 
-@pytest.mark.parametrize("name", [*NAMES, "pd_split"])
+@pytest.mark.parametrize("name", [*NAMES, "pd_split", *HEATMAPS])
 def test_the_legend_names_every_trace_without_repeating_a_word(drawn, name):
     traces = drawn[name].data
     listed = {t.legendgroup or t.name for t in traces if t.showlegend is not False}
@@ -59,7 +77,7 @@ def test_the_legend_names_every_trace_without_repeating_a_word(drawn, name):
         assert len(words) == len(set(words)), trace.name  # no "svc decode decode TPS"
 
 
-@pytest.mark.parametrize("name", [*NAMES, "pd_split"])
+@pytest.mark.parametrize("name", [*NAMES, "pd_split", *HEATMAPS])
 def test_axes_say_what_they_measure(drawn, name):
     layout = drawn[name].layout
     axes = [layout[key] for key in layout if key.startswith(("xaxis", "yaxis"))]

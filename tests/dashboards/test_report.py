@@ -7,7 +7,13 @@ import pytest
 
 from dashboards import telemetry_lines, write_report
 
-FIGURES = 8
+FIGURES = 11
+#: Titles of the signal study's figures, in page order.
+SIGNAL_FIGURES = (
+    "Signal study: every candidate",
+    "Candidate signals against their role",
+    "Best-ranked signals of each role",
+)
 
 
 def test_report_is_self_contained_with_all_figures(tables, tmp_path):
@@ -26,13 +32,28 @@ def test_the_decision_comes_first_and_the_telemetry_after_it(tables, tmp_path):
     page = write_report(tmp_path / "report.html", **tables).read_text(encoding="utf-8")
     order = [
         page.index("<h2>Decision</h2>"),
+        page.index("<h3>Signal</h3>"),
+        page.index("The signal study recommends "),
+        page.index("<h3>Chosen policy</h3>"),
         page.index("heteroscale meets "),
         page.index("<h3>Targets</h3>"),
-        page.index('class="plotly-graph-div"'),
+        page.index("Evaluation days: offered load"),
+        page.index("<h2>The signal study</h2>"),
+        *(page.index(title) for title in SIGNAL_FIGURES),
         page.index("<h2>Telemetry, signals and placement</h2>"),
         page.index("Telemetry: 1 service(s)"),
     ]
     assert order == sorted(order)
+    # plotly.js comes with the page's first figure, before any figure needs it.
+    assert page.index("plotly.js v") < page.index('class="plotly-graph-div"')
+
+
+def test_without_the_paired_series_the_signal_section_shows_the_statistics_alone(tables, tmp_path):
+    without = {k: v for k, v in tables.items() if k != "signal_series"}
+    page = write_report(tmp_path / "report.html", **without).read_text(encoding="utf-8")
+    assert page.count('class="plotly-graph-div"') == FIGURES - 2
+    assert SIGNAL_FIGURES[0] in page
+    assert not any(title in page for title in SIGNAL_FIGURES[1:])
 
 
 def test_a_miss_reaches_the_page_plainly(tables, tmp_path):

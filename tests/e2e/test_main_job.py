@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from tests.dashboards.browser import drawn_figures, open_page
+from tests.dashboards.test_report import FIGURES
 
 pytestmark = pytest.mark.slow
 
@@ -117,5 +118,5 @@ def test_the_report_draws_in_a_real_browser(first_run, tmp_path):
     run = open_page(page, tmp_path)
     assert run.errors == []
     figures = page.read_text(encoding="utf-8").count('class="plotly-graph-div"')
-    assert figures == 8
+    assert figures == FIGURES
     assert drawn_figures(run.dom) == figures

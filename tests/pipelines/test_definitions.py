@@ -54,6 +54,7 @@ def test_the_main_job_covers_the_path_from_trace_to_dashboard():
         "scheduler__placement_plan",
         "dashboards__report_html",
         "telemetry__instance_samples_instance_samples_have_no_gaps",
+        "signals__signal_study_recommended_signal_tracks_load",
         "scheduler__placement_plan_placement_plan_respects_affinity",
         "scheduler__placement_plan_placement_plan_places_every_instance",
     }

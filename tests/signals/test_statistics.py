@@ -286,8 +286,9 @@ def test_degenerate_input_raises_or_gives_nan_as_documented(sample):
 def test_describe_is_one_flat_row_with_intervals_around_the_estimates(sample):
     load, signal = sample
     row = describe(load, signal, breach=signal > 1.5, resamples=100).as_row()
-    for name in ("pearson", "spearman", "r_squared", "dynamic_range", "snr"):
+    for name in ("pearson", "spearman", "r_squared", "dynamic_range", "snr", "slope"):
         assert row[f"{name}_low"] <= row[name] <= row[f"{name}_high"], name
+    assert row["slope"] == pytest.approx(np.polyfit(load, signal, 1)[0])
     assert row["n_intervals"] == load.size
     assert row["lag"] == 0 and 0.0 <= row["breach_auc"] <= 1.0
     assert all(isinstance(value, float | int | bool | str) for value in row.values())
