@@ -2,10 +2,10 @@
 
 import argparse
 
-from heteroscale.commands import backtest, fidelity, ingest, place, run, simulate, study
+from heteroscale.commands import backtest, export, fidelity, ingest, place, run, simulate, study
 
 #: Registered subcommands, in the order ``--help`` lists them.
-COMMANDS = [run, study, backtest, ingest, simulate, fidelity, place]
+COMMANDS = [run, study, backtest, export, ingest, simulate, fidelity, place]
 
 
 def build_parser() -> argparse.ArgumentParser:

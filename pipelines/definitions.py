@@ -7,6 +7,7 @@ import dagster as dg
 from pipelines.assets import dashboards as dashboards_assets
 from pipelines.assets import ingest as ingest_assets
 from pipelines.assets import policies as policies_assets
+from pipelines.assets import publication as publication_assets
 from pipelines.assets import scheduler as scheduler_assets
 from pipelines.assets import signals as signals_assets
 from pipelines.assets import telemetry as telemetry_assets
@@ -18,6 +19,7 @@ ASSET_MODULES = [
     telemetry_assets,
     signals_assets,
     policies_assets,
+    publication_assets,
     scheduler_assets,
     dashboards_assets,
     ingest_assets,

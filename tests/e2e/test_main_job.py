@@ -33,6 +33,7 @@ TABLES = [
     "fleet_decisions",
     "mode_agreement",
     "scaling_decisions",
+    "policy_spec",
     "placement_plan",
     "placement_outcomes",
 ]

@@ -25,6 +25,8 @@ LINEAGE = {
     "policies/fleet_backtest": {"policies/curation"},
     "policies/mode_agreement": {"policies/fleet_backtest"},
     "policies/scaling_decisions": {"policies/fleet_backtest"},
+    "policies/policy_spec": {"policies/fleet_backtest"},
+    "policies/policy_exports": {"policies/policy_spec"},
     "scheduler/placement_plan": {"policies/scaling_decisions", "policies/curation"},
     "dashboards/report_html": {
         "telemetry/instance_samples",
@@ -55,6 +57,9 @@ def test_the_main_job_covers_the_path_from_trace_to_dashboard():
         "dashboards__report_html",
         "telemetry__instance_samples_instance_samples_have_no_gaps",
         "signals__signal_study_recommended_signal_tracks_load",
+        "policies__policy_spec",
+        "policies__policy_exports",
+        "policies__policy_spec_policy_spec_passes_publication_gate",
         "scheduler__placement_plan_placement_plan_respects_affinity",
         "scheduler__placement_plan_placement_plan_places_every_instance",
     }
