@@ -2,10 +2,20 @@
 
 import argparse
 
-from heteroscale.commands import backtest, export, fidelity, ingest, place, run, simulate, study
+from heteroscale.commands import (
+    advise,
+    backtest,
+    export,
+    fidelity,
+    ingest,
+    place,
+    run,
+    simulate,
+    study,
+)
 
 #: Registered subcommands, in the order ``--help`` lists them.
-COMMANDS = [run, study, backtest, export, ingest, simulate, fidelity, place]
+COMMANDS = [run, study, backtest, export, advise, ingest, simulate, fidelity, place]
 
 
 def build_parser() -> argparse.ArgumentParser:

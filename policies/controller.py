@@ -5,8 +5,9 @@ starting, from the orchestrator's live view) and the metrics its instances repor
 last control window, delivered late by the scrape and rule-evaluation intervals
 (:attr:`Window.lag_s`); the offered load as the router counts it; nothing about the future.
 It answers with the instances it wants per pool. The same controller runs in the fast-mode
-fleet backtest, the request-level backtest and, later, against recorded telemetry (advisory
-mode), because all of them build a :class:`Window` and apply a :class:`Decision`.
+fleet backtest, the request-level backtest and against recorded telemetry (advisory mode,
+:mod:`policies.advise`), because all of them build a :class:`Window` and apply a
+:class:`Decision`.
 """
 
 from __future__ import annotations

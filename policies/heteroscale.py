@@ -152,8 +152,9 @@ class HeteroScale:
             elif pressure >= config.moderate:
                 restore, self._withdrawn = self._withdrawn, None
                 self._last_out_s = window.t_s
+                most = {pool.key: pool.max_instances for pool in self.inputs.pools}
                 return Decision(
-                    {k: max(v, current[k]) for k, v in restore.items()},
+                    {k: min(max(v, current[k]), most[k]) for k, v in restore.items()},
                     f"soft scale-in undone: latency at {pressure:.2f} x SLO",
                 )
         starting = sum(p.starting for p in window.pools)

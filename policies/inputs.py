@@ -56,8 +56,10 @@ class PolicyInputs:
     decode_tps_per_instance : float
         The coordinated target: decode tokens/s per instance of a P+D group in ratio at the
         SLO (m-hat of Algorithm 1).
-    history : FluidLoad
-        Offered load of the curation days (never the evaluation days).
+    history : FluidLoad or None
+        Offered load of the curation days (never the evaluation days). None where it is not
+        known: a published spec does not carry it, so advisory mode (:mod:`policies.advise`)
+        builds HeteroScale, which reads none, without it.
     control_interval_s : float
         Decision period.
     """
@@ -66,7 +68,7 @@ class PolicyInputs:
     slo: ServiceSLO
     pd_ratio: float
     decode_tps_per_instance: float
-    history: FluidLoad
+    history: FluidLoad | None
     control_interval_s: float = 15.0
 
     def of_role(self, role: str) -> tuple[PoolCapacity, ...]:

@@ -11,9 +11,9 @@ turns its targets into scale actions, and logs every change with its reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import numpy as np
@@ -167,7 +167,7 @@ def run_controller(
     per_control = round(per_control)
     lag = round(lag_s / interval_s)
     keys: list[PoolKey] = [(p.role, p.gpu_type, p.tp) for p in plant.pools]
-    offered = _Offered(load)
+    offered = OfferedLoad.of(load)
     history: list[tuple[PoolInterval, ...]] = []
     rows: list[tuple] = []
     wanted: list[list[int]] = []
@@ -176,7 +176,9 @@ def run_controller(
         history.append(plant.advance())
         if (t + 1) % per_control:
             continue
-        window = _window(history, keys, offered, t, per_control, lag, missing, control_interval_s)
+        window = observe_window(
+            history, keys, offered, t, per_control, lag, missing, control_interval_s
+        )
         decision = controller.observe(window)
         current = {view.key: view.instances for view in window.pools}
         actions, changed = _actions(decision, current, window.t_s)
@@ -193,18 +195,44 @@ def run_controller(
     )
 
 
-class _Offered:
-    """The load's per-interval arrays as lists: sliced every decision, so kept cheap."""
+class OfferedLoad:
+    """The router's per-interval counts (requests, prompt and output tokens), sliced every
+    decision, so kept as lists; intervals in ``missing`` were not recorded.
 
-    def __init__(self, load: FluidLoad) -> None:
-        self.start = load.start
-        self.interval_s = load.interval_s
-        self.requests = load.requests.tolist()
-        self.prompt_tokens = load.prompt_tokens.tolist()
-        self.output_tokens = (load.decode_tokens + load.requests).tolist()
+    Built from a plant's :class:`FluidLoad` (:meth:`of`) or from recorded ``service_load``
+    rows (advisory mode, :mod:`policies.advise`).
+    """
 
-    def over(self, first: int, last: int) -> dict[str, float]:
-        """Router-side rates over intervals ``first`` .. ``last``."""
+    def __init__(
+        self,
+        start: datetime,
+        interval_s: float,
+        requests: list[float],
+        prompt_tokens: list[float],
+        output_tokens: list[float],
+        missing: frozenset[int] = frozenset(),
+    ) -> None:
+        self.start = start
+        self.interval_s = interval_s
+        self.requests = requests
+        self.prompt_tokens = prompt_tokens
+        self.output_tokens = output_tokens
+        self.missing = missing
+
+    @classmethod
+    def of(cls, load: FluidLoad) -> OfferedLoad:
+        return cls(
+            load.start,
+            load.interval_s,
+            load.requests.tolist(),
+            load.prompt_tokens.tolist(),
+            (load.decode_tokens + load.requests).tolist(),
+        )
+
+    def over(self, first: int, last: int) -> dict[str, float] | None:
+        """Router-side rates over intervals ``first`` .. ``last``; None if one is missing."""
+        if self.missing and any(i in self.missing for i in range(first, last + 1)):
+            return None
         span_s = (last - first + 1) * self.interval_s
         return {
             "request_rate_rps": sum(self.requests[first : last + 1]) / span_s,
@@ -213,9 +241,38 @@ class _Offered:
         }
 
 
-def _window(history, keys, offered, t, per_control, lag, missing, control_interval_s) -> Window:
+class PoolSample(Protocol):
+    """One pool in one interval, as a window reads it: a plant's
+    :class:`simulator.fluid_loop.PoolInterval` or a recorded interval (advisory mode)."""
+
+    @property
+    def ready(self) -> int: ...
+
+    @property
+    def starting(self) -> int: ...
+
+    @property
+    def metrics(self) -> Mapping[str, float]: ...
+
+
+def observe_window(
+    history: Sequence[Sequence[PoolSample]],
+    keys: Sequence[PoolKey],
+    offered: OfferedLoad,
+    t: int,
+    per_control: int,
+    lag: int,
+    missing: frozenset[int],
+    control_interval_s: float,
+) -> Window:
     """The observation at the end of interval ``t``: live counts, metrics of the control
-    window that ended ``lag`` intervals ago."""
+    window that ended ``lag`` intervals ago (per-instance means over the intervals of that
+    window with ready instances); none when the window starts before interval 0 or touches
+    an interval in ``missing``.
+
+    ``history[i][j]`` is pool ``keys[j]`` in interval ``i``. Shared by :func:`run_controller`
+    and advisory mode's replay of recorded telemetry, so both observe alike.
+    """
     last = t - lag
     first = last - per_control + 1
     observed = range(max(first, 0), last + 1)

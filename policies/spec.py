@@ -32,7 +32,7 @@ from policies.curation import DEFAULT_GRID
 from policies.fleet import FleetScenario
 from policies.gate import Verdict, validate
 from policies.heteroscale import HeteroScaleConfig
-from policies.inputs import PoolCapacity
+from policies.inputs import PolicyInputs, PoolCapacity
 from policies.slo import ServiceSLO
 from telemetry.store import TelemetryStore
 
@@ -284,6 +284,51 @@ def spec_from_store(
         store.read("fleet_summary", where),
         service=service,
         curation_run=curation_run,
+    )
+
+
+def published_spec(store: TelemetryStore, service: str | None = None) -> PolicySpec:
+    """The spec the main job published into a store's ``policy_spec`` table, whatever its
+    verdict (the spec carries it).
+
+    Raises
+    ------
+    ValueError
+        When the store holds no published spec, or several services and none named, saying
+        what to run or pass.
+    """
+    if not store.row_counts().get("policy_spec"):
+        raise ValueError(
+            f"no published policy spec in {store.path}: run `heteroscale run` first, or pass "
+            "the YAML that `heteroscale export --format policy` writes"
+        )
+    published = store.read("policy_spec")
+    services = sorted(published["service"].unique())
+    service = service or (services[0] if len(services) == 1 else None)
+    if service not in services:
+        raise ValueError(f"name one service with --service: specs are published for {services}")
+    return load(published.filter(pl.col("service") == service)["spec_yaml"].item())
+
+
+def policy_inputs(spec: PolicySpec) -> PolicyInputs:
+    """What :class:`policies.heteroscale.HeteroScale` is built from, as the spec records it
+    (with ``spec.controller``). The spec carries no history of offered load, so the inputs
+    have none: policies that fit one (schedules, forecasts) cannot be built from a spec."""
+    return PolicyInputs(
+        pools=tuple(
+            PoolCapacity(
+                (p.role, p.gpu_type, p.gpus_per_instance),
+                p.tps_at_slo,
+                min_instances=p.min_instances,
+                max_instances=p.max_instances,
+            )
+            for p in spec.pools
+        ),
+        slo=spec.slo,
+        pd_ratio=spec.pd_ratio,
+        decode_tps_per_instance=spec.decode_tps_per_instance,
+        history=None,
+        control_interval_s=spec.control_interval_s,
     )
 
 
