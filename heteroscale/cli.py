@@ -1,6 +1,8 @@
 """The ``heteroscale`` command line: one subcommand per module of :mod:`heteroscale.commands`."""
 
 import argparse
+import os
+import sys
 
 from heteroscale.commands import (
     advise,
@@ -31,7 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except BrokenPipeError:
+        # The reader left (``heteroscale study --json | head``): not an error of ours, and no
+        # traceback. Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -23,3 +23,34 @@ def test_top_level_help_lists_every_command():
 def test_every_command_has_help(name):
     done = subprocess.run([str(CLI), name, "--help"], capture_output=True, text=True, check=True)
     assert done.stdout.startswith(f"usage: heteroscale {name}")
+
+
+#: A command whose output outlasts its reader, run through ``main`` as ``heteroscale`` runs it.
+LONG_OUTPUT = """
+import argparse, sys
+import heteroscale.cli as cli
+
+def handler(args):
+    for _ in range(200_000):
+        print("a line of a long table")
+    return 0
+
+class Parser:
+    def parse_args(self, argv):
+        return argparse.Namespace(handler=handler)
+
+cli.build_parser = Parser
+raise SystemExit(cli.main([]))
+"""
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """``heteroscale study --json | head``: the pipe closes under the command."""
+    done = subprocess.run(
+        f"'{sys.executable}' -c '{LONG_OUTPUT}' | head -c 10",
+        shell=True,
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout == "a line of "
+    assert done.stderr == ""
