@@ -16,7 +16,14 @@ median telemetry milliseconds per interval both ways. Prints ONE JSON line last.
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
+
+# Run as `python bench/NAME.py`, this folder heads sys.path and its simulator.py and
+# scheduler.py shadow the packages of those names: import from the repository root instead.
+if not __package__:
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import polars as pl
 

@@ -12,7 +12,14 @@ Fig. 2(c, d) experiment (decode utilisation stays near 87% all day, prefill foll
 """
 
 import json
+import sys
 import time
+from pathlib import Path
+
+# Run as `python bench/NAME.py`, this folder heads sys.path and its simulator.py and
+# scheduler.py shadow the packages of those names: import from the repository root instead.
+if not __package__:
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import polars as pl
 

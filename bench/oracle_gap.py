@@ -11,7 +11,14 @@ curated on days 1-7 over that single grid point so that the pressure tests are t
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
+from pathlib import Path
+
+# Run as `python bench/NAME.py`, this folder heads sys.path and its simulator.py and
+# scheduler.py shadow the packages of those names: import from the repository root instead.
+if not __package__:
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from policies.curation import curate, initial_cluster
 from policies.fleet import servegen_scenario

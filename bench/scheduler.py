@@ -19,16 +19,24 @@ cycle placing 6 to 24 generated services from empty, the greedy against
 - the topology-blind first fit of :mod:`scheduler.first_fit`: instances outside their
   service's affinity domain, and the mean KV bandwidth factor of :mod:`scheduler.bandwidth`.
 
-Prints one line per measurement, then ONE JSON line with every figure (also written to
-bench/results/scheduler.json).
+Prints one line per measurement, then ONE JSON line with every figure; ``--out FILE`` also
+writes them there (the figures quoted in docs/scheduler.md are bench/results/scheduler.json,
+which a run does not overwrite unless told to).
 """
 
+import argparse
 import json
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 from unittest.mock import patch
+
+# Run as `python bench/NAME.py`, this folder heads sys.path and its simulator.py and
+# scheduler.py shadow the packages of those names: import from the repository root instead.
+if not __package__:
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from bench.simulator import cpu_model
 from scheduler import (
@@ -51,7 +59,6 @@ S1_PER_S2, NODES_PER_S1, GPUS_PER_NODE = 10, 10, 8
 #: Services per 1,000 nodes: two requests each; up to 16 decoders per service.
 SERVICES_PER_1000_NODES = 50
 SPEED_NODES = (1_000, 2_500, 5_000, 10_000)
-RESULTS = Path(__file__).resolve().parent / "results" / "scheduler.json"
 #: Quality instances: (S2 count, services, seeds).
 QUALITY_SIZES = ((4, 6, range(20)), (8, 12, range(5)), (16, 24, range(3)))
 
@@ -163,6 +170,9 @@ def summary(values: list[float]) -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args()
     instances = []
     for s2_count, services_count, seeds in QUALITY_SIZES:
         for seed in seeds:
@@ -237,8 +247,8 @@ def main() -> None:
         "speed_series": series,
         "quality": quality_figures,
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=1) + "\n")
+    if args.out is not None:
+        args.out.write_text(json.dumps(figures, indent=1) + "\n")
     print(json.dumps(figures))
 
 

@@ -32,6 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
+# Run as `python bench/NAME.py`, this folder heads sys.path and its simulator.py and
+# scheduler.py shadow the packages of those names: import from the repository root instead.
+if not __package__:
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 import polars as pl
 
 from simulator import ClusterSpec, PoolSpec, default_trace, simulate

@@ -25,10 +25,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+
+# Run as `python bench/NAME.py`, this folder heads sys.path and its simulator.py and
+# scheduler.py shadow the packages of those names: import from the repository root instead.
+if not __package__:
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import polars as pl
 

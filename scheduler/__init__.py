@@ -17,7 +17,14 @@ from scheduler.placement import (
     ScaleRequest,
     place_cycle,
 )
-from scheduler.replay import INSTANCES_SCHEMA, TARGET_COLUMNS, ReplayResult, replay_targets
+from scheduler.replay import (
+    DECISION_COLUMNS,
+    INSTANCES_SCHEMA,
+    TARGET_COLUMNS,
+    ReplayResult,
+    replay_targets,
+    targets_from_decisions,
+)
 from scheduler.requirements import AFFINITIES, ROLES, RoleRequirements, ServiceRequirements
 from scheduler.state import DeploymentGroup, Member, PlacementState
 from scheduler.subgroups import (
@@ -49,6 +56,7 @@ from scheduler.topology_loader import (
 
 __all__ = [
     "AFFINITIES",
+    "DECISION_COLUMNS",
     "DEFAULT_TOPOLOGY_PATH",
     "FLEET_TOPOLOGY_PATH",
     "INSTANCES_SCHEMA",
@@ -90,4 +98,5 @@ __all__ = [
     "place_cycle",
     "plan_to_frame",
     "replay_targets",
+    "targets_from_decisions",
 ]

@@ -18,8 +18,19 @@ from scheduler.requirements import ServiceRequirements
 from scheduler.state import PlacementState
 from scheduler.topology import Topology
 
-#: Columns :func:`replay_targets` needs; the policy's decisions frame has the last three.
+#: Columns :func:`replay_targets` needs.
 TARGET_COLUMNS = ("cycle", "service", "target_prefill", "target_decode")
+#: Columns of a policy's decisions as the pipeline stores them (``scaling_decisions``: the
+#: policy loop's per-cycle counts before and after, and the service), which
+#: :func:`targets_from_decisions` turns into targets.
+DECISION_COLUMNS = (
+    "ts",
+    "service",
+    "current_prefill",
+    "current_decode",
+    "next_prefill",
+    "next_decode",
+)
 
 #: Columns of :attr:`ReplayResult.instances`.
 INSTANCES_SCHEMA: dict[str, pl.DataType] = {
@@ -115,6 +126,41 @@ def replay_targets(
         outcomes=outcomes_to_frame(outcomes),
         instances=pl.DataFrame(instances, schema=INSTANCES_SCHEMA, orient="row"),
         state=state,
+    )
+
+
+def targets_from_decisions(decisions: pl.DataFrame) -> pl.DataFrame:
+    """Per-cycle targets (:data:`TARGET_COLUMNS`) from decisions (:data:`DECISION_COLUMNS`).
+
+    Cycle 0 places each service's counts before its first decision (the deployment the policy
+    started from); every decision is then a cycle asking for its ``next_*`` counts, cycles
+    numbered in time order across services (decisions at one instant share a cycle).
+
+    Raises
+    ------
+    ValueError
+        If a column is missing.
+    """
+    missing = [c for c in DECISION_COLUMNS if c not in decisions.columns]
+    if missing:
+        raise ValueError(f"decisions lack column(s) {missing}; need {list(DECISION_COLUMNS)}")
+    ordered = decisions.sort("ts", "service")
+    starting = ordered.group_by("service", maintain_order=True).first()
+    return pl.concat(
+        [
+            starting.select(
+                pl.lit(0, pl.Int64).alias("cycle"),
+                "service",
+                pl.col("current_prefill").alias("target_prefill"),
+                pl.col("current_decode").alias("target_decode"),
+            ),
+            ordered.select(
+                pl.col("ts").rank("dense").cast(pl.Int64).alias("cycle"),
+                "service",
+                pl.col("next_prefill").alias("target_prefill"),
+                pl.col("next_decode").alias("target_decode"),
+            ),
+        ]
     )
 
 

@@ -66,6 +66,28 @@ class SimulationResult:
     requests: pl.DataFrame
 
 
+def instances_that_hold(
+    cluster: ClusterSpec, tokens: int, prefer: tuple[str, ...] = (), shown: int = 3
+) -> list[str]:
+    """The smallest instance (fewest GPUs) of each GPU type whose KV cache holds ``tokens`` of
+    the cluster's model, as ``"4 x H20 (624,000 tokens)"``: GPU types in ``prefer`` (the
+    pool's own) first, then the fewest GPUs, ``shown`` of them."""
+    efficiency = cluster.efficiency or default_efficiency()
+    found = []
+    for name, gpu in sorted(GPUS.items()):
+        for tp in (1, 2, 4, 8):
+            perf = PerfModel(MODELS[cluster.model], gpu, tp, efficiency)
+            try:
+                capacity = perf.kv_capacity_tokens(cluster.kv_memory_fraction)
+            except ValueError:  # the weights alone do not fit
+                continue
+            if capacity >= tokens:
+                text = f"{tp} x {name} ({capacity:,} tokens)"
+                found.append((name not in prefer, tp, gpu.memory_gb, text))
+                break
+    return [text for *_, text in sorted(found)[:shown]]
+
+
 class _Simulation:
     """One run: the cluster's instances, the event heap and the handlers that connect them.
 
@@ -153,18 +175,37 @@ class _Simulation:
         return instance
 
     def _check_fits(self) -> None:
-        """Refuse requests no instance could ever hold: they would wait forever."""
+        """Refuse requests no instance could ever hold (they would wait forever), naming the
+        first one and the instances, GPU type by type, that would hold the largest."""
         req = self.table
         prefill_cap = min(p.kv_capacity_tokens for p in self.prefill)
         decode_cap = min(d.kv_capacity_tokens for d in self.decode)
-        for rid in range(req.size):
-            prompt, output = req.input_tokens[rid], req.output_tokens[rid]
-            if prompt > prefill_cap or prompt + output > decode_cap:
-                raise ValueError(
-                    f"requests: row {rid}: {prompt} input + {output} output tokens exceed the KV "
-                    f"capacity of the smallest instance (prefill {prefill_cap}, "
-                    f"decode {decode_cap} tokens)"
-                )
+        too_large = [
+            rid
+            for rid in range(req.size)
+            if req.input_tokens[rid] > prefill_cap
+            or req.input_tokens[rid] + req.output_tokens[rid] > decode_cap
+        ]
+        if not too_large:
+            return
+        rid = too_large[0]
+        prompt, output = req.input_tokens[rid], req.output_tokens[rid]
+        footprint = max(i + o for i, o in zip(req.input_tokens, req.output_tokens, strict=True))
+        fixes = []
+        for role, need, capacity, pools in (
+            (PREFILL, max(req.input_tokens), prefill_cap, self.cluster.prefill_pools),
+            ("decode", footprint, decode_cap, self.cluster.decode_pools),
+        ):
+            if need > capacity:
+                own = tuple(pool.gpu_type for pool in pools)
+                holding = instances_that_hold(self.cluster, need, own) or ["no known GPU"]
+                fixes.append(f"{role} instances holding {need:,} tokens: {', '.join(holding)}")
+        raise ValueError(
+            f"requests: row {rid} (arriving at {req.arrival_s[rid]:.3f} s): {prompt:,} input + "
+            f"{output:,} output tokens exceed the KV capacity of the smallest instance (prefill "
+            f"{prefill_cap:,}, decode {decode_cap:,} tokens); {len(too_large):,} requests do. "
+            f"A cluster that fits them (--cluster, docs/simulator.md): {'; '.join(fixes)}"
+        )
 
     def schedule(self, at_s: float, handler: Callable, arg: object) -> int:
         """Push an event; return its sequence number (the key that cancels it)."""

@@ -119,7 +119,7 @@ def load_bench_run(folder: Path) -> BenchRun:
         schema=REQUEST_SCHEMA,
     )
     ttft = (raw["first_token_ts"] - raw["queued_ts"]).to_numpy()
-    tpot = _tpot(raw["first_token_ts"], raw["last_token_ts"], raw["output_toks"])
+    tpot = tpot_per_request(raw["first_token_ts"], raw["last_token_ts"], raw["output_toks"])
     series = pl.read_csv(folder / "timeseries.csv")
     measured = {
         "ttft_p50_s": _quantile(ttft, 0.5),
@@ -148,7 +148,7 @@ def simulated_metrics(run: BenchRun) -> dict[str, float]:
         "ttft_p50_s": _quantile(ttft, 0.5),
         "ttft_p99_s": _quantile(ttft, 0.99),
         "tpot_p50_s": _quantile(
-            _tpot(pl.Series(table.first_token_s), pl.Series(table.finish_s), output), 0.5
+            tpot_per_request(pl.Series(table.first_token_s), pl.Series(table.finish_s), output), 0.5
         ),
         "peak_decode_tps": float(generated.max()),
         "max_waiting": float(samples["queue_depth"].max()),
@@ -182,7 +182,7 @@ def fidelity_report(bench_dir: Path = VLLM_BENCH_DIR) -> dict[str, list[dict[str
     return {"runs": [compare(load_bench_run(folder)) for folder in bench_folders(bench_dir)]}
 
 
-def _tpot(first: pl.Series, last: pl.Series, output_tokens: pl.Series) -> np.ndarray:
+def tpot_per_request(first: pl.Series, last: pl.Series, output_tokens: pl.Series) -> np.ndarray:
     """Per-request time per output token after the first; requests of one token have none."""
     keep = (output_tokens > 1).to_numpy()
     span = (last - first).to_numpy()[keep]

@@ -1,21 +1,27 @@
-"""A Prometheus ``/metrics`` endpoint for a simulated cluster, with real exporter metric names.
+"""A Prometheus ``/metrics`` endpoint for a simulated cluster that reads like the real exporters.
 
-A real Prometheus (or anything that scrapes) can watch a simulation as it would watch a vLLM
-P/D deployment: vLLM's ``vllm:num_requests_running``, ``vllm:num_requests_waiting``,
-``vllm:kv_cache_usage_perc``, ``vllm:prompt_tokens_total``, ``vllm:generation_tokens_total``,
-the ``vllm:time_to_first_token_seconds`` and ``vllm:inter_token_latency_seconds`` histograms,
-DCGM's ``DCGM_FI_DEV_GPU_UTIL`` and ``DCGM_FI_PROF_SM_ACTIVE`` per GPU, kube-state-metrics'
-readiness and the Dynamo frontend's request and token counters, labelled by ``pod``,
-``service``, ``role``, ``gpu`` and ``modelName`` (``NVIDIA <gpu type>``).
+Tests and demos scrape it as they would scrape a vLLM P/D deployment on Kubernetes, so it
+answers what those exporters answer: Prometheus text format 0.0.4 with ``# HELP`` and
+``# TYPE`` lines and no timestamps; vLLM 0.11's series with its labels (``model_name``, the
+service, as ``--served-model-name`` sets it; ``engine``) and its own histogram buckets;
+DCGM's per-GPU series with the exporter's labels and value formats (integers for integer
+fields such as ``DCGM_FI_DEV_GPU_UTIL``, six decimals for ratios); kube-state-metrics'
+readiness with its three conditions; and the NVIDIA Dynamo frontend's request and token
+counters (label ``model``). One target stands for every pod of the cluster, so each series
+also carries the ``pod`` (and for vLLM the ``role``) label a Prometheus scrape configuration
+would attach.
 
-Names, labels, units and the histogram encoding are the ingestion writer's
-(:func:`telemetry.ingest.exposition.write_openmetrics`), read back with its parser: what the
-endpoint serves is what ``heteroscale ingest`` reads. A scrape shows the state at the end of
-the latest completed interval: counters and histograms summed over every interval so far,
-gauges at that interval's value, only instances that exist in it.
+A scrape shows the state at the end of the latest completed interval: counters and
+histograms summed over every interval so far, gauges at that interval's value, only the pods
+that exist in it (a pod scaled away stops being exported, as a real one does). The
+simulator's telemetry has latency quantiles, not every request's latency, so each interval
+with first tokens (or generated tokens) adds 50 observations at p50, 40 at p90 and 10 at p99
+of the interval: ``histogram_quantile`` over a window then lands in the vLLM bucket holding
+each quantile, as it would on a real server.
 
 Simulated time follows wall time at ``speed``: a scrape at ``t`` wall seconds after the server
-started shows the intervals completed by ``t * speed`` simulated seconds. Samples carry no
+started shows the intervals completed by ``t * speed`` simulated seconds, and at least the
+first one (a real exporter's first scrape already has every series). Samples carry no
 timestamp, as real exporters' do not: Prometheus stamps them at scrape time (simulated instants
 may lie years back or, at a speed above 1, ahead, and Prometheus refuses samples outside its
 head block). So ``rate()`` over a scrape reads ``speed`` times the simulated rate.
@@ -23,23 +29,96 @@ head block). So ``rate()`` over a scrape reads ``speed`` times the simulated rat
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
+import numpy as np
 import polars as pl
 
 from simulator.closed_loop import IntervalFrames
 from simulator.engine import SimulationResult
-from telemetry.ingest.exposition import parse, write_openmetrics
 
-#: What the endpoint answers with: the writer's OpenMetrics text (``# EOF``, ``_total``).
-CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+#: What real exporters answer with: Prometheus text format 0.0.4.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
+#: vLLM 0.11's buckets (``vllm/v1/metrics/loggers.py``, ``PrometheusStatLogger``): time to
+#: first token, and inter-token latency (the same as the deprecated time per output token).
+TTFT_BUCKETS_S = (
+    *(0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75),
+    *(1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0),
+)
+ITL_BUCKETS_S = (
+    *(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5),
+    *(0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0),
+)
+#: Observations added per interval at each quantile (they sum to 100).
+QUANTILE_OBSERVATIONS = {"p50": 50, "p90": 40, "p99": 10}
+#: Kubernetes namespace and container the simulated pods run in.
+NAMESPACE, CONTAINER = "llm", "vllm"
+
+
+def client_float(value: float) -> str:
+    """A float as the Python Prometheus client (vLLM's) writes it: Python's shortest repr,
+    except that from 1e6 up it switches to an exponent as Go's ``strconv`` does
+    (``1.2e+06``), and infinities as ``+Inf``/``-Inf``."""
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    text = repr(value)
+    if abs(value) < 1e6 or "e" in text:
+        return text
+    digits = text.replace("-", "").replace(".", "").lstrip("0").rstrip("0") or "0"
+    return f"{value:.{len(digits) - 1}e}"
+
+
+def dcgm_value(value: float, integer: bool) -> str:
+    """A value as the DCGM exporter writes it: ``%d`` for integer fields, ``%f`` for
+    doubles (dcgm-exporter ``internal/pkg/collector/gpu_collector.go``, ``toString``)."""
+    return f"{round(value)}" if integer else f"{value:f}"
+
+
+@dataclass
+class Family:
+    """One metric family of a scrape: its ``# HELP``/``# TYPE`` and sample lines."""
+
+    name: str
+    kind: str
+    help: str
+    lines: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        return "\n".join([f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"])
+
+
+def label_text(**labels: str) -> str:
+    """``{k="v",...}`` with values escaped as exposition text requires."""
+    escaped = (
+        (k, str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n"))
+        for k, v in labels.items()
+    )
+    return "{" + ",".join(f'{k}="{v}"' for k, v in escaped) + "}"
+
+
+def histogram_lines(
+    name: str, labels: dict[str, str], bounds: Iterable[float], cumulative, total: float
+) -> list[str]:
+    """Bucket lines in ascending ``le`` order, ``+Inf`` last, then ``_count`` and ``_sum``."""
+    lines = [
+        f"{name}_bucket{label_text(**labels, le=client_float(le))} {client_float(n)}"
+        for le, n in zip((*bounds, math.inf), cumulative, strict=True)
+    ]
+    lines.append(f"{name}_count{label_text(**labels)} {client_float(cumulative[-1])}")
+    lines.append(f"{name}_sum{label_text(**labels)} {client_float(total)}")
+    return lines
 
 
 class IntervalSource(Protocol):
@@ -75,60 +154,195 @@ class FinishedRun:
         return IntervalFrames(ending_between(self._samples), ending_between(self._load))
 
 
+def _observed(
+    samples: pl.DataFrame, prefix: str, bounds: tuple[float, ...]
+) -> dict[str, tuple[np.ndarray, float]]:
+    """Per pod, the cumulative bucket counts and the sum its intervals' quantiles add."""
+    quantiles = [f"{prefix}_{q}_s" for q in QUANTILE_OBSERVATIONS]
+    seen = samples.drop_nulls(quantiles)
+    values = seen.select(quantiles).to_numpy()
+    weights = np.array(list(QUANTILE_OBSERVATIONS.values()), dtype=float)
+    edges = np.array([*bounds, math.inf])
+    # counts[row, bucket]: observations of the row's interval at or below the bucket's bound.
+    counts = ((values[:, :, None] <= edges[None, None, :]) * weights[None, :, None]).sum(axis=1)
+    sums = values @ weights
+    observed: dict[str, tuple[np.ndarray, float]] = {}
+    for k, pod in enumerate(seen["instance_id"].to_list()):
+        before, total = observed.get(pod, (np.zeros(len(edges)), 0.0))
+        observed[pod] = (before + counts[k], total + sums[k])
+    return observed
+
+
 class ScrapeState:
-    """The latest value of every series, as a scrape of the cluster's exporters reads it."""
+    """Running totals of every counter and histogram, and the latest gauges and pods."""
+
+    COUNTERS = {
+        "vllm:prompt_tokens": "prefill_tps_total",
+        "vllm:prefix_cache_queries": "prefill_tps_total",
+        "vllm:prefix_cache_hits": "_prefix_hits_tps",
+        "vllm:generation_tokens": "decode_tps",
+    }
+    HISTOGRAMS = {
+        "vllm:time_to_first_token_seconds": ("ttft", TTFT_BUCKETS_S),
+        "vllm:inter_token_latency_seconds": ("tbt", ITL_BUCKETS_S),
+    }
 
     def __init__(self) -> None:
-        self._totals = pl.DataFrame(
-            schema={"metric": pl.String, "labels": pl.String, "total": pl.Float64}
-        )
-        self._text = "# EOF\n"
+        self._totals: dict[tuple[str, str], float] = {}
+        self._histograms: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
+        self._load: dict[tuple[str, str], float] = {}
+        self._latest = pl.DataFrame()
 
     def add(self, frames: IntervalFrames) -> None:
-        """Take in the next intervals (in time order, following those already added).
-
-        The writer renders them with counters starting from 0; each counter's (and histogram
-        series') last value is added to its running total, gauges keep their last value.
-        """
+        """Take in the next intervals (in time order, following those already added)."""
         samples, load = frames.instance_samples, frames.service_load
-        if samples.height == 0 and load.height == 0:
-            return
-        raw = parse(write_openmetrics(samples, load), "simulation", now=_beyond(samples, load))
-        latest = (
-            raw.named()
-            .sort("ts", "line")
-            .group_by("metric", "labels", maintain_order=True)
-            .agg(pl.col("value").last(), pl.col("line").last())
-            .with_columns(_family(list(raw.types)).alias("family"))
-            .with_columns(kind=pl.col("family").replace_strict(raw.types, default="unknown"))
-        )
-        cumulative = pl.col("kind").is_in(["counter", "histogram"])
-        latest = latest.join(self._totals, on=["metric", "labels"], how="left").with_columns(
-            pl.when(cumulative)
-            .then(pl.col("value") + pl.col("total").fill_null(0.0))
-            .otherwise(pl.col("value"))
-            .alias("value")
-        )
-        self._totals = pl.concat(
-            [
-                self._totals.join(latest, on=["metric", "labels"], how="anti"),
-                latest.filter(cumulative).select("metric", "labels", total="value"),
-            ]
-        )
-        current = latest.filter(_of_current_pods(raw.labels, samples)).sort("line")
-        self._text = _scrape_text(current)
+        if samples.height:
+            samples = samples.with_columns(
+                (pl.col("prefill_tps_total") - pl.col("prefill_tps_cache_missed")).alias(
+                    "_prefix_hits_tps"
+                )
+            )
+            for family, column in self.COUNTERS.items():
+                served = samples.group_by("instance_id").agg(
+                    (pl.col(column) * pl.col("interval_s")).sum()
+                )
+                for pod, tokens in served.iter_rows():
+                    key = (family, pod)
+                    self._totals[key] = self._totals.get(key, 0.0) + tokens
+            for family, (prefix, bounds) in self.HISTOGRAMS.items():
+                for pod, (counts, total) in _observed(samples, prefix, bounds).items():
+                    before, before_total = self._histograms.get(
+                        (family, pod), (np.zeros(len(bounds) + 1), 0.0)
+                    )
+                    self._histograms[family, pod] = (before + counts, before_total + total)
+            self._latest = samples.filter(pl.col("ts") == pl.col("ts").max()).sort("instance_id")
+        for row in load.iter_rows(named=True):
+            for name, column in (
+                ("requests", "request_rate_rps"),
+                ("input", "input_tps"),
+                ("output", "output_tps"),
+            ):
+                key = (name, row["service"])
+                self._load[key] = self._load.get(key, 0.0) + row[column] * row["interval_s"]
 
     def text(self) -> str:
-        """The exposition text of the latest state (no timestamps)."""
-        return self._text
+        """The exposition text of the latest state, families in a fixed order."""
+        families = [*self._vllm(), *self._dcgm(), self._readiness(), *self._frontend()]
+        parts = [f"{f.text()}\n" + "".join(f"{line}\n" for line in f.lines) for f in families]
+        return "".join(parts)
+
+    def _pods(self):
+        return self._latest.iter_rows(named=True)
+
+    def _vllm(self) -> list[Family]:
+        def labels(row: dict) -> dict[str, str]:
+            return {
+                "model_name": row["service"],
+                "engine": "0",
+                "pod": row["instance_id"],
+                "role": row["role"],
+            }
+
+        gauges = [
+            ("vllm:num_requests_running", "running_requests", "Requests in the running batch."),
+            ("vllm:num_requests_waiting", "queue_depth", "Requests waiting to be scheduled."),
+            ("vllm:kv_cache_usage_perc", "kv_usage_ratio", "KV-cache usage; 1 is full."),
+        ]
+        families = []
+        for name, column, text in gauges:
+            family = Family(name, "gauge", text)
+            family.lines = [
+                f"{name}{label_text(**labels(row))} {client_float(row[column])}"
+                for row in self._pods()
+            ]
+            families.append(family)
+        for family_name in self.COUNTERS:
+            name = f"{family_name}_total"
+            family = Family(name, "counter", f"Tokens counted by {family_name}.")
+            family.lines = [
+                f"{name}{label_text(**labels(row))} "
+                f"{client_float(round(self._totals.get((family_name, row['instance_id']), 0.0)))}"
+                for row in self._pods()
+            ]
+            families.append(family)
+        for name, (_, bounds) in self.HISTOGRAMS.items():
+            family = Family(name, "histogram", f"Histogram of {name.split(':')[1]}.")
+            for row in self._pods():
+                counts, total = self._histograms.get(
+                    (name, row["instance_id"]), (np.zeros(len(bounds) + 1), 0.0)
+                )
+                family.lines += histogram_lines(name, labels(row), bounds, counts, total)
+            families.append(family)
+        return families
+
+    def _dcgm(self) -> list[Family]:
+        fields = [
+            ("DCGM_FI_DEV_GPU_UTIL", "gpu_util_ratio", 100.0, True, "GPU utilization (in %)."),
+            ("DCGM_FI_PROF_SM_ACTIVE", "sm_active_ratio", 1.0, False, "Ratio of SM cycles active."),
+        ]
+        families = []
+        for name, column, scale, integer, text in fields:
+            family = Family(name, "gauge", text)
+            for node, row in enumerate(self._pods()):
+                pod = row["instance_id"]
+                for gpu in range(row["gpus_per_instance"]):
+                    labels = label_text(
+                        gpu=str(gpu),
+                        UUID=f"GPU-{uuid.uuid5(uuid.NAMESPACE_URL, f'{pod}/{gpu}')}",
+                        pci_bus_id=f"00000000:{0x18 + gpu:02X}:00.0",
+                        device=f"nvidia{gpu}",
+                        modelName=f"NVIDIA {row['gpu_type']}",
+                        Hostname=f"gpu-node-{node}",
+                        container=CONTAINER,
+                        namespace=NAMESPACE,
+                        pod=pod,
+                    )
+                    family.lines.append(
+                        f"{name}{labels} {dcgm_value(row[column] * scale, integer)}"
+                    )
+            families.append(family)
+        return families
+
+    def _readiness(self) -> Family:
+        family = Family("kube_pod_status_ready", "gauge", "Describes whether the pod is ready.")
+        for row in self._pods():
+            uid = str(uuid.uuid5(uuid.NAMESPACE_URL, row["instance_id"]))
+            for condition in ("true", "false", "unknown"):
+                state = {"true": row["ready"], "false": not row["ready"], "unknown": False}
+                labels = label_text(
+                    namespace=NAMESPACE, pod=row["instance_id"], uid=uid, condition=condition
+                )
+                family.lines.append(f"kube_pod_status_ready{labels} {int(state[condition])}")
+        return family
+
+    def _frontend(self) -> list[Family]:
+        services = sorted({service for _, service in self._load})
+        requests = Family("dynamo_frontend_requests_total", "counter", "LLM requests.")
+        families = [requests]
+        for service in services:
+            count = round(self._load["requests", service])
+            requests.lines.append(
+                f"dynamo_frontend_requests_total{label_text(model=service)} {count}"
+            )
+        for side in ("input", "output"):
+            name = f"dynamo_frontend_{side}_sequence_tokens"
+            family = Family(name, "histogram", f"{side.capitalize()} sequence length in tokens.")
+            for service in services:
+                count = round(self._load["requests", service])
+                family.lines += histogram_lines(
+                    name, {"model": service}, (), [count], round(self._load[side, service])
+                )
+            families.append(family)
+        return families
 
 
 class MetricsServer:
     """Serves ``GET /metrics`` of ``source`` on ``host:port`` (port 0: any free one).
 
     Each scrape first advances ``source`` to ``speed`` times the wall seconds since the
-    server was made (``clock``, monotonic seconds, can be replaced in tests), then answers
-    the state at the end of the latest completed interval. Scrapes are served one at a time.
+    server was made (``clock``, monotonic seconds, can be replaced in tests), and at least to
+    the end of the first ``interval_s``, then answers the state at the end of the latest
+    completed interval. Scrapes are served one at a time.
     """
 
     def __init__(
@@ -138,11 +352,13 @@ class MetricsServer:
         host: str = "127.0.0.1",
         port: int = 0,
         speed: float = 1.0,
+        interval_s: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if speed <= 0:
-            raise ValueError(f"speed must be > 0, got {speed}")
+        if speed <= 0 or interval_s <= 0:
+            raise ValueError(f"speed and interval_s must be > 0, got {speed}, {interval_s}")
         self._source, self._speed, self._clock = source, speed, clock
+        self._interval_s = interval_s
         self._state = ScrapeState()
         self._lock = threading.Lock()
         self._started = clock()
@@ -158,7 +374,7 @@ class MetricsServer:
     def scrape(self) -> str:
         """Advance the source to the current simulated instant; the exposition text."""
         with self._lock:
-            until_s = (self._clock() - self._started) * self._speed
+            until_s = max((self._clock() - self._started) * self._speed, self._interval_s)
             self._state.add(self._source.advance(until_s))
             return self._state.text()
 
@@ -197,41 +413,3 @@ def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
             pass  # a scrape every few seconds is not news
 
     return Handler
-
-
-def _family(known: list[str]) -> pl.Expr:
-    """The metric family a sample name belongs to: itself if declared, else less a suffix."""
-    family = pl.col("metric")
-    for suffix in _SUFFIXES:
-        stripped = pl.col("metric").str.strip_suffix(suffix)
-        family = pl.when(family.is_in(known)).then(family).otherwise(stripped)
-    return family
-
-
-def _of_current_pods(labels: pl.DataFrame, samples: pl.DataFrame) -> pl.Expr:
-    """Series of pods that exist in the latest interval, and series of no pod (the frontend):
-    a pod scaled away stops being exported, as a real one does."""
-    if "pod" not in labels.columns or samples.height == 0:
-        return pl.lit(True)
-    current = samples.filter(pl.col("ts") == pl.col("ts").max())["instance_id"].unique()
-    pod_of = dict(zip(labels["labels"], labels["pod"], strict=True))
-    pod = pl.col("labels").replace_strict(pod_of, default=None, return_dtype=pl.String)
-    return pod.is_null() | pod.is_in(current.to_list())
-
-
-def _beyond(samples: pl.DataFrame, load: pl.DataFrame) -> datetime:
-    """A clock past every interval, for the reader's future-timestamp check."""
-    return max(f["ts"].max() for f in (samples, load) if f.height) + timedelta(days=1)
-
-
-def _scrape_text(latest: pl.DataFrame) -> str:
-    """``# TYPE`` lines and ``name{labels} value`` lines, in the writer's order, then EOF."""
-    out = []
-    for (family, kind), group in latest.group_by("family", "kind", maintain_order=True):
-        out.append(f"# TYPE {family} {kind}")
-        out.extend(
-            f"{metric}{{{labels}}} {value!r}"
-            for metric, labels, value in group.select("metric", "labels", "value").iter_rows()
-        )
-    out.append("# EOF")
-    return "\n".join(out) + "\n"

@@ -151,6 +151,17 @@ class TelemetryStore:
         with self._connect(read_only=True) as conn:
             return conn.sql(sql, params=params).pl()
 
+    def distinct(self, table: str, columns: Sequence[str]) -> pl.DataFrame | None:
+        """The distinct combinations of ``columns`` in ``table``, e.g. its partitions; None
+        when the store or the table does not exist yet."""
+        if not self.path.exists():
+            return None
+        with self._connect(read_only=True) as conn:
+            if table not in {row[0] for row in conn.execute("SHOW TABLES").fetchall()}:
+                return None
+            selected = ", ".join(_quote(c) for c in columns)
+            return conn.sql(f"SELECT DISTINCT {selected} FROM {_quote(table)}").pl()
+
     def row_counts(self) -> dict[str, int]:
         """Rows per table, for run summaries and notes."""
         if not self.path.exists():

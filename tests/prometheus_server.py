@@ -86,3 +86,32 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+#: ``promtool check metrics`` findings every real vLLM and DCGM scrape has: vLLM names its
+#: metrics with a colon, and DCGM labels GPUs with a camelCase ``modelName``.
+EXPORTER_LINTS = (
+    "metric names should not contain ':'",
+    "label names should be written in 'snake_case' not 'camelCase'",
+)
+#: And the naming findings of their other default series: DCGM's counters have no ``_total``
+#: (``DCGM_FI_DEV_PCIE_REPLAY_COUNTER`` even says counter), vLLM's histogram
+#: ``vllm:iteration_tokens_total`` has one.
+DEFAULT_SERIES_LINTS = (
+    *EXPORTER_LINTS,
+    'counter metrics should have "_total" suffix',
+    "metric name should not include type 'counter'",
+    'non-counter metrics should not have "_total" suffix',
+)
+
+
+def promtool_check_metrics(text: str, allowed: tuple[str, ...] = EXPORTER_LINTS) -> list[str]:
+    """Run ``promtool check metrics`` on ``text``. A parse error (exit 1) fails the test; the
+    lint findings other than ``allowed`` are returned (exit 3 means findings)."""
+    done = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    if done.returncode not in (0, 3):
+        pytest.fail(f"promtool refused the scrape ({done.returncode}): {done.stderr[-2000:]}")
+    findings = (done.stdout + done.stderr).splitlines()
+    return [line for line in findings if line and not line.endswith(allowed)]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from simulator.paths import AZURE_CONV_CSV, MOONCAKE_CONV_SLICE_JSONL
 from telemetry.ingest.exposition import parse
@@ -40,12 +41,37 @@ def test_simulate_writes_canonical_tables(tmp_path):
         for table, rows in summary["rows"].items():
             assert rows > 0
             assert conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0] == rows
+        ttft, tpot = conn.execute(
+            "SELECT quantile_cont(ttft_s, 0.9), quantile_cont((finish_s - first_token_s) "
+            "/ (output_tokens - 1), 0.5) FILTER (WHERE output_tokens > 1) FROM request_outcomes"
+        ).fetchone()
+        util = dict(
+            conn.execute(
+                "SELECT role, avg(gpu_util_ratio) FROM instance_samples WHERE ready GROUP BY role"
+            ).fetchall()
+        )
+    latency = summary["latency_s"]
+    assert latency["ttft"]["p90"] == pytest.approx(ttft, abs=1e-6)
+    assert latency["tpot"]["p50"] == pytest.approx(tpot, abs=1e-6)
+    for quantiles in latency.values():
+        assert quantiles["p50"] <= quantiles["p90"] <= quantiles["p99"]
+    roles = summary["roles"]
+    assert {role: figures["instances"] for role, figures in roles.items()} == {
+        "decode": 2,
+        "prefill": 4,
+    }
+    for role, figures in roles.items():
+        assert figures["gpu_util_mean"] == pytest.approx(util[role], abs=1e-4)
+        assert figures["gpu_util_mean"] <= figures["gpu_util_peak"] <= 1.0
 
 
 def test_a_prompt_the_cluster_cannot_hold_is_a_clear_error(tmp_path):
     done = simulate(tmp_path, MOONCAKE_CONV_SLICE_JSONL, "--format", "mooncake")
     assert done.returncode == 2
     assert "exceed the KV capacity" in done.stderr  # the default cluster prefills on L20
+    # It names the first such request and instances that would hold the largest prompt.
+    assert "requests: row 98 (arriving at" in done.stderr
+    assert "prefill instances holding" in done.stderr and "8 x L20" in done.stderr
 
 
 def test_a_bad_trace_is_a_clear_error(tmp_path):

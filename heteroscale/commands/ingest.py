@@ -23,12 +23,17 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="load telemetry (exposition files, CSV/Parquet, Prometheus) into the store",
         description=(
             "Read each SOURCE (a file, a directory, or prometheus+http://host:port), turn it "
-            "into the canonical telemetry tables, quarantine rows that cannot be used, and "
-            "replace the service x day partitions it covers. See docs/ingest.md."
+            "into the canonical telemetry tables, skip the metrics it reads no signal from, "
+            "quarantine rows that are bad, and replace the service x day partitions it covers. "
+            "See docs/ingest.md."
         ),
     )
     parser.add_argument("sources", nargs="+", metavar="SOURCE")
-    parser.add_argument("--service", help="service of every row (over labels and mapping)")
+    parser.add_argument(
+        "--service",
+        help="service of every row (default: the mapping's, else the series' service, "
+        "model_name or model label)",
+    )
     parser.add_argument("--mapping", type=Path, help="mapping file (YAML, docs/ingest.md)")
     parser.add_argument(
         "--db", type=Path, help=f"DuckDB store (default ${DB_ENV_VAR}, else {default_db_path()})"
@@ -68,11 +73,15 @@ def _ingest(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_json(), default=str))
     else:
         print(
-            f"read {report.rows_read:,} rows: loaded {report.rows_loaded:,}, "
-            f"quarantined {report.rows_quarantined:,} into {store.path}"
+            f"read {report.rows_read:,} rows: loaded {report.rows_loaded:,}, skipped "
+            f"{report.rows_skipped:,}, quarantined {report.rows_quarantined:,} into {store.path}"
         )
+        for reason, rows in report.skipped.items():
+            print(f"  skipped     {rows:>9,}  {reason}")
         for reason, rows in report.quarantine_reasons.items():
             print(f"  quarantined {rows:>9,}  {reason}")
         for part in report.partitions:
             print(f"  {part['table']:<17} {part['service']} {part['day']}: {part['rows']:,} rows")
+        for service, note in report.notes.get("service_load", {}).items():
+            print(f"  offered load of {service}: {note}")
     return 0

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import polars as pl
 
-from scheduler import TARGET_COLUMNS, TopologyError, load_topology, replay_targets
+from scheduler import (
+    DECISION_COLUMNS,
+    TARGET_COLUMNS,
+    TopologyError,
+    load_topology,
+    replay_targets,
+    targets_from_decisions,
+)
 from scheduler.metrics import plan_metrics
 from scheduler.requirements_loader import (
     RequirementsError,
@@ -15,8 +22,26 @@ from scheduler.requirements_loader import (
     load_requirements_document,
 )
 
+#: The table the pipeline stores the chosen policy's decisions in.
+SCALING_DECISIONS = "scaling_decisions"
+
+
+def _read_store(path: Path) -> pl.DataFrame:
+    from telemetry.store import TelemetryStore
+
+    store = TelemetryStore(path)
+    if store.distinct(SCALING_DECISIONS, ["service"]) is None:
+        raise ValueError(f"{path}: no {SCALING_DECISIONS} table; run `heteroscale run` first")
+    return store.read(SCALING_DECISIONS)
+
+
 #: Readers of the decisions file, by extension.
-_READERS = {".csv": pl.read_csv, ".parquet": pl.read_parquet, ".json": pl.read_json}
+_READERS = {
+    ".csv": lambda path: pl.read_csv(path, try_parse_dates=True),
+    ".parquet": pl.read_parquet,
+    ".json": pl.read_json,
+    ".duckdb": _read_store,
+}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -34,7 +59,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--decisions",
         type=Path,
         required=True,
-        help=f"CSV, Parquet or JSON (records) with columns {', '.join(TARGET_COLUMNS)}",
+        help=(
+            f"CSV, Parquet or JSON (records) with columns {', '.join(TARGET_COLUMNS)}, or the "
+            f"policy's {SCALING_DECISIONS} ({', '.join(DECISION_COLUMNS)}) as the pipeline "
+            "writes them: exported, or the store itself (a .duckdb file)"
+        ),
     )
     place.add_argument(
         "--requirements",
@@ -93,9 +122,14 @@ def place(
     if not decisions_path.is_file():
         raise ValueError(f"{decisions_path}: no such file")
     targets = reader(decisions_path)
+    if set(DECISION_COLUMNS) <= set(targets.columns):
+        targets = targets_from_decisions(targets)
     missing = [c for c in TARGET_COLUMNS if c not in targets.columns]
     if missing:
-        raise ValueError(f"{decisions_path}: missing column(s) {missing}")
+        raise ValueError(
+            f"{decisions_path}: missing column(s) {missing}; give {list(TARGET_COLUMNS)}, or "
+            f"the {SCALING_DECISIONS} columns {list(DECISION_COLUMNS)}"
+        )
     document = load_requirements_document(requirements_path) if requirements_path else {}
     totals = targets.group_by("service").agg(pl.col("target_prefill", "target_decode").sum())
     ratios = {

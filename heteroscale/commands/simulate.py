@@ -26,7 +26,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     simulate.add_argument(
         "--cluster",
         type=Path,
-        help="cluster YAML (simulator/cluster_file.py); default: the embedded L20/H20 cluster",
+        help="cluster YAML (docs/simulator.md, 'Your own cluster'); default: the embedded "
+        "L20/H20 cluster",
     )
     simulate.add_argument("--out", type=Path, required=True, help="DuckDB file to write")
     simulate.add_argument("--service", default="chat", help="service name (default chat)")
@@ -89,6 +90,7 @@ def _simulate(args: argparse.Namespace) -> int:
         "wall_s": round(wall_s, 3),
         "db": str(args.out),
         "rows": write_result(TelemetryStore(args.out), result, service=args.service),
+        **outcome(result),
     }
     server = None
     if address is not None:
@@ -96,7 +98,11 @@ def _simulate(args: argparse.Namespace) -> int:
 
         host, port = address
         server = MetricsServer(
-            FinishedRun(result, trace.start), host=host, port=port, speed=args.speed
+            FinishedRun(result, trace.start),
+            host=host,
+            port=port,
+            speed=args.speed,
+            interval_s=args.interval_s,
         )
         summary["metrics_url"] = server.url
     if args.json:
@@ -105,6 +111,15 @@ def _simulate(args: argparse.Namespace) -> int:
         print(
             f"simulated {summary['requests']:,} requests on {summary['cluster']} in {wall_s:.1f} s"
         )
+        for name, quantiles in summary["latency_s"].items():
+            shown = ", ".join(f"{q} {value * 1e3:,.1f} ms" for q, value in quantiles.items())
+            print(f"  {name.upper():<4} {shown}")
+        for role, figures in summary["roles"].items():
+            print(
+                f"  {role:<9} {figures['instances']} instances, GPU util "
+                f"{figures['gpu_util_mean']:.1%} mean, {figures['gpu_util_peak']:.1%} peak "
+                f"interval, SM active {figures['sm_active_mean']:.1%} mean"
+            )
         for table, rows in summary["rows"].items():
             print(f"  {table:<20} {rows:>9,} rows -> {args.out}")
         if server is not None:
@@ -117,6 +132,58 @@ def _simulate(args: argparse.Namespace) -> int:
         finally:
             server.close()
     return 0
+
+
+#: Quantiles of the per-request latencies the summary reports.
+QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+
+
+def outcome(result) -> dict:
+    """What the run served: TTFT and TPOT quantiles over its requests (TPOT over those with
+    more than one output token, linear interpolation), and per role its instances and GPU
+    utilisation and SM activity over ready instance-intervals (mean, and the busiest
+    interval's mean over the role)."""
+    import numpy as np
+    import polars as pl
+
+    from simulator.fidelity import tpot_per_request
+
+    requests = result.requests
+    samples = {
+        "ttft": requests["ttft_s"].drop_nulls().to_numpy(),
+        "tpot": tpot_per_request(
+            requests["first_token_s"], requests["finish_s"], requests["output_tokens"]
+        ),
+    }
+    latency = {
+        name: {q: round(float(np.quantile(values, p)), 6) for q, p in QUANTILES.items()}
+        for name, values in samples.items()
+        if len(values)
+    }
+    ready = result.instance_samples.filter(pl.col("ready"))
+    per_interval = ready.group_by("role", "ts").agg(pl.col("gpu_util_ratio").mean())
+    roles = (
+        ready.group_by("role")
+        .agg(
+            pl.col("instance_id").n_unique().alias("instances"),
+            pl.col("gpu_util_ratio").mean().alias("gpu_util_mean"),
+            pl.col("sm_active_ratio").mean().alias("sm_active_mean"),
+        )
+        .join(
+            per_interval.group_by("role").agg(
+                pl.col("gpu_util_ratio").max().alias("gpu_util_peak")
+            ),
+            on="role",
+        )
+        .sort("role")
+    )
+    return {
+        "latency_s": latency,
+        "roles": {
+            row.pop("role"): {k: v if k == "instances" else round(v, 4) for k, v in row.items()}
+            for row in roles.iter_rows(named=True)
+        },
+    }
 
 
 def _host_port(text: str) -> tuple[str, int]:

@@ -3,8 +3,10 @@
 Every reader ends here, so what makes a row loadable is decided once: an instance needs a role
 and a GPU type (from labels, columns or the mapping file), every signal its source has must
 have a value in the interval, values must be finite, non-negative and ratios within [0, 1].
-A row that fails goes to quarantine with the first reason that applies; the rest are conformed
-to the canonical schema.
+A row that fails goes to quarantine with the first reason that applies, except an instance's
+first or last interval lacking only counter rates, which is skipped (a rate needs two
+samples); the rest are conformed to the canonical schema. When a load has instance telemetry
+but no offered load, :func:`derived_load` estimates it from the work served.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from telemetry.ingest import catalog as cat
-from telemetry.ingest import quarantine
+from telemetry.ingest import quarantine, skipped
 from telemetry.ingest.files import location
 from telemetry.ingest.mapping import Mapping
 from telemetry.ingest.semantics import Signals, sum_present
@@ -31,12 +33,25 @@ from telemetry.schema import (
 
 LOAD_METRICS = tuple(c for c in SERVICE_LOAD_SCHEMA if c not in ("ts", "interval_s", "service"))
 
+#: Requests finished per (service, interval) on the instances that prefill them.
+FINISHED_SCHEMA: dict[str, pl.DataType] = {
+    "service": pl.String(),
+    "ts": pl.Datetime("us", "UTC"),
+    "request_rate_rps": pl.Float64(),
+}
+#: Roles whose instances prefill every request once, and those that generate its tokens.
+PREFILLING = ("prefill", "colocated")
+DECODING = ("decode", "colocated")
+
 
 @dataclass
 class Canonical:
     """Canonical frames ready to write, with what was quarantined and how values were made.
 
-    ``rows_loaded`` counts the input rows behind the canonical rows (not the canonical rows).
+    ``rows_loaded`` counts the input rows behind the canonical rows (not the canonical rows);
+    ``skipped`` holds the input rows left aside on purpose (:mod:`skipped`);
+    ``finished_requests`` the requests finished per service and interval
+    (:data:`FINISHED_SCHEMA`), for an offered load derived from served work.
     """
 
     instance_samples: pl.DataFrame
@@ -44,6 +59,10 @@ class Canonical:
     quarantine: pl.DataFrame
     rows_loaded: int
     notes: dict = field(default_factory=dict)
+    skipped: pl.DataFrame = field(default_factory=skipped.empty)
+    finished_requests: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=FINISHED_SCHEMA)
+    )
 
 
 def from_signals(
@@ -66,6 +85,10 @@ def from_signals(
             .clip(lower_bound=0.0)
             .alias("prefill_tps_cache_missed")
         ).drop(cat.PREFIX_HITS)
+    finished = None
+    if cat.FINISHED_REQUESTS in instances.columns:
+        finished = instances.select("service", "instance_id", "ts", cat.FINISHED_REQUESTS)
+        instances = instances.drop(cat.FINISHED_REQUESTS)
     notes = dict(signals.notes)
     if (
         "prefill_tps_total" in instances.columns
@@ -87,25 +110,45 @@ def from_signals(
         pl.when(pl.col("gpus_per_instance") > 0).then(pl.col("gpus_per_instance")),
     ).drop("roles")
     instances = instances.join(attributes, on=["service", "instance_id"], how="left")
-    samples, bad_instances, instance_notes = finish_instances(
+    samples, bad_instances, instance_notes, instance_edges = finish_instances(
         instances,
         interval_s=interval_s,
         mapping=mapping,
         source=source,
         null_reason="incomplete_interval",
+        default_role="colocated",
     )
-    loads, bad_loads, load_notes = finish_load(
+    loads, bad_loads, load_notes, load_edges = finish_load(
         load, interval_s=interval_s, mapping=mapping, source=source
     )
+    set_aside = [instance_edges, load_edges]
     return Canonical(
         instance_samples=samples,
         service_load=loads,
         quarantine=pl.concat([signals.quarantine, bad_instances, bad_loads]),
         rows_loaded=int(instances["rows"].sum())
         + int(load["rows"].sum())
-        - int(bad_instances["rows"].sum())
-        - int(bad_loads["rows"].sum()),
+        - sum(int(frame["rows"].sum()) for frame in (bad_instances, bad_loads, *set_aside)),
         notes={**notes, **instance_notes, **load_notes},
+        skipped=pl.concat([signals.skipped, *set_aside]),
+        finished_requests=_finished(finished, samples),
+    )
+
+
+def _finished(finished: pl.DataFrame | None, samples: pl.DataFrame) -> pl.DataFrame:
+    """Requests finished per service and interval on the loaded prefilling instances: in P/D
+    every request finishes on its prefill instance too (vLLM's prefill leg stops after one
+    token), so counting only those counts each request once."""
+    if finished is None:
+        return pl.DataFrame(schema=FINISHED_SCHEMA)
+    loaded = samples.filter(pl.col("role").is_in(PREFILLING)).select("service", "instance_id", "ts")
+    rate = pl.col(cat.FINISHED_REQUESTS)
+    return (
+        finished.join(loaded, on=["service", "instance_id", "ts"])
+        .group_by("service", "ts")
+        .agg(pl.when(rate.is_not_null().any()).then(rate.sum()).alias("request_rate_rps"))
+        .select(list(FINISHED_SCHEMA))
+        .cast(FINISHED_SCHEMA)
     )
 
 
@@ -212,10 +255,39 @@ def _with_problems(frame: pl.DataFrame, reason: pl.Expr, detail: pl.Expr) -> pl.
     return pl.concat([good, bad]) if bad.height else good
 
 
+def _edges(
+    frame: pl.DataFrame, keys: list[str], required: list[str], null_reason: str
+) -> pl.DataFrame:
+    """``frame`` with ``_reason`` set to ``edge_interval`` on the rows that only lack counter
+    rates their instance (or service) has in other intervals, at its first or last interval:
+    the first scrape of a counter sets its baseline, and a last scrape at an interval's start
+    leaves that interval without a second sample. Anywhere else a missing rate is a gap, and a
+    counter an instance never has is missing: both stay quarantined."""
+    if null_reason != "incomplete_interval":
+        return frame
+    rates = [c for c in required if c in cat.RATE_COLUMNS]
+    others = [c for c in required if c not in cat.RATE_COLUMNS]
+    ts = pl.col("ts")
+    edge = (ts == ts.min().over(keys)) | (ts == ts.max().over(keys))
+    lacking = [pl.col(c).is_null() for c in others] + [
+        pl.col(c).is_null() & ~pl.col(c).is_not_null().any().over(keys) for c in rates
+    ]
+    only_baseline = ~pl.any_horizontal(lacking) if lacking else pl.lit(True)
+    return frame.with_columns(
+        pl.when((pl.col("_reason") == null_reason) & edge & only_baseline)
+        .then(pl.lit("edge_interval"))
+        .otherwise(pl.col("_reason"))
+        .alias("_reason")
+    )
+
+
 def _split(
     frame: pl.DataFrame, source: str, location: pl.Expr
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Rows without a problem, and quarantine rows (one per reason) for the others."""
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Rows without a problem, quarantine rows (one per reason) for the others, and skipped
+    rows for the edge intervals."""
+    edges = frame.filter(pl.col("_reason") == "edge_interval")
+    frame = frame.filter((pl.col("_reason") != "edge_interval").fill_null(True))
     bad = frame.filter(pl.col("_reason").is_not_null())
     parts = [
         quarantine.rows(
@@ -229,7 +301,8 @@ def _split(
         for (reason,), group in bad.group_by("_reason")
     ]
     good = frame.filter(pl.col("_reason").is_null()).drop("_reason", "_detail")
-    return good, pl.concat([quarantine.empty(), *parts])
+    aside = skipped.rows(edges, source=source, reason="edge_interval", metric=None)
+    return good, pl.concat([quarantine.empty(), *parts]), aside
 
 
 def finish_instances(
@@ -239,8 +312,10 @@ def finish_instances(
     mapping: Mapping,
     source: str,
     null_reason: str = "missing_value",
-) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """Conformed ``instance_samples`` rows, quarantine rows and notes from wide rows.
+    default_role: str | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict, pl.DataFrame]:
+    """Conformed ``instance_samples`` rows, quarantine rows, notes and skipped rows (edge
+    intervals) from wide rows.
 
     Parameters
     ----------
@@ -256,14 +331,30 @@ def finish_instances(
     null_reason : str
         Reason for a row missing a required value: ``incomplete_interval`` for series data
         (a gap), ``missing_value`` for tables (an empty cell).
+    default_role : str, optional
+        Role of the instances nothing names one for (noted); without it they are quarantined.
+        Engines' own series carry no role: a plain vLLM or SGLang server is ``colocated``.
     """
     notes: dict = {}
     if frame.height == 0:
-        return conform(_empty_instances(), INSTANCE_SAMPLES), quarantine.empty(), notes
+        empty = conform(_empty_instances(), INSTANCE_SAMPLES)
+        return empty, quarantine.empty(), notes, skipped.empty()
     frame = frame.with_columns(
         _attribute(frame, name, mapping).alias(name)
         for name in ("role", "gpu_type", "gpus_per_instance")
     ).with_columns(pl.col("role").replace(cat.ROLE_ALIASES))
+    conflict = pl.col("conflicting_role") if "conflicting_role" in frame.columns else pl.lit(False)
+    unnamed = pl.col("role").is_null() & ~conflict.fill_null(False)
+    if default_role is not None and frame.select(unnamed.any()).item():
+        count = frame.filter(unnamed)["instance_id"].n_unique()
+        notes["role"] = (
+            f"{count} instances with no role label or mapping rule taken as {default_role} (one "
+            "engine doing prefill and decode, as a plain vLLM or SGLang server); label role= "
+            "or map them for P/D"
+        )
+        frame = frame.with_columns(
+            pl.when(unnamed).then(pl.lit(default_role)).otherwise(pl.col("role")).alias("role")
+        )
     if "interval_s" not in frame.columns:
         frame = frame.with_columns(pl.lit(float(interval_s)).alias("interval_s"))
     if frame["gpus_per_instance"].null_count():
@@ -283,7 +374,6 @@ def finish_instances(
             pl.when(fraction.is_finite()).then(fraction >= 0.5).alias("ready")
         )
     frame, provided = _filled(frame, INSTANCE_METRIC_COLUMNS, mapping, notes)
-    conflict = pl.col("conflicting_role") if "conflicting_role" in frame.columns else pl.lit(False)
     checks = [
         (
             conflict,
@@ -306,12 +396,16 @@ def finish_instances(
             pl.format("instance {} has no GPU type", "instance_id"),
         ),
     ]
-    reason, detail = _row_problems(
-        frame, INSTANCE_METRIC_COLUMNS, [*provided, *ready_provided], null_reason, checks
+    provided = [*provided, *ready_provided]
+    reason, detail = _row_problems(frame, INSTANCE_METRIC_COLUMNS, provided, null_reason, checks)
+    frame = _edges(
+        _with_problems(frame, reason, detail),
+        ["service", "instance_id"],
+        [c for c in provided if c not in LATENCY_COLUMNS],
+        null_reason,
     )
-    frame = _with_problems(frame, reason, detail)
-    good, bad = _split(frame, source, _location(frame, "instance {} at {}"))
-    return conform(good, INSTANCE_SAMPLES), bad, notes
+    good, bad, edges = _split(frame, source, _location(frame, "instance {} at {}"))
+    return conform(good, INSTANCE_SAMPLES), bad, notes, edges
 
 
 def finish_load(
@@ -321,22 +415,99 @@ def finish_load(
     mapping: Mapping,
     source: str,
     null_reason: str = "incomplete_interval",
-) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """Conformed ``service_load`` rows, quarantine rows and notes from wide rows."""
+) -> tuple[pl.DataFrame, pl.DataFrame, dict, pl.DataFrame]:
+    """Conformed ``service_load`` rows, quarantine rows, notes and skipped rows (edge
+    intervals) from wide rows."""
     notes: dict = {}
     if frame.height == 0:
         empty = pl.DataFrame(schema=SERVICE_LOAD_SCHEMA)
-        return empty, quarantine.empty(), notes
+        return empty, quarantine.empty(), notes, skipped.empty()
     if "interval_s" not in frame.columns:
         frame = frame.with_columns(pl.lit(float(interval_s)).alias("interval_s"))
     frame, provided = _filled(frame, LOAD_METRICS, mapping, notes)
     if "not_measured" in notes:
         notes["service_load_not_measured"] = notes.pop("not_measured")
     reason, detail = _row_problems(frame, LOAD_METRICS, provided, null_reason, [])
-    frame = _with_problems(frame, reason, detail)
-    good, bad = _split(frame, source, _location(frame, "service load at {}"))
-    return conform(good, SERVICE_LOAD), bad, notes
+    frame = _edges(_with_problems(frame, reason, detail), ["service"], provided, null_reason)
+    good, bad, edges = _split(frame, source, _location(frame, "service load at {}"))
+    return conform(good, SERVICE_LOAD), bad, notes, edges
 
 
 def _empty_instances() -> pl.DataFrame:
     return pl.DataFrame(schema=INSTANCE_SAMPLES_SCHEMA)
+
+
+#: What a derived offered load is, for the load report and the store's origin table.
+DERIVED_LOAD_NOTE = (
+    "no offered-load series: derived from served work (input_tps: prompt tokens of prefill "
+    "and colocated instances; output_tps: tokens generated by decode and colocated instances; "
+    "request_rate_rps: requests they finished, when exported). A lower bound of the offered "
+    "load whenever requests queue or are dropped, and throughput signals scored against it "
+    "are scored against themselves; export the router's or frontend's request and token "
+    "counters (e.g. Dynamo's dynamo_frontend_requests_total) for the real offered load"
+)
+NO_LOAD_NOTE = (
+    "no offered-load series and no served-token counters: the signal study has nothing to "
+    "score signals against; load the frontend's counters (e.g. Dynamo's) or a service_load "
+    "table (docs/ingest.md)"
+)
+
+
+def derived_load(
+    samples: pl.DataFrame, loads: pl.DataFrame, finished: pl.DataFrame
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """An offered load estimated from served work, for each service with instance samples and
+    no ``service_load`` in the same load; and a note per such service.
+
+    Parameters
+    ----------
+    samples : pl.DataFrame
+        Conformed ``instance_samples``.
+    loads : pl.DataFrame
+        Conformed ``service_load`` of the same load.
+    finished : pl.DataFrame
+        Requests finished per service and interval (:data:`FINISHED_SCHEMA`).
+
+    Returns
+    -------
+    (pl.DataFrame, dict)
+        Conformed ``service_load`` rows and, per service, :data:`DERIVED_LOAD_NOTE` or
+        :data:`NO_LOAD_NOTE`.
+
+    Notes
+    -----
+    Served work equals offered work only while the cluster keeps up: queued, preempted and
+    dropped requests are missing from it, so the estimate is a lower bound under saturation.
+    Prompt tokens are counted where they are prefilled and output tokens where they are
+    generated, so P/D deployments count each token once (a vLLM prefill leg generates one
+    token of its own, not counted).
+    """
+    missing = sorted(set(samples["service"].unique()) - set(loads["service"].unique()))
+    empty = pl.DataFrame(schema=SERVICE_LOAD_SCHEMA)
+    if not missing:
+        return empty, {}
+    role = pl.col("role")
+
+    def served(column: str, roles: tuple[str, ...]) -> pl.Expr:
+        values = pl.col(column).filter(role.is_in(roles))
+        return pl.when(values.is_not_null().any()).then(values.sum())
+
+    served_work = (
+        samples.filter(pl.col("service").is_in(missing))
+        .group_by("service", "ts", "interval_s")
+        .agg(
+            served("prefill_tps_total", PREFILLING).alias("input_tps"),
+            served("decode_tps", DECODING).alias("output_tps"),
+        )
+        .filter(pl.col("input_tps").is_not_null() | pl.col("output_tps").is_not_null())
+        .join(finished, on=["service", "ts"], how="left")
+    )
+    notes = {
+        service: DERIVED_LOAD_NOTE
+        if service in set(served_work["service"].unique())
+        else NO_LOAD_NOTE
+        for service in missing
+    }
+    if served_work.height == 0:
+        return empty, notes
+    return conform(served_work, SERVICE_LOAD), notes

@@ -16,6 +16,11 @@ UNIT_SCALE = {"ratio": 1.0, "percent": 0.01, "s": 1.0, "ms": 1e-3, "count": 1.0,
 
 #: Auxiliary column: prompt tokens served from the prefix cache, subtracted from the total.
 PREFIX_HITS = "_prefix_cache_hits_tps"
+#: Auxiliary column: requests an instance finished per second (every request finishes once on
+#: the instance that prefilled it), for an offered load derived from served work.
+FINISHED_REQUESTS = "_finished_requests_rps"
+#: Columns that are not canonical: read to compute others, never stored.
+AUXILIARY = (PREFIX_HITS, FINISHED_REQUESTS)
 
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 
@@ -70,6 +75,7 @@ CATALOG: tuple[Signal, ...] = (
         ("prefill_tps_total", "vllm:prompt_tokens_total", "counter", "count"),
         (PREFIX_HITS, "vllm:prefix_cache_hits_total", "counter", "count"),
         ("decode_tps", "vllm:generation_tokens_total", "counter", "count"),
+        (FINISHED_REQUESTS, "vllm:request_success_total", "counter", "count"),
         ("queue_depth", "vllm:num_requests_waiting", "gauge", "count"),
         ("running_requests", "vllm:num_requests_running", "gauge", "count"),
         ("kv_usage_ratio", "vllm:kv_cache_usage_perc", "gauge", "ratio", "mean"),
@@ -83,6 +89,7 @@ CATALOG: tuple[Signal, ...] = (
         ("prefill_tps_total", "sglang:prompt_tokens_total", "counter", "count"),
         (PREFIX_HITS, "sglang:cached_tokens_total", "counter", "count"),
         ("decode_tps", "sglang:generation_tokens_total", "counter", "count"),
+        (FINISHED_REQUESTS, "sglang:num_requests_total", "counter", "count"),
         ("queue_depth", "sglang:num_queue_reqs", "gauge", "count"),
         ("running_requests", "sglang:num_running_reqs", "gauge", "count"),
         ("kv_usage_ratio", "sglang:token_usage", "gauge", "ratio", "mean"),
@@ -127,8 +134,19 @@ CATALOG: tuple[Signal, ...] = (
     ),
 )
 
+#: Columns computed as rates of counters: a series' first sample only sets their baseline, so
+#: an instance's first (or last) interval may lack them without anything being wrong.
+RATE_COLUMNS = frozenset(
+    {s.column for s in CATALOG if s.kind == "counter"} | {"prefill_tps_cache_missed"}
+)
+
 #: Label names, in order of preference, that identify the instance a series belongs to.
 INSTANCE_LABELS = ("pod", "instance")
+#: Label names, in order of preference, that name the service when no flag or mapping does:
+#: an explicit ``service`` label, else the served model, which every vLLM and SGLang series
+#: carries as ``model_name`` and NVIDIA Dynamo's frontend as ``model``
+#: (lib/runtime/src/metrics/prometheus_names.rs, ``labels::MODEL``).
+SERVICE_LABELS = ("service", "model_name", "model")
 #: Label names that carry the role; values other than the canonical roles are mapped below.
 ROLE_LABELS = ("role", "worker_type")
 ROLE_ALIASES = {

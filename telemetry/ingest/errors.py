@@ -26,3 +26,14 @@ class IngestError(ValueError):
         self.what = what
         self.fix = fix
         super().__init__(f"{source}: {what}. {fix}")
+
+
+def no_service(source: str) -> IngestError:
+    """The refusal of a source that names no service anywhere: the one line says every way to
+    name one (files and Prometheus follow the same rules, so they share this message)."""
+    return IngestError(
+        source,
+        "no service named: no --service, no `service:` in the mapping, and no series carries "
+        "a service, model_name or model label",
+        "Pass --service NAME, or label the series service=NAME",
+    )

@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from telemetry.ingest import catalog as cat
-from telemetry.ingest import quarantine
+from telemetry.ingest import quarantine, skipped
 from telemetry.ingest.errors import IngestError
 from telemetry.ingest.mapping import FileRule, Mapping
 from telemetry.ingest.semantics import Signals
@@ -416,19 +416,12 @@ def _long(frame, source, rule, notes, interval_s) -> TableRead:
         raise _drift(source, missing, frame)
     if "instance_id" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, pl.String).alias("instance_id"))
-    unknown = frame.filter(~pl.col("metric").is_in([*CANONICAL_TYPES]))
-    bad = [
-        quarantine.rows(
-            unknown,
-            source=source,
-            location=pl.col("metric"),
-            reason="unknown_metric",
-            detail="not a canonical column",
-        )
-    ]
-    frame = frame.filter(pl.col("metric").is_in([*CANONICAL_TYPES]))
-    typed, wrong = _typed(frame, ["value"], source)
-    bad.append(wrong)
+    known = pl.col("metric").is_in([*CANONICAL_TYPES])
+    aside = skipped.rows(
+        frame.filter(~known), source=source, reason="unused_metric", metric=pl.col("metric")
+    )
+    typed, wrong = _typed(frame.filter(known), ["value"], source)
+    bad = [wrong]
     for column, unit in (rule.units if rule else {}).items():
         typed = typed.with_columns(
             pl.when(pl.col("metric") == column)
@@ -475,6 +468,9 @@ def _long(frame, source, rule, notes, interval_s) -> TableRead:
         )
     )
     signals = Signals(
-        values=values, attributes=attributes, quarantine=pl.concat([quarantine.empty(), *bad])
+        values=values,
+        attributes=attributes,
+        quarantine=pl.concat([quarantine.empty(), *bad]),
+        skipped=aside,
     )
     return TableRead(source=source, rows_read=0, signals=signals, notes=notes)

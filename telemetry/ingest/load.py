@@ -3,21 +3,32 @@
 The order is what makes a load all or nothing: every source is read and every row checked
 before the first write, so bad input stops the load with nothing written, and each
 ``TelemetryStore.write`` replaces whole service x day partitions in one transaction. The
-accounting ``rows_read == rows_loaded + rows_quarantined`` is checked here and recorded in
-``ingest_log`` for the pipeline's asset check.
+accounting ``rows_read == rows_loaded + rows_skipped + rows_quarantined`` is checked here and
+recorded in ``ingest_log`` for the pipeline's asset check. A service with instance telemetry
+and no offered load gets one derived from its served work (:func:`assemble.derived_load`),
+which never replaces an offered load measured by an earlier load (``service_load_origin``
+says which partitions are derived).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
-from telemetry.ingest import quarantine
-from telemetry.ingest.assemble import Canonical, finish_instances, finish_load, from_signals
+from telemetry.ingest import quarantine, skipped
+from telemetry.ingest.assemble import (
+    FINISHED_SCHEMA,
+    Canonical,
+    derived_load,
+    finish_instances,
+    finish_load,
+    from_signals,
+)
 from telemetry.ingest.errors import IngestError
 from telemetry.ingest.exposition import RawSamples, parse_file, scrape_time_from_name
 from telemetry.ingest.files import TableRead, is_table, parquet_days, read_table
@@ -28,13 +39,17 @@ from telemetry.schema import CANONICAL_TABLES, INSTANCE_SAMPLES, SERVICE_LOAD
 from telemetry.store import TableWrite, TelemetryStore
 
 INGEST_LOG = "ingest_log"
+#: Per service x day partition of ``service_load``: ``measured`` or ``derived`` (from served
+#: work), so a derived load never overwrites a measured one and readers can flag it.
+SERVICE_LOAD_ORIGIN = "service_load_origin"
 EXPOSITION_SUFFIXES = (".prom", ".om", ".openmetrics", ".txt", ".metrics")
 DEFAULT_INTERVAL_S = 15.0
 
 
 @dataclass
 class LoadReport:
-    """What a load read, loaded, quarantined and wrote; ``as_json`` is the CLI's output."""
+    """What a load read, loaded, skipped, quarantined and wrote; ``as_json`` is the CLI's
+    output. ``skipped`` counts skipped rows by reason, ``skipped_metrics`` by metric name."""
 
     rows_read: int
     rows_loaded: int
@@ -42,12 +57,18 @@ class LoadReport:
     quarantine_reasons: dict[str, int]
     partitions: list[dict]
     notes: dict = field(default_factory=dict)
+    rows_skipped: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    skipped_metrics: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {
             "rows_read": self.rows_read,
             "rows_loaded": self.rows_loaded,
+            "rows_skipped": self.rows_skipped,
             "rows_quarantined": self.rows_quarantined,
+            "skipped": self.skipped,
+            "skipped_metrics": self.skipped_metrics,
             "quarantine_reasons": self.quarantine_reasons,
             "partitions": self.partitions,
             "notes": self.notes,
@@ -57,19 +78,27 @@ class LoadReport:
     def combine(cls, reports: list[LoadReport]) -> LoadReport:
         """One report for several loads (e.g. the days of :func:`ingest_by_day`): counts and
         reasons summed, partitions listed in load order, notes merged."""
-        reasons: dict[str, int] = {}
+
+        def summed(counts: list[dict[str, int]]) -> dict[str, int]:
+            total: dict[str, int] = {}
+            for count in counts:
+                for key, rows in count.items():
+                    total[key] = total.get(key, 0) + rows
+            return total
+
         notes: dict = {}
         for report in reports:
-            for reason, rows in report.quarantine_reasons.items():
-                reasons[reason] = reasons.get(reason, 0) + rows
             notes |= report.notes
         return cls(
             rows_read=sum(r.rows_read for r in reports),
             rows_loaded=sum(r.rows_loaded for r in reports),
             rows_quarantined=sum(r.rows_quarantined for r in reports),
-            quarantine_reasons=reasons,
+            quarantine_reasons=summed([r.quarantine_reasons for r in reports]),
             partitions=[part for r in reports for part in r.partitions],
             notes=notes,
+            rows_skipped=sum(r.rows_skipped for r in reports),
+            skipped=summed([r.skipped for r in reports]),
+            skipped_metrics=summed([r.skipped_metrics for r in reports]),
         )
 
 
@@ -83,10 +112,16 @@ class Prepared:
     #: Every quarantine ``source`` this load answers for (its files, URLs and their joint
     #: label): a reload replaces their quarantine rows, or deletes them when it has none.
     owned: list[str] = field(default_factory=list)
+    #: ``service_load`` derived from served work for services the load gives none for.
+    derived_load: pl.DataFrame = field(default_factory=lambda: _none(SERVICE_LOAD))
 
     @property
     def rows_quarantined(self) -> int:
         return int(self.canonical.quarantine["rows"].sum())
+
+    @property
+    def rows_skipped(self) -> int:
+        return int(self.canonical.skipped["rows"].sum())
 
 
 def _expand(source: str) -> list[Path]:
@@ -225,13 +260,14 @@ def prepare(
             attributes=pl.concat([s.attributes for s in signals], how="vertical_relaxed"),
             quarantine=pl.concat([s.quarantine for s in signals]),
             notes={k: v for s in signals for k, v in s.notes.items()},
+            skipped=pl.concat([s.skipped for s in signals]),
         )
         parts.append(from_signals(merged, interval_s=interval_s, mapping=mapping, source=label))
     for table in tables:
         if table.wide is None:
             continue
         finish = finish_instances if table.table == INSTANCE_SAMPLES else finish_load
-        frame, bad, notes = finish(
+        frame, bad, notes, edges = finish(
             table.wide,
             interval_s=interval_s,
             mapping=mapping,
@@ -245,8 +281,11 @@ def prepare(
                 else _none(INSTANCE_SAMPLES),
                 service_load=frame if table.table == SERVICE_LOAD else _none(SERVICE_LOAD),
                 quarantine=bad,
-                rows_loaded=int(table.wide["rows"].sum()) - int(bad["rows"].sum()),
+                rows_loaded=int(table.wide["rows"].sum())
+                - int(bad["rows"].sum())
+                - int(edges["rows"].sum()),
                 notes=notes,
+                skipped=edges,
             )
         )
     for table in tables:
@@ -263,15 +302,29 @@ def prepare(
         quarantine=pl.concat([quarantine.empty(), *(p.quarantine for p in parts)]),
         rows_loaded=sum(p.rows_loaded for p in parts),
         notes={k: v for p in parts for k, v in p.notes.items()},
+        skipped=pl.concat([skipped.empty(), *(p.skipped for p in parts)]),
+        finished_requests=pl.concat(
+            [pl.DataFrame(schema=FINISHED_SCHEMA), *(p.finished_requests for p in parts)]
+        ),
     )
+    derived, load_notes = derived_load(
+        canonical.instance_samples, canonical.service_load, canonical.finished_requests
+    )
+    if load_notes:
+        canonical.notes["service_load"] = load_notes
     prepared = Prepared(
-        sources=names, canonical=canonical, rows_read=rows_read, owned=sorted(set(owned))
+        sources=names,
+        canonical=canonical,
+        rows_read=rows_read,
+        owned=sorted(set(owned)),
+        derived_load=derived,
     )
-    accounted = canonical.rows_loaded + prepared.rows_quarantined
+    accounted = canonical.rows_loaded + prepared.rows_skipped + prepared.rows_quarantined
     if accounted != rows_read:
         raise AssertionError(
             f"row accounting broke: read {rows_read}, loaded {canonical.rows_loaded} + "
-            f"quarantined {prepared.rows_quarantined} = {accounted} (a bug: please report it)"
+            f"skipped {prepared.rows_skipped} + quarantined {prepared.rows_quarantined} = "
+            f"{accounted} (a bug: please report it)"
         )
     return prepared
 
@@ -285,6 +338,52 @@ def load_id(sources: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(sources)).encode()).hexdigest()[:16]
 
 
+def _day() -> pl.Expr:
+    return pl.col("ts").dt.date().alias("day")
+
+
+def _offered_load(
+    prepared: Prepared, store: TelemetryStore, load: str
+) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+    """The ``service_load`` to write, its origin rows, and the partitions whose measured load
+    the derived one leaves in place.
+
+    A derived partition is written only where the store holds no measured offered load for
+    that service and day: a load of instance telemetry alone must not erase the frontend's
+    counters loaded before, while a re-load replaces what an earlier load derived.
+    """
+    measured = prepared.canonical.service_load
+    derived = prepared.derived_load
+    kept: list[str] = []
+    if derived.height:
+        stored = store.distinct(SERVICE_LOAD, ["service", "day"])
+        origins = store.distinct(SERVICE_LOAD_ORIGIN, ["service", "day", "origin"])
+        if stored is not None and stored.height:
+            if origins is not None:
+                stored = stored.join(origins, on=["service", "day"], how="left")
+            else:
+                stored = stored.with_columns(pl.lit(None, pl.String).alias("origin"))
+            protected = stored.filter(pl.col("origin").fill_null("measured") != "derived")
+            days = derived.with_columns(_day())
+            kept = [
+                f"{service} {day.isoformat()}"
+                for service, day in days.join(protected, on=["service", "day"], how="semi")
+                .select("service", "day")
+                .unique()
+                .sort("service", "day")
+                .rows()
+            ]
+            derived = days.join(protected, on=["service", "day"], how="anti").drop("day")
+    origin = pl.concat(
+        [
+            frame.select("service", _day(), pl.lit(name).alias("origin"))
+            for name, frame in (("measured", measured), ("derived", derived))
+        ]
+    ).unique()
+    origin = origin.with_columns(pl.lit(load).alias("load_id"))
+    return pl.concat([measured, derived]), origin, kept
+
+
 def write(prepared: Prepared, store: TelemetryStore) -> LoadReport:
     """Write a prepared load in one transaction: telemetry partitions, quarantine, ingest log.
 
@@ -295,23 +394,28 @@ def write(prepared: Prepared, store: TelemetryStore) -> LoadReport:
         reasons can be inspected.
     """
     canonical = prepared.canonical
+    this_load = load_id(prepared.sources)
+    offered, origin, kept = _offered_load(prepared, store, this_load)
+    notes = dict(canonical.notes)
+    if kept:
+        notes["service_load_kept"] = (
+            f"the measured offered load already stored for {', '.join(kept)} is kept; no "
+            "derived one replaces it"
+        )
     writes, partitions = [], []
     for table, frame in (
         (INSTANCE_SAMPLES, canonical.instance_samples),
-        (SERVICE_LOAD, canonical.service_load),
+        (SERVICE_LOAD, offered),
     ):
         if frame.height:
             writes.append(TableWrite(table, frame))
-            days = (
-                frame.lazy()
-                .group_by("service", pl.col("ts").dt.date().alias("day"))
-                .agg(pl.len())
-                .collect()
-            )
+            days = frame.lazy().group_by("service", _day()).agg(pl.len()).collect()
             partitions += [
                 {"table": table, "service": s, "day": d.isoformat(), "rows": n}
                 for s, d, n in days.sort("service", "day").rows()
             ]
+    if origin.height:
+        writes.append(TableWrite(SERVICE_LOAD_ORIGIN, origin, ("service", "day")))
     bad = canonical.quarantine
     # Always written: a clean reload deletes the quarantine rows of its earlier loads.
     stale = pl.DataFrame({"source": prepared.owned}, schema={"source": pl.String})
@@ -322,26 +426,34 @@ def write(prepared: Prepared, store: TelemetryStore) -> LoadReport:
         rows_quarantined=prepared.rows_quarantined,
         quarantine_reasons=quarantine.summary(bad),
         partitions=partitions,
-        notes=canonical.notes,
+        notes=notes,
+        rows_skipped=prepared.rows_skipped,
+        skipped=skipped.by_reason(canonical.skipped),
+        skipped_metrics=skipped.by_metric(canonical.skipped),
     )
     log = pl.DataFrame(
         {
-            "load_id": [load_id(prepared.sources)],
+            "load_id": [this_load],
             "sources": [", ".join(prepared.sources)],
             "loaded_at": [datetime.now(UTC)],
             "rows_read": [report.rows_read],
             "rows_loaded": [report.rows_loaded],
+            "rows_skipped": [report.rows_skipped],
             "rows_quarantined": [report.rows_quarantined],
             "partitions": [len(partitions)],
+            "notes": [json.dumps(notes, default=str)],
         }
     )
     store.write_many([*writes, TableWrite(INGEST_LOG, log, ("load_id",))])
     if not partitions:
-        reasons = ", ".join(f"{r} ({n})" for r, n in report.quarantine_reasons.items())
+        counts = {**report.skipped, **report.quarantine_reasons}
+        reasons = ", ".join(f"{r} ({n})" for r, n in counts.items())
         raise IngestError(
             ", ".join(prepared.sources),
-            f"nothing loaded: all {report.rows_read} rows were quarantined ({reasons or 'none'})",
-            "Inspect the quarantine table for the lines and reasons",
+            f"nothing loaded: all {report.rows_read} rows were skipped or quarantined "
+            f"({reasons or 'none'})",
+            "Skipped rows are metrics heteroscale reads no signal from (the JSON report counts "
+            "them by name); the quarantine table has the lines and reasons of the others",
         )
     return report
 

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from telemetry.ingest import catalog as cat
-from telemetry.ingest import promql, quarantine
-from telemetry.ingest.errors import IngestError
+from telemetry.ingest import promql, quarantine, skipped
+from telemetry.ingest.errors import IngestError, no_service
 from telemetry.ingest.mapping import Mapping
 from telemetry.ingest.semantics import SIGNAL_SCHEMA, Signals
 
@@ -177,12 +177,19 @@ def read_prometheus(
         ``prometheus:`` section: ``selector``, ``stacks``, ``instance_label``, ``window_s``,
         ``queries`` (overrides per canonical column), ``service``.
     service : str, optional
-        Service of the loaded rows (else the mapping's).
+        Service of the loaded rows, else the mapping's; else, as for files, each instance's
+        ``service``, ``model_name`` or ``model`` label (:data:`catalog.SERVICE_LABELS`), or the
+        only service the source names.
 
     Returns
     -------
     (Signals, int)
         The values and the number of points read.
+
+    Raises
+    ------
+    IngestError
+        For a failed query, or when no service is given and no series names one.
 
     Notes
     -----
@@ -193,8 +200,6 @@ def read_prometheus(
     config = mapping.prometheus
     service = service or config.get("service") or mapping.service
     client = Client(url, timeout_s=timeout_s)
-    if not service:
-        raise IngestError(client.safe_url, "no service named", "Pass --service or set service:")
     label = config.get("instance_label", "pod")
     stacks = tuple(config.get("stacks", promql.DEFAULT_STACKS))
     queries = promql.render(
@@ -203,13 +208,14 @@ def read_prometheus(
         window_s=float(config.get("window_s", interval_s)),
         instance_label=label,
         overrides=config.get("queries"),
+        by_service=not service,
     )
     shift = timedelta(seconds=interval_s)
     frames, points = [], 0
     for query in queries:
         for lo, hi in _windows(start + shift, end, interval_s):
             for series in client.query_range(query.expr, lo, hi, interval_s)["result"]:
-                instance = series.get("metric", {}).get(label)
+                labels = series.get("metric", {})
                 pairs = series.get("values", [])
                 points += len(pairs)
                 frames.append(
@@ -220,54 +226,110 @@ def read_prometheus(
                         },
                         schema={"ts": pl.Float64, "value": pl.Float64},
                     ).with_columns(
-                        pl.lit(instance, pl.String).alias("instance_id"),
+                        pl.lit(labels.get(label), pl.String).alias("instance_id"),
+                        pl.lit(_labelled_service(labels), pl.String).alias("service"),
                         pl.lit(query.column).alias("column"),
+                        pl.lit(query.signal.metric if query.signal else None, pl.String).alias(
+                            "metric"
+                        ),
                         pl.lit(query.priority).alias("priority"),
                         pl.lit(cat.UNIT_SCALE[query.signal.unit] if query.signal else 1.0).alias(
                             "scale"
                         ),
                     )
                 )
-    values, superseded = _values(frames, service, shift, client.safe_url)
-    attributes = _attributes(client, config, label, stacks, start, end, interval_s, service)
+    attributes = _attributes(client, config, label, stacks, start, end, interval_s)
+    values, quarantined, superseded, notes = _values(
+        frames, attributes, service, shift, client.safe_url
+    )
+    if service:
+        attributes = attributes.with_columns(pl.lit(service).alias("service"))
+    else:
+        attributes = _attributes_by_service(attributes, values)
     signals = Signals(
         values=values,
-        attributes=attributes,
-        quarantine=superseded,
-        notes={"queries": len(queries)},
+        attributes=attributes.select(ATTRIBUTE_COLUMNS),
+        quarantine=quarantined,
+        notes={"queries": len(queries), **notes},
+        skipped=superseded,
     )
     return signals, points
 
 
+#: The attribute columns every reader hands to assembly, in its order.
+ATTRIBUTE_COLUMNS = ("service", "instance_id", "roles", "gpu_type", "gpus_per_instance")
+
+
+def _labelled_service(labels: dict) -> str | None:
+    """The service a series' labels name (:data:`catalog.SERVICE_LABELS`, first non-empty)."""
+    return next((labels[k] for k in cat.SERVICE_LABELS if labels.get(k)), None)
+
+
 def _values(
-    frames: list[pl.DataFrame], service: str, shift: timedelta, source: str
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Signal values, and the points of deprecated names an instance also exports."""
-    if not frames:
-        return pl.DataFrame(schema=SIGNAL_SCHEMA), quarantine.empty()
+    frames: list[pl.DataFrame],
+    attributes: pl.DataFrame,
+    service: str | None,
+    shift: timedelta,
+    source: str,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict]:
+    """Signal values with their service; the points of no service (when the source names
+    several) for quarantine; the points of deprecated names an instance also exports under
+    their current name, skipped; and where services came from.
+
+    Raises
+    ------
+    IngestError
+        When series answered, no service is given and none of them (nor their instances) names
+        one.
+    """
+    if not frames:  # nothing answered: the load reports that nothing loaded
+        return pl.DataFrame(schema=SIGNAL_SCHEMA), quarantine.empty(), skipped.empty(), {}
     frame = pl.concat(frames).with_columns(
         (pl.col("ts") * 1e6).round().cast(pl.Int64).cast(pl.Datetime("us", "UTC")) - shift,
-        pl.lit(service).alias("service"),
         pl.when(pl.col("column").str.ends_with("_s") & pl.col("value").is_nan())
         .then(None)
         .otherwise(pl.col("value") * pl.col("scale"))
         .alias("value"),
         pl.lit(1, pl.Int64).alias("rows"),
     )
-    # Per instance and column keep the highest-priority name (current before deprecated).
-    best = pl.col("priority") == pl.col("priority").min().over("instance_id", "column")
-    superseded = quarantine.rows(
-        frame.filter(~best),
+    notes = {}
+    if service:
+        frame = frame.with_columns(pl.lit(service).alias("service"))
+    else:
+        of_instance = attributes.filter(pl.col("services").list.len() == 1).select(
+            "instance_id", pl.col("services").list.first().alias("_of_instance")
+        )
+        frame = frame.join(of_instance, on="instance_id", how="left").with_columns(
+            pl.coalesce("service", "_of_instance").alias("service")
+        )
+        named = set(frame["service"].drop_nulls()) | {
+            s for services in attributes["services"] for s in services
+        }
+        if not named:
+            raise no_service(source)
+        if len(named) == 1:
+            frame = frame.with_columns(pl.col("service").fill_null(named.pop()))
+        notes["service"] = "from the series' " + ", ".join(cat.SERVICE_LABELS) + " labels"
+    unnamed = frame.filter(pl.col("service").is_null())
+    bad = quarantine.rows(
+        unnamed,
         source=source,
-        location=pl.format("{} of {}", "column", "instance_id"),
-        reason="superseded_metric",
-        detail="a newer metric name answered for this instance",
+        location=pl.format("{} of {}", "column", pl.col("instance_id").fill_null("the service")),
+        reason="missing_service",
+        detail="no service label on this instance's series, and the source names several",
     )
-    return frame.filter(best).select(list(SIGNAL_SCHEMA)), superseded
+    frame = frame.filter(pl.col("service").is_not_null())
+    # Per instance and column keep the highest-priority name (current before deprecated).
+    best = pl.col("priority") == pl.col("priority").min().over("service", "instance_id", "column")
+    superseded = skipped.rows(
+        frame.filter(~best), source=source, reason="superseded_metric", metric=pl.col("metric")
+    )
+    return frame.filter(best).select(list(SIGNAL_SCHEMA)), bad, superseded, notes
 
 
-def _attributes(client, config, label, stacks, start, end, interval_s, service) -> pl.DataFrame:
-    """Role, GPU type and GPU count per instance from the attribute queries' labels."""
+def _attributes(client, config, label, stacks, start, end, interval_s) -> pl.DataFrame:
+    """Role, GPU type, GPU count and labelled services per instance, from the attribute
+    queries' labels."""
     queries = promql.attribute_queries(
         selector=config.get("selector", ""), instance_label=label, stacks=stacks
     )
@@ -278,27 +340,39 @@ def _attributes(client, config, label, stacks, start, end, interval_s, service) 
             instance = metric.get(label)
             if instance is None:
                 continue
-            entry = rows.setdefault(instance, {"roles": set(), "gpu_type": None, "gpus": None})
+            entry = rows.setdefault(
+                instance, {"roles": set(), "services": set(), "gpu_type": None, "gpus": None}
+            )
             if kind == "role":
                 role = next((metric[k] for k in cat.ROLE_LABELS if metric.get(k)), None)
                 if role:
                     entry["roles"].add(role)
+                named = _labelled_service(metric)
+                if named:
+                    entry["services"].add(named)
             else:
                 entry["gpu_type"] = cat.gpu_model(metric.get("modelName"))
                 entry["gpus"] = int(float(series["values"][-1][1]))
     return pl.DataFrame(
         {
-            "service": [service] * len(rows),
             "instance_id": list(rows),
             "roles": [sorted(r["roles"]) for r in rows.values()],
+            "services": [sorted(r["services"]) for r in rows.values()],
             "gpu_type": [r["gpu_type"] for r in rows.values()],
             "gpus_per_instance": [r["gpus"] for r in rows.values()],
         },
         schema={
-            "service": pl.String,
             "instance_id": pl.String,
             "roles": pl.List(pl.String),
+            "services": pl.List(pl.String),
             "gpu_type": pl.String,
             "gpus_per_instance": pl.Int64,
         },
     )
+
+
+def _attributes_by_service(attributes: pl.DataFrame, values: pl.DataFrame) -> pl.DataFrame:
+    """The attributes of each (service, instance) the values hold: an instance's attributes
+    are those of its pod, whatever service its values were given."""
+    instances = values.filter(pl.col("instance_id").is_not_null()).select("service", "instance_id")
+    return instances.unique().join(attributes, on="instance_id", how="left")

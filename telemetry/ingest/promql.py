@@ -37,6 +37,7 @@ def render(
     window_s: float,
     instance_label: str = "pod",
     overrides: dict[str, str] | None = None,
+    by_service: bool = False,
 ) -> list[Query]:
     """The queries of the chosen stacks, plus user overrides for whole columns.
 
@@ -55,6 +56,9 @@ def render(
         Canonical column -> a PromQL expression that replaces the catalog's queries for it;
         ``{selector}`` and ``{window}`` are substituted. It must return one series per
         instance with the instance label.
+    by_service : bool
+        Keep the service labels (:data:`catalog.SERVICE_LABELS`) on service-level series
+        (the frontend's), when no service was given and the labels must name it.
     """
     window = f"{window_s:g}s"
     by = instance_label
@@ -65,7 +69,10 @@ def render(
             continue
         extra = '{}="{}"'.format(*cat.READY_CONDITION) if s.column == "ready" else ""
         series = f"{s.sample_name}{_selector(extra, selector)}"
-        group = "" if s.level == "service" else f" by ({by})"
+        if s.level == "instance":
+            group = f" by ({by})"
+        else:
+            group = f" by ({', '.join(cat.SERVICE_LABELS)})" if by_service else ""
         if s.kind == "counter":
             queries.append(Query(s.column, f"sum{group} (rate({series}[{window}]))", s, priority))
         elif s.kind == "gauge":
@@ -85,19 +92,17 @@ def render(
 def attribute_queries(
     *, selector: str = "", instance_label: str = "pod", stacks: tuple[str, ...] = DEFAULT_STACKS
 ) -> dict[str, str]:
-    """Queries whose series carry each instance's role, GPU model and GPU count.
+    """Queries whose series carry each instance's role, service, GPU model and GPU count.
 
-    ``role``: one series per (instance, role label) of any engine gauge; ``gpu``: the number
-    of DCGM GPU series per (instance, modelName), which is the instance's GPU count.
+    ``role``: one series per (instance, role labels, service labels) of any engine gauge;
+    ``gpu``: the number of DCGM GPU series per (instance, modelName), which is the instance's
+    GPU count.
     """
     engines = [
         s.sample_name for s in cat.CATALOG if s.stack in stacks and s.column == "running_requests"
     ]
-    roles = " or ".join(
-        f"count by ({instance_label}, {label}) ({m}{_selector('', selector)})"
-        for m in engines
-        for label in cat.ROLE_LABELS
-    )
+    labels = ", ".join((instance_label, *cat.ROLE_LABELS, *cat.SERVICE_LABELS))
+    roles = " or ".join(f"count by ({labels}) ({m}{_selector('', selector)})" for m in engines)
     gpu = next(s for s in cat.CATALOG if s.column == "gpu_util_ratio")
     gpus = f"count by ({instance_label}, modelName) ({gpu.sample_name}{_selector('', selector)})"
     return {"role": roles, "gpu": gpus}

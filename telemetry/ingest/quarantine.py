@@ -1,8 +1,9 @@
 """Quarantine: the rows a load could not use, each with the reason, kept instead of dropped.
 
 One quarantine row stands for ``rows`` input rows that share a source, a location (a line, a
-series, an instance interval) and a reason, so a scrape full of metrics nobody maps does not
-turn into millions of rows. Row accounting sums ``rows``: every input row is either loaded or
+series, an instance interval) and a reason, so a broken scrape does not turn into millions of
+rows. Only bad data lands here; input heteroscale reads no signal from is skipped and counted
+apart (:mod:`skipped`). Row accounting sums ``rows``: every input row is loaded, skipped or
 counted here, never silently dropped.
 """
 
@@ -34,12 +35,13 @@ REASONS = {
     "duplicate_sample": "two samples of one series share a timestamp; keep one scrape per time",
     "out_of_order_timestamp": "samples of a series must be in time order within a file",
     "future_timestamp": "the timestamp is ahead of the loader's clock; check the host's NTP",
-    "unknown_metric": "not in the metric catalog; map it (--mapping) if it carries a signal",
-    "superseded_metric": "a newer name of the same metric is present and used instead",
     "type_mismatch": "the file's # TYPE disagrees with the catalog; check the exporter version",
     "malformed_histogram": 'a histogram needs a le="+Inf" bucket at every timestamp',
+    "non_cumulative_histogram": "a bucket counts fewer observations than a smaller one: "
+    "histogram buckets are cumulative; check the exporter (per-bucket counts?)",
     "missing_instance": "add a pod or instance label, or name the instance in the mapping",
-    "missing_service": "add a service label, or pass --service",
+    "missing_service": "these series name no service and the load has several: pass "
+    "--service, or add a service (or model_name) label",
     "missing_role": "add a role label (relabel in Prometheus) or a role in the mapping file",
     "conflicting_role": "an instance reports two roles; fix the labels or the mapping",
     "missing_gpu_type": "add a gpu_type/modelName label or a gpu_type in the mapping file",
@@ -47,7 +49,8 @@ REASONS = {
     "ratio_above_one": "a ratio above 1 is usually a percent: declare unit: percent",
     "wrong_type": "the cell does not parse as the column's type; fix the file or the mapping",
     "missing_value": "a required cell is empty; fix the file or set a constant in the mapping",
-    "incomplete_interval": "a signal has no sample in this interval (gap, skew or first scrape)",
+    "incomplete_interval": "a signal has no sample in this interval (a gap, or clock skew "
+    "between series)",
 }
 
 

@@ -4,7 +4,8 @@ What PromQL does on a server, done here on samples read from files: counters bec
 (with resets and gaps handled), histograms become quantiles (:mod:`histogram`), gauges are
 averaged over the interval, every series rolls up to the instance it belongs to (the GPUs of a
 pod, the engines of a server) and units become canonical. Every raw sample is accounted for:
-it feeds one signal value (its ``rows`` count travels with it) or lands in quarantine.
+it feeds one signal value (its ``rows`` count travels with it), is skipped (a series no signal
+is read from, :mod:`skipped`) or lands in quarantine (bad data).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 import polars as pl
 
 from telemetry.ingest import catalog as cat
-from telemetry.ingest import quarantine
+from telemetry.ingest import quarantine, skipped
+from telemetry.ingest.errors import no_service
 from telemetry.ingest.exposition.raw import RawSamples, renumber
 from telemetry.ingest.histogram import histogram_quantiles
 
@@ -36,7 +38,7 @@ USED_LABELS = (
     *cat.ROLE_LABELS,
     *cat.GPU_TYPE_LABELS,
     *cat.GPU_LABELS,
-    "service",
+    *cat.SERVICE_LABELS,
     "le",
     cat.READY_CONDITION[0],
 )
@@ -44,7 +46,7 @@ USED_LABELS = (
 
 @dataclass
 class Signals:
-    """Signal values, the instances' attributes and what could not be used.
+    """Signal values, the instances' attributes, what was left aside and what was bad.
 
     Attributes
     ----------
@@ -55,13 +57,16 @@ class Signals:
         ``gpu_type`` and ``gpus_per_instance`` (null where no label says).
     quarantine : pl.DataFrame
     notes : dict
-        Unit conversions applied, counter resets and gaps, for the load report.
+        Unit conversions applied, counter resets and gaps, where services came from.
+    skipped : pl.DataFrame
+        Rows of series no signal is read from (:data:`telemetry.ingest.skipped.SKIPPED_SCHEMA`).
     """
 
     values: pl.DataFrame
     attributes: pl.DataFrame
     quarantine: pl.DataFrame = field(default_factory=quarantine.empty)
     notes: dict = field(default_factory=dict)
+    skipped: pl.DataFrame = field(default_factory=skipped.empty)
 
 
 def _catalog_frame(signals: tuple[cat.Signal, ...]) -> pl.DataFrame:
@@ -117,7 +122,9 @@ def derive(
     interval_s : float
         Interval length; bins are aligned to multiples of it since the Unix epoch.
     service : str, optional
-        Service of every sample; by default each sample's ``service`` label.
+        Service of every sample (``--service`` or the mapping's). By default each series'
+        ``service`` label, else its served model (``model_name``, Dynamo's ``model``); a series
+        with none (a GPU, readiness) takes its pod's service, or the load's only one.
     max_gap_s : float, optional
         Two counter samples further apart than this do not make a rate (the counter restarts
         from the later one, as after a scrape outage); default four intervals.
@@ -131,6 +138,11 @@ def derive(
     -------
     Signals
 
+    Raises
+    ------
+    IngestError
+        When no series names a service and none was given (:func:`errors.no_service`).
+
     Notes
     -----
     A counter's increase between two samples is attributed to the interval holding their
@@ -138,115 +150,140 @@ def derive(
     interval exactly its own increase; a decrease is a reset and the increase is the new value,
     as PromQL's ``rate`` does. A counter's first sample only sets the baseline. Gauges are
     averaged over the samples inside the interval. Per-GPU series average to the pod, per-engine
-    series add up (catalog ``rollup``).
+    series add up (catalog ``rollup``). A histogram's buckets at one timestamp must be
+    cumulative (non-decreasing in ``le``); where they are not, that scrape of the histogram is
+    quarantined. Bucket rates that are not cumulative within an interval (a bucket's sample
+    quarantined, a reset) are made monotonic as ``histogram_quantile`` does, and noted.
 
     Everything about a series (catalog entry, labels, instance, the checks that depend only on
     them) is computed once per series; per sample only integer ids, times and values move, in
     columnar expressions grouped by series.
     """
     max_gap = timedelta(seconds=max_gap_s if max_gap_s is not None else 4 * interval_s)
-    series = _series_table(raw, service, signals)
+    series, notes = _series_table(raw, service, signals, source)
     frame, sources = _sample_frame(raw, series)
     frame, problems, ordered = _sample_checks(frame, series)
     alive = _chosen(frame, series)
     read = alive.filter(pl.col("chosen"))["series"]
     superseded = frame.filter(~pl.col("series").is_in(read.implode()))
-    problems.append(superseded.with_columns(pl.lit(SUPERSEDED).alias("_reason")))
+    problems.append(superseded.with_columns(pl.lit("superseded_metric").alias("_reason")))
     frame = frame.filter(pl.col("series").is_in(read.implode()))
     if not ordered:
         frame = frame.sort("series", "ts")
     kept = series.filter(pl.col("series").is_in(read.implode()))
-    notes = {
-        "units": {
-            f"{m} ({u})": f"x {s:g} -> {c}"
-            for m, u, s, c in kept.filter(pl.col("scale") != 1.0)
-            .select("family", "unit", "scale", "column")
-            .unique()
-            .sort("family")
-            .rows()
-        }
+    notes["units"] = {
+        f"{m} ({u})": f"x {s:g} -> {c}"
+        for m, u, s, c in kept.filter(pl.col("scale") != 1.0)
+        .select("family", "unit", "scale", "column")
+        .unique()
+        .sort("family")
+        .rows()
     }
-    frame = frame.with_columns(_of_series(series["target"]), _of_series(series["le"]))
+    kind = _of_series(series["kind"])
+    raw_buckets, broken = _cumulative(frame.filter(kind == "histogram"), series)
+    problems.append(broken.with_columns(pl.lit("non_cumulative_histogram").alias("_reason")))
+    frame = frame.filter(kind != "histogram")
     if (kept["scale"] != 1.0).any():
         frame = frame.with_columns(pl.col("value") * _of_series(series["scale"]))
-    kind = _of_series(series["kind"])
+    frame = frame.with_columns(_of_series(series["target"]))
+    raw_buckets = raw_buckets.with_columns(_of_series(series["target"]), _of_series(series["le"]))
     bin_us = round(interval_s * 1e6)
-    gauges = _gauges(frame.filter(kind == "gauge").drop("le"), bin_us)
-    counters, resets, gaps = _rates(frame.filter(kind == "counter").drop("le"), bin_us, max_gap)
-    buckets, bucket_resets, bucket_gaps = _rates(frame.filter(kind == "histogram"), bin_us, max_gap)
+    gauges = _gauges(frame.filter(kind == "gauge"), bin_us)
+    counters, resets, gaps = _rates(frame.filter(kind == "counter"), bin_us, max_gap)
+    buckets, bucket_resets, bucket_gaps = _rates(raw_buckets, bin_us, max_gap)
     notes["counter_resets"] = resets + bucket_resets
     notes["counter_gaps"] = gaps + bucket_gaps
     targets = kept.select("target", "service", "instance_id", "column", "rollup").unique("target")
-    histograms, malformed = _quantiles(buckets, targets, source, bin_us)
+    one_histogram = _one_histogram_per_target(kept)
+    histograms, malformed, repaired = _quantiles(buckets, targets, source, bin_us, one_histogram)
+    if repaired:
+        notes["histogram_repairs"] = repaired
     values = pl.concat(
         [_rollup(gauges, targets), _rollup(counters, targets), histograms],
         how="diagonal_relaxed",
     )
+    bad, aside = _set_aside(problems, series, sources)
     return Signals(
         values=values.select(list(SIGNAL_SCHEMA)).cast(SIGNAL_SCHEMA),
         attributes=_attributes(kept),
-        quarantine=pl.concat(
-            [quarantine.empty(), _quarantined(problems, series, sources), malformed]
-        ),
+        quarantine=pl.concat([quarantine.empty(), bad, malformed]),
         notes=notes,
+        skipped=aside,
     )
 
 
-#: Per-sample reasons, in the order they are checked (a sample gets the first that applies).
-SERIES_REASONS = (
-    "unknown_metric",
-    "type_mismatch",
-    "superseded_metric",
-    "missing_service",
-    "missing_instance",
-)
-SUPERSEDED = "superseded_metric"
+def _histogram_label_text() -> pl.Expr:
+    """The label text of a bucket series without its ``le``: the histogram it belongs to."""
+    return (
+        pl.col("labels")
+        .str.replace(r'(^|,\s*)le="(?:[^"\\]|\\.)*"', "")
+        .str.strip_prefix(",")
+        .str.strip_chars_start()
+    )
 
 
-def _series_table(raw: RawSamples, service: str | None, signals) -> pl.DataFrame:
-    """One row per series: its labels, catalog entry, instance, integer ``target`` (service,
-    instance, column) and the first series-level problem (``_reason``, ``_detail``)."""
+def _series_table(
+    raw: RawSamples, service: str | None, signals, source: str
+) -> tuple[pl.DataFrame, dict]:
+    """One row per series: its labels, catalog entry, service, instance, integer ``target``
+    (service, instance, column), why it is skipped (``_skip``) or its first series-level
+    problem (``_reason``, ``_detail``); and notes on where services came from."""
     labels = raw.labels
     for name in USED_LABELS:
         if name not in labels.columns:
             labels = labels.with_columns(pl.lit(None, pl.String).alias(name))
-    labels = labels.with_columns(
-        pl.coalesce(
-            pl.col("gpu_type"),
-            pl.col("modelName").map_elements(cat.gpu_model, return_dtype=pl.String),
-        ).alias("gpu_model")
+    # A GPU series whose pod label is empty is a GPU no pod holds (the DCGM exporter's way of
+    # saying so); otherwise, as in Prometheus, a label with an empty value is no label.
+    idle_gpu = (pl.col("pod") == "") & pl.any_horizontal(
+        pl.col(name).is_not_null() for name in cat.GPU_LABELS
     )
+    labels = (
+        labels.with_columns(idle_gpu.fill_null(False).alias("_idle_gpu"))
+        .with_columns(
+            pl.when(pl.col(name) != "").then(pl.col(name)).alias(name) for name in USED_LABELS
+        )
+        .with_columns(
+            pl.coalesce(
+                pl.col("gpu_type"),
+                pl.col("modelName").map_elements(cat.gpu_model, return_dtype=pl.String),
+            ).alias("gpu_model")
+        )
+    )
+    histograms = [s.metric for s in signals if s.kind == "histogram"]
+    part_of = pl.col("metric").str.replace(r"_(sum|count)$", "")
+    histogram_part = pl.col("metric").str.contains(r"_(sum|count)$") & part_of.is_in(histograms)
+    ready_label, ready_value = cat.READY_CONDITION
     table = (
-        raw.series.join(labels.select("labels", *USED_LABELS, "gpu_model"), on="labels", how="left")
+        raw.series.join(
+            labels.select("labels", *USED_LABELS, "gpu_model", "_idle_gpu"), on="labels", how="left"
+        )
         .join(_catalog_frame(signals), on="metric", how="left")
         .with_columns(
-            (pl.lit(service) if service else pl.col("service")).alias("service"),
             pl.coalesce(*cat.INSTANCE_LABELS).alias("instance_id"),
             _series_name().alias("name"),
             pl.col("le").cast(pl.Float64, strict=False),
+            pl.when(pl.col("column").is_null() & histogram_part)
+            .then(pl.lit("histogram_sum_count"))
+            .when(pl.col("column").is_null())
+            .then(pl.lit("unused_metric"))
+            .when((pl.col("column") == "ready") & (pl.col(ready_label) != ready_value))
+            .then(pl.lit("readiness_condition"))
+            .when(pl.col("_idle_gpu"))
+            .then(pl.lit("gpu_without_pod"))
+            .alias("_skip"),
         )
     )
-    ready_label, ready_value = cat.READY_CONDITION
+    table, notes = _services(table, service, source)
     checks = [
-        (
-            pl.col("column").is_null(),
-            "unknown_metric",
-            pl.format("{} is not in the metric catalog", "metric"),
-        ),
         (
             pl.col("metric").is_in(_type_mismatches(raw.types, signals)),
             "type_mismatch",
             pl.format("# TYPE of {} disagrees with the catalog's {}", "family", "kind"),
         ),
         (
-            (pl.col("column") == "ready") & (pl.col(ready_label) != ready_value),
-            "superseded_metric",
-            pl.lit(f'only the {ready_label}="{ready_value}" series of readiness is read'),
-        ),
-        (
             pl.col("service").is_null(),
             "missing_service",
-            pl.lit("no service label and no --service"),
+            pl.format("instance {} names no service; the load has several", "instance_id"),
         ),
         (
             pl.col("instance_id").is_null() & (pl.col("level") == "instance"),
@@ -256,19 +293,63 @@ def _series_table(raw: RawSamples, service: str | None, signals) -> pl.DataFrame
     ]
     reason, detail = pl.lit(None, pl.String), pl.lit(None, pl.String)
     for mask, why, what in reversed(checks):
-        hit = mask.fill_null(False)
+        hit = mask.fill_null(False) & pl.col("_skip").is_null()
         reason = pl.when(hit).then(pl.lit(why)).otherwise(reason)
         detail = pl.when(hit).then(what).otherwise(detail)
-    table = table.with_columns(reason.alias("_reason"), detail.alias("_detail"))
+    histogram = pl.col("kind") == "histogram"
+    table = table.with_columns(
+        reason.alias("_reason"),
+        detail.alias("_detail"),
+        pl.when(histogram)
+        .then(pl.format("{}{{{}}}", pl.col("family"), _histogram_label_text()))
+        .alias("_histogram_name"),
+    ).with_columns(pl.col("_histogram_name").rank("dense").cast(pl.UInt32).alias("_histogram"))
     target = pl.struct("service", "instance_id", "column").rank("dense").cast(pl.UInt32)
-    # Series numbered in (target, le) order: samples sorted by series then hold each
-    # instance's histogram buckets in le order, which the quantiles need.
+    # Series numbered in (target, histogram, le) order: samples sorted by series then hold each
+    # histogram's buckets in le order, which the cumulative check and the quantiles need.
     return (
         table.with_columns(target.alias("target"))
-        .sort("target", "le", "series", nulls_last=True)
+        .sort("target", "_histogram", "le", "series", nulls_last=True)
         .with_columns(pl.col("series").alias("_raw_series"))
         .with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias("series"))
+    ), notes
+
+
+def _services(table: pl.DataFrame, service: str | None, source: str) -> tuple[pl.DataFrame, dict]:
+    """Each series' ``service``: the one given, else its labels' (:data:`cat.SERVICE_LABELS`),
+    else its instance's (a GPU or readiness series carries no model), else the load's only one.
+
+    Raises
+    ------
+    IngestError
+        When series are read but none names a service and none was given.
+    """
+    if service:
+        return table.with_columns(pl.lit(service).alias("service")), {}
+    labelled = pl.coalesce(*cat.SERVICE_LABELS)
+    used = table.filter(pl.col("_skip").is_null())
+    named = used.filter(labelled.is_not_null())
+    if used.height and named.height == 0:
+        raise no_service(source)
+    per_instance = (
+        named.filter(pl.col("instance_id").is_not_null())
+        .group_by("instance_id")
+        .agg(labelled.unique().alias("_services"))
+        .filter(pl.col("_services").list.len() == 1)
+        .select("instance_id", pl.col("_services").list.first().alias("_of_instance"))
     )
+    table = table.join(per_instance, on="instance_id", how="left").with_columns(
+        pl.coalesce(labelled, pl.col("_of_instance")).alias("service")
+    )
+    services = named.select(labelled).unique().to_series().to_list()
+    if len(services) == 1:
+        table = table.with_columns(pl.col("service").fill_null(services[0]))
+    found = [label for label in cat.SERVICE_LABELS if used[label].is_not_null().any()]
+    inherited = table.filter(pl.col("_skip").is_null() & labelled.is_null()).height
+    note = f"from the {', '.join(found)} label" + ("s" if len(found) > 1 else "")
+    if inherited:
+        note += f"; {inherited} series without one (GPU, readiness) take their pod's"
+    return table.drop("_of_instance"), {"service": note}
 
 
 def _sample_frame(raw: RawSamples, series: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
@@ -304,21 +385,31 @@ def _sample_checks(
     frame: pl.DataFrame, series: pl.DataFrame
 ) -> tuple[pl.DataFrame, list[pl.DataFrame], bool]:
     """Samples that pass every per-sample check, sorted by series (then file order); the
-    failing ones with their ``_reason``; and whether the survivors are sorted by (series, ts).
+    others with their ``_reason`` (a skip reason for series no signal is read from, first); and
+    whether the survivors are sorted by (series, ts).
 
     In file order within each series, strictly increasing times rule out duplicates and
     out-of-order samples at once; only otherwise are those two (costlier) checks run.
     """
     value = pl.col("value")
+    skip = _of_series(series["_skip"])
     series_reason = _of_series(series["_reason"])
     ready = _of_series((series["column"] == "ready").fill_null(False))
     not_ready_value = ready & ~value.is_in(READY_VALUES)
     # Nearly every sample passes: one boolean pass finds them, and only the others are given
     # a reason (a string column over every sample would cost more than the checks).
-    passes = series_reason.is_null() & value.is_finite() & (value >= 0) & ~not_ready_value
+    passes = (
+        skip.is_null()
+        & series_reason.is_null()
+        & value.is_finite()
+        & (value >= 0)
+        & ~not_ready_value
+    )
     passing = frame.select(passes).to_series()
     reason = (
-        pl.when(series_reason.is_not_null())
+        pl.when(skip.is_not_null())
+        .then(skip)
+        .when(series_reason.is_not_null())
         .then(series_reason)
         .when(not_ready_value)
         .then(pl.lit("invalid_readiness"))
@@ -355,6 +446,57 @@ def _chosen(frame: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
     return alive.select("series", (pl.col("priority") == best).alias("chosen"))
 
 
+def _cumulative(buckets: pl.DataFrame, series: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Bucket samples whose histogram is cumulative at their timestamp, and the samples of
+    each (histogram, timestamp) where a larger ``le`` counts fewer observations.
+
+    ``buckets`` is sorted by series, numbered in (target, histogram, le) order: each bucket's
+    samples follow those of the bucket below it. When the two have the same timestamps (a
+    scrape writes every bucket of a histogram at once, so nearly always), sample ``i`` of a
+    bucket is compared with sample ``i`` of the one below, in one pass over numpy arrays;
+    otherwise the samples are stably sorted by time first, which puts each histogram's buckets
+    at one timestamp side by side in ``le`` order.
+    """
+    if buckets.height == 0:
+        return buckets, buckets
+    ids = buckets["series"].to_numpy()
+    of_series = series["_histogram"].fill_null(0).to_numpy()
+    at = buckets["ts"].dt.epoch("us").to_numpy()
+    value = buckets["value"].to_numpy()
+    starts = np.flatnonzero(np.diff(ids, prepend=-1))  # first row of each bucket series
+    lengths = np.diff(starts, append=len(ids))
+    histograms = of_series[ids[starts]]
+    # Rows back from each bucket's samples to those of the bucket below (0: none below).
+    below = np.zeros(len(starts), dtype=np.int64)
+    below[1:] = np.where(histograms[1:] == histograms[:-1], lengths[:-1], 0)
+    step = np.repeat(below, lengths)
+    rows = np.flatnonzero(step)
+    partner = rows - step[rows]
+    histogram = of_series[ids]
+    aligned = (below[1:] == 0) | (lengths[1:] == lengths[:-1])
+    if not (aligned.all() and (at[rows] == at[partner]).all()):
+        order = np.argsort(at, kind="stable")
+        histogram, at, value = histogram[order], at[order], value[order]
+        rows = np.flatnonzero((histogram[1:] == histogram[:-1]) & (at[1:] == at[:-1])) + 1
+        partner = rows - 1
+    falls = rows[value[rows] < value[partner]]
+    if len(falls) == 0:
+        return buckets, buckets.clear()
+    broken = pl.DataFrame(
+        {"_histogram": histogram[falls], "_at": at[falls]},
+        schema={"_histogram": pl.UInt32, "_at": pl.Int64},
+    ).unique()
+    tagged = buckets.with_columns(
+        _of_series(series["_histogram"]).alias("_histogram"),
+        pl.col("ts").dt.epoch("us").alias("_at"),
+    )
+    keys = ["_histogram", "_at"]
+    return (
+        tagged.join(broken, on=keys, how="anti", maintain_order="left").drop(keys),
+        tagged.join(broken, on=keys, how="semi", maintain_order="left").drop(keys),
+    )
+
+
 DETAILS = {
     "invalid_readiness": pl.format("readiness value {} is neither 0 nor 1", "value"),
     "non_finite_value": pl.format("value {}", "value"),
@@ -362,43 +504,58 @@ DETAILS = {
     "negative_value": pl.format("gauge value {}", "value"),
     "duplicate_sample": pl.format("a second sample at {}", "ts"),
     "out_of_order_timestamp": pl.format("{} is earlier than an earlier line's timestamp", "ts"),
-    SUPERSEDED: pl.format("{} is read from a newer metric name for this instance", "column"),
+    "non_cumulative_histogram": pl.lit(
+        "a larger le counts fewer observations than a smaller one at this time"
+    ),
 }
 
 
-def _quarantined(
+def _set_aside(
     problems: list[pl.DataFrame], series: pl.DataFrame, sources: list[str]
-) -> pl.DataFrame:
-    """Quarantine rows for the failing samples, located by series (by metric when unknown)."""
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Quarantine rows for the failing samples, located by series (a broken histogram by
+    histogram and time), and skipped rows for the samples of series no signal is read from."""
     columns = ["source", "line", "series", "ts", "value", "_reason"]
-    bad = pl.concat([p.select(columns) for p in problems])
-    if bad.height == 0:
-        return quarantine.empty()
-    bad = (
-        bad.sort("source", "line")
+    every = pl.concat([p.select(columns) for p in problems])
+    if every.height == 0:
+        return quarantine.empty(), skipped.empty()
+    every = (
+        every.sort("source", "line")
         .with_columns(
             pl.col("source").replace_strict(
                 list(range(len(sources))), sources, return_dtype=pl.String
             )
         )
-        .join(series.select("series", "metric", "name", "column", "_detail"), on="series")
+        .join(
+            series.select("series", "metric", "name", "column", "_detail", "_histogram_name"),
+            on="series",
+        )
     )
+    aside = every.filter(pl.col("_reason").is_in(list(skipped.REASONS)))
+    set_aside = [
+        skipped.rows(group, source=name, reason=reason, metric=pl.col("metric"))
+        for (name, reason), group in aside.group_by("source", "_reason", maintain_order=True)
+    ]
     parts = []
+    bad = every.filter(~pl.col("_reason").is_in(list(skipped.REASONS)))
     for (reason,), group in bad.group_by("_reason", maintain_order=True):
         detail = pl.col("_detail")
         if reason in DETAILS:
             detail = pl.coalesce(detail, DETAILS[reason])
+        location = pl.col("name")
+        if reason == "non_cumulative_histogram":
+            location = pl.format("{} at {}", "_histogram_name", "ts")
         parts.append(
             quarantine.rows(
                 group,
                 source=pl.col("source"),
-                location=pl.col("metric") if reason == "unknown_metric" else pl.col("name"),
+                location=location,
                 reason=reason,
                 detail=detail,
                 raw=pl.format("line {}: {} {}", "line", "name", "value"),
             )
         )
-    return pl.concat(parts)
+    return pl.concat([quarantine.empty(), *parts]), pl.concat([skipped.empty(), *set_aside])
 
 
 def sum_present(column: str) -> pl.Expr:
@@ -529,22 +686,27 @@ def _rates(frame: pl.DataFrame, bin_us: int, max_gap: timedelta) -> tuple[pl.Dat
     return rated, int(resets or 0), int(gaps or 0)
 
 
+def _one_histogram_per_target(series: pl.DataFrame) -> bool:
+    """Whether every instance's latency column comes from one histogram (one engine), so that
+    each bucket rate already is its instance's sum."""
+    counts = (
+        series.filter(pl.col("kind") == "histogram")
+        .group_by("target")
+        .agg(pl.col("_histogram").n_unique().alias("histograms"))
+    )
+    return counts.height == 0 or counts["histograms"].max() == 1
+
+
 def _quantiles(
-    buckets: pl.DataFrame, targets: pl.DataFrame, source: str, bin_us: int
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """p50/p90/p99 signal values per instance interval, and histograms without ``+Inf``."""
+    buckets: pl.DataFrame, targets: pl.DataFrame, source: str, bin_us: int, one_histogram: bool
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, str]]:
+    """p50/p90/p99 signal values per instance interval, histograms without ``+Inf``, and
+    notes on the histograms whose bucket rates had to be made monotonic."""
     keys = ["target", "ts"]
-    # Rows arrive sorted by series, numbered in (target, le) order, then ts. With one series
-    # per bucket (one engine per instance) each row already is its bucket's sum, and a stable
-    # sort by ts makes every histogram's buckets contiguous and in le order.
-    one_series = not buckets.select(
-        (
-            (pl.col("series") != pl.col("series").shift(1))
-            & (pl.col("target") == pl.col("target").shift(1))
-            & (pl.col("le") == pl.col("le").shift(1))
-        ).any()
-    ).item()
-    if one_series:
+    # Rows arrive sorted by series, numbered in (target, histogram, le) order, then ts. With
+    # one histogram per instance each row already is its bucket's sum, and a stable sort by ts
+    # makes every histogram's buckets contiguous and in le order.
+    if one_histogram:
         summed = _by_interval(
             buckets.select(*keys, "le", pl.col("value").alias("count"), "rows"), bin_us
         )
@@ -562,6 +724,21 @@ def _quantiles(
         pl.col("rows").sum(),
         pl.col("le").is_infinite().any().alias("complete"),
     )
+    falls = (pl.col("_histogram") == pl.col("_histogram").shift(1)) & (
+        pl.col("count") < pl.col("count").shift(1)
+    )
+    repaired = (
+        summed.filter(falls.fill_null(False))
+        .group_by("target")
+        .agg(pl.col("ts").n_unique().alias("intervals"))
+        .join(targets, on="target")
+        .sort("column", "instance_id")
+    )
+    notes = {
+        f"{column} of {instance}": f"{n} intervals: bucket rates made monotonic in le, as "
+        "histogram_quantile does (a bucket sample quarantined, or a reset)"
+        for column, instance, n in repaired.select("column", "instance_id", "intervals").rows()
+    }
     quantiles = histogram_quantiles(
         summed.filter(pl.col("count").is_not_null()).select("_histogram", "le", "count"),
         ["_histogram"],
@@ -593,7 +770,7 @@ def _quantiles(
         )
         for i, q in enumerate(cat.QUANTILES)
     )
-    return values, bad
+    return values, bad, notes
 
 
 def _attributes(series: pl.DataFrame) -> pl.DataFrame:

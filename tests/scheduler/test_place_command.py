@@ -131,3 +131,55 @@ def test_writes_the_whole_plan_as_json_records(tmp_path, capsys):
         if r[f"{role}_instances"]
     }
     assert not list(tmp_path.glob("*.partial"))
+
+
+def _scaling_decisions() -> pl.DataFrame:
+    """Decisions as the pipeline stores them: the policy loop's role targets plus a service."""
+    from datetime import UTC, datetime, timedelta
+
+    from policies.loop import ROLE_TARGETS_SCHEMA
+
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    return pl.DataFrame(
+        {
+            "ts": [start + timedelta(minutes=m) for m in (0, 5, 9)],
+            "current_prefill": [2, 3, 3],
+            "current_decode": [4, 6, 5],
+            "next_prefill": [3, 3, 2],
+            "next_decode": [6, 5, 4],
+            "reason": ["scale out", "scale in decode", "scale in"],
+        },
+        schema=ROLE_TARGETS_SCHEMA,
+    ).with_columns(service=pl.lit("chat"))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json", ".duckdb"])
+def test_accepts_scaling_decisions_as_the_pipeline_writes_them(tmp_path, capsys, suffix):
+    decisions = tmp_path / f"scaling_decisions{suffix}"
+    frame = _scaling_decisions()
+    if suffix == ".duckdb":
+        from telemetry.store import TelemetryStore
+
+        TelemetryStore(decisions).write("scaling_decisions", frame, ("service",))
+    else:
+        {".csv": frame.write_csv, ".parquet": frame.write_parquet, ".json": frame.write_json}[
+            suffix
+        ](decisions)
+    argv = ["--topology", str(DEFAULT_TOPOLOGY_PATH), "--decisions", str(decisions), "--json"]
+    assert main(argv) == 0, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out)
+    # The starting deployment, then one cycle per decision; the last decision's counts run.
+    assert summary["metrics"]["cycles"] == 4
+    assert [
+        (r["service"], r["prefill_instances"], r["decode_instances"]) for r in summary["services"]
+    ] == [("chat", 2, 4)]
+
+
+def test_a_store_without_decisions_is_a_clear_error(tmp_path, capsys):
+    from telemetry.store import TelemetryStore
+
+    store = tmp_path / "empty.duckdb"
+    TelemetryStore(store).write("other", pl.DataFrame({"service": ["chat"]}), ("service",))
+    argv = ["--topology", str(SMALL_TOPOLOGY_PATH), "--decisions", str(store)]
+    assert main(argv) == 2
+    assert "no scaling_decisions table" in capsys.readouterr().err

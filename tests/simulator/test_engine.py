@@ -98,7 +98,10 @@ def test_prefix_cache_hits_cut_the_computed_tokens():
 
 def test_a_request_no_instance_can_hold_is_refused(small_cluster):
     requests = canonical_frame([0.0], [10_000_000], [10])
-    with pytest.raises(ValueError, match="row 0: 10000000 input"):
+    # Named, with the instances that would hold it: none of the known GPUs holds 10 M tokens.
+    with pytest.raises(
+        ValueError, match=r"row 0 \(arriving at 0.000 s\): 10,000,000 input.*no known GPU"
+    ):
         simulate(requests, small_cluster, service="chat", start=START)
     with pytest.raises(ValueError, match="time-zone aware"):
         simulate(requests, small_cluster, service="chat", start=datetime(2024, 1, 1))

@@ -1,8 +1,11 @@
-"""The /metrics endpoint: a scrape, read back with the project's own exposition reader, shows
-the simulator's telemetry under real vLLM / DCGM / Dynamo names; a real Prometheus scrapes it."""
+"""The /metrics endpoint: every scrape reads like real vLLM, DCGM, kube-state-metrics and Dynamo
+exporters (promtool accepts it, vLLM's own buckets, labels and value formats), shows the
+simulator's telemetry, and a real Prometheus scraping it feeds ``heteroscale ingest`` with
+nothing quarantined."""
 
 from __future__ import annotations
 
+import math
 import time
 import urllib.error
 import urllib.parse
@@ -16,11 +19,24 @@ from numpy.testing import assert_allclose
 from simulator import ClusterSpec, PoolSpec, default_trace, simulate
 from simulator.closed_loop import ClosedLoopSimulation, ScaleAction
 from simulator.cluster import LifecycleSpec
-from simulator.prometheus_endpoint import CONTENT_TYPE, FinishedRun, MetricsServer
+from simulator.prometheus_endpoint import (
+    CONTENT_TYPE,
+    ITL_BUCKETS_S,
+    TTFT_BUCKETS_S,
+    FinishedRun,
+    MetricsServer,
+    client_float,
+    dcgm_value,
+)
 from simulator.traces import canonical_frame
-from telemetry.ingest import prepare
+from telemetry.ingest import Mapping, prepare
 from telemetry.ingest.exposition import parse
-from tests.prometheus_server import needs_prometheus, query, running_prometheus
+from tests.prometheus_server import (
+    needs_prometheus,
+    promtool_check_metrics,
+    query,
+    running_prometheus,
+)
 
 INTERVAL_S = 15.0
 
@@ -69,62 +85,110 @@ def _value(series: pl.DataFrame, metric: str, **labels: str) -> list[float]:
     return rows["value"].to_list()
 
 
-def test_a_scrape_reads_back_as_the_simulators_telemetry(run):
+def _lines(text: str, metric: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(metric)]
+
+
+def test_a_scrape_reads_like_the_real_exporters(run):
     start, result = run
     clock = Clock()
     server = MetricsServer(FinishedRun(result, start), speed=2.0, clock=clock).start()
     try:
-        content_type, text = _scrape(server)
-        assert content_type == CONTENT_TYPE and text == "# EOF\n"  # no interval complete yet
-        clock.now = 10.0  # 20 simulated seconds: one interval, then three more
-        _scrape(server)
-        clock.now = 30.0
+        content_type, first = _scrape(server)
+        clock.now = 30.0  # 60 simulated seconds: four intervals
         _, text = _scrape(server)
     finally:
         server.close()
+    assert content_type == CONTENT_TYPE
+    # The first scrape already shows every pod (at the end of the first interval).
+    assert set(_series(first)["pod"].drop_nulls()) == {
+        "prefill-L20-0",
+        "prefill-L20-1",
+        "decode-H20-0",
+    }
+    # Every family has its HELP and TYPE, vLLM's histograms its own buckets in order.
+    for family in ("vllm:time_to_first_token_seconds", "vllm:inter_token_latency_seconds"):
+        assert f"# TYPE {family} histogram" in text and f"# HELP {family} " in text
+    pod = 'pod="decode-H20-0"'
+    for family, bounds in (
+        ("vllm:time_to_first_token_seconds", TTFT_BUCKETS_S),
+        ("vllm:inter_token_latency_seconds", ITL_BUCKETS_S),
+    ):
+        buckets = [line for line in _lines(text, f"{family}_bucket") if pod in line]
+        les = [line.split(',le="')[1].split('"')[0] for line in buckets]
+        assert les == [client_float(b) for b in bounds] + ["+Inf"]
+        counts = [float(line.rsplit(" ", 1)[1]) for line in buckets]
+        assert counts == sorted(counts), "cumulative"
+    # vLLM's labels, DCGM's value formats, kube-state-metrics' three conditions.
+    running = _lines(text, "vllm:num_requests_running{")[0]
+    assert running.startswith('vllm:num_requests_running{model_name="chat",engine="0",')
     series = _series(text)
-    samples = result.instance_samples.filter(pl.col("ts") < pl.lit(start) + pl.duration(seconds=60))
-    latest = samples.filter(pl.col("ts") == pl.col("ts").max())
+    latest = result.instance_samples.filter(pl.col("ts") == pl.lit(start) + pl.duration(seconds=45))
     assert latest.height == 3
     for row in latest.iter_rows(named=True):
-        pod = row["instance_id"]
+        name = row["instance_id"]
+        util = [line for line in _lines(text, "DCGM_FI_DEV_GPU_UTIL{") if f'pod="{name}"' in line]
+        assert len(util) == row["gpus_per_instance"]
+        assert all(u.endswith(f" {round(100 * row['gpu_util_ratio'])}") for u in util)
+        active = [line for line in _lines(text, "DCGM_FI_PROF_SM_ACTIVE") if f'"{name}"' in line]
+        assert all(a.endswith(" " + dcgm_value(row["sm_active_ratio"], False)) for a in active)
+        assert _value(
+            series, "DCGM_FI_DEV_GPU_UTIL", pod=name, modelName=f"NVIDIA {row['gpu_type']}"
+        )
         for metric, column in [
             ("vllm:num_requests_running", "running_requests"),
             ("vllm:num_requests_waiting", "queue_depth"),
             ("vllm:kv_cache_usage_perc", "kv_usage_ratio"),
         ]:
-            assert_allclose(_value(series, metric, pod=pod, role=row["role"]), [row[column]])
-        gpus = _value(
-            series, "DCGM_FI_DEV_GPU_UTIL", pod=pod, modelName=f"NVIDIA {row['gpu_type']}"
+            assert_allclose(_value(series, metric, pod=name, role=row["role"]), [row[column]])
+        ready = {
+            c: _value(series, "kube_pod_status_ready", pod=name, condition=c)
+            for c in ("true", "false", "unknown")
+        }
+        assert ready == {"true": [1.0], "false": [0.0], "unknown": [0.0]}
+        mine = result.instance_samples.filter(
+            (pl.col("instance_id") == name) & (pl.col("ts") <= latest["ts"][0])
         )
-        assert_allclose(gpus, [100 * row["gpu_util_ratio"]] * row["gpus_per_instance"])
-        assert_allclose(
-            _value(series, "DCGM_FI_PROF_SM_ACTIVE", pod=pod), [row["sm_active_ratio"]] * 4
-        )
-        mine = samples.filter(pl.col("instance_id") == pod)
         for metric, column in [
             ("vllm:generation_tokens_total", "decode_tps"),
             ("vllm:prompt_tokens_total", "prefill_tps_total"),
         ]:
             total = (mine[column] * INTERVAL_S).sum()
-            assert_allclose(_value(series, metric, pod=pod), [total], rtol=1e-9)
-        # 100 observations per interval with a first token (the writer's p50/p90/p99 split).
+            assert _value(series, metric, pod=name) == [round(total)]
         with_ttft = mine["ttft_p50_s"].is_not_null().sum()
-        count = _value(series, "vllm:time_to_first_token_seconds_count", pod=pod)
-        inf = _value(series, "vllm:time_to_first_token_seconds_bucket", pod=pod, le="+Inf")
+        count = _value(series, "vllm:time_to_first_token_seconds_count", pod=name)
+        inf = _value(series, "vllm:time_to_first_token_seconds_bucket", pod=name, le="+Inf")
         assert count == inf == [100.0 * with_ttft]
-    offered = result.service_load.filter(pl.col("ts") < pl.lit(start) + pl.duration(seconds=60))
-    assert _value(series, "dynamo_frontend_requests_total") == pytest.approx(
-        [(offered["request_rate_rps"] * INTERVAL_S).sum()]
-    )
-    assert "vllm:inter_token_latency_seconds_bucket" in set(series["metric"])
+    offered = result.service_load.filter(pl.col("ts") <= latest["ts"][0])
+    requests = _value(series, "dynamo_frontend_requests_total", model="chat")
+    assert requests == [round((offered["request_rate_rps"] * INTERVAL_S).sum())]
+
+
+@needs_prometheus
+def test_promtool_accepts_every_scrape(run):
+    start, result = run
+    clock = Clock()
+    server = MetricsServer(FinishedRun(result, start), clock=clock)
+    try:
+        for now in (0.0, 15.0, 100.0, 10_000.0):  # first, early, middle, after the end
+            clock.now = now
+            assert promtool_check_metrics(server.scrape()) == [], now
+    finally:
+        server.close()
+
+
+def _bucket_of(value: float, bounds: tuple[float, ...]) -> tuple[float, float]:
+    """The (lower, upper] bounds of the histogram bucket holding ``value``."""
+    edges = (0.0, *bounds, math.inf)
+    k = next(i for i in range(1, len(edges)) if value <= edges[i])
+    return edges[k - 1], edges[k]
 
 
 def test_scrapes_ingest_back_to_the_simulators_telemetry(tmp_path):
     """Scrape files (``<target>-<unix seconds>.prom``), each stamped in the middle of the
-    interval it shows, read by ``heteroscale ingest``'s loader give back the simulator's
-    intervals: counters as increases between scrapes, gauges as they were, latency quantiles
-    within one bucket of the writer's ladder (10%)."""
+    interval it shows, load with no flag (the service is vLLM's model_name) and nothing
+    quarantined: gauges as they were, token rates to the token, latency quantiles inside the
+    vLLM bucket that holds the simulator's quantile."""
     start = datetime(2024, 1, 1, tzinfo=UTC)  # on the loader's 15 s grid
     result = simulate(default_trace().requests.head(500), _cluster(), service="chat", start=start)
     clock = Clock()
@@ -134,27 +198,35 @@ def test_scrapes_ingest_back_to_the_simulators_telemetry(tmp_path):
         stamp = start.timestamp() + (k - 0.5) * INTERVAL_S
         (tmp_path / f"sim-{stamp:.1f}.prom").write_text(server.scrape())
     server.close()
-    got = prepare([str(tmp_path)], service="chat", interval_s=INTERVAL_S).canonical
-    # Interval 0 has no earlier scrape to take counter increases from.
+    prepared = prepare([str(tmp_path)], interval_s=INTERVAL_S)
+    got = prepared.canonical
+    assert got.quarantine.height == 0, got.quarantine.to_dicts()
+    assert set(got.skipped["reason"]) == {
+        "edge_interval",
+        "histogram_sum_count",
+        "readiness_condition",
+        "unused_metric",
+    }
+    # Interval 0 has no earlier scrape to take counter increases from: an edge, skipped.
     expected = result.instance_samples.filter(
         pl.col("ts").is_between(start + timedelta(seconds=15), start + timedelta(seconds=105))
     )
     paired = expected.join(got.instance_samples, on=["instance_id", "ts"], suffix="_got")
     assert paired.height == expected.height == 3 * 7
-    for column in (
-        "gpu_util_ratio",
-        "sm_active_ratio",
-        "queue_depth",
-        "running_requests",
-        "kv_usage_ratio",
-        "prefill_tps_total",
-        "decode_tps",
-    ):
+    assert set(paired["service_got"]) == {"chat"}
+    for column in ("queue_depth", "running_requests", "kv_usage_ratio"):
         assert_allclose(paired[f"{column}_got"], paired[column], rtol=1e-9, err_msg=column)
-    for column in ("ttft_p50_s", "ttft_p99_s", "tbt_p50_s", "tbt_p99_s"):
-        assert paired[f"{column}_got"].is_null().equals(paired[column].is_null()), column
-        both = paired.filter(pl.col(column).is_not_null())
-        assert_allclose(both[f"{column}_got"], both[column], rtol=0.1, atol=1e-4, err_msg=column)
+    assert_allclose(paired["gpu_util_ratio_got"], paired["gpu_util_ratio"], atol=0.005)
+    assert_allclose(paired["sm_active_ratio_got"], paired["sm_active_ratio"], atol=1e-6)
+    for column in ("prefill_tps_total", "decode_tps"):  # counters print whole tokens
+        assert_allclose(paired[f"{column}_got"], paired[column], atol=1 / INTERVAL_S)
+    for prefix, bounds in (("ttft", TTFT_BUCKETS_S), ("tbt", ITL_BUCKETS_S)):
+        for q in ("p50", "p90", "p99"):
+            column = f"{prefix}_{q}_s"
+            assert paired[f"{column}_got"].is_null().equals(paired[column].is_null()), column
+            for true, read in paired.drop_nulls(column).select(column, f"{column}_got").rows():
+                lower, upper = _bucket_of(true, bounds)
+                assert lower <= read <= min(upper, bounds[-1]), (column, true, read)
     load = got.service_load.join(result.service_load, on="ts", suffix="_sim")
     assert load.height == 7
     assert_allclose(load["request_rate_rps"], load["request_rate_rps_sim"], rtol=1e-9)
@@ -198,17 +270,20 @@ def test_only_metrics_is_served(run):
         server.close()
 
 
+def _scrape_config(server: MetricsServer) -> str:
+    target = server.url.removeprefix("http://").removesuffix("/metrics")
+    return (
+        "global: {scrape_interval: 1s}\n"
+        f"scrape_configs: [{{job_name: sim, static_configs: [{{targets: ['{target}']}}]}}]\n"
+    )
+
+
 @needs_prometheus
 def test_a_real_prometheus_scrapes_the_final_state(run, tmp_path):
     start, result = run
     server = MetricsServer(FinishedRun(result, start), speed=10_000.0).start()
-    target = server.url.removeprefix("http://").removesuffix("/metrics")
-    config = (
-        "global: {scrape_interval: 1s}\n"
-        f"scrape_configs: [{{job_name: sim, static_configs: [{{targets: ['{target}']}}]}}]\n"
-    )
     try:
-        with running_prometheus(tmp_path, config) as url:
+        with running_prometheus(tmp_path, _scrape_config(server)) as url:
             deadline = time.monotonic() + 60
             found: list[dict] = []
             while not found:
@@ -219,14 +294,48 @@ def test_a_real_prometheus_scrapes_the_final_state(run, tmp_path):
             assert query(url, "up")[0]["value"][1] == "1"
             # Past the run's end (speed 10,000), a scrape shows the whole run.
             decode = result.instance_samples.filter(pl.col("instance_id") == "decode-H20-0")
-            assert float(found[0]["value"][1]) == pytest.approx((decode["decode_tps"] * 15).sum())
+            assert float(found[0]["value"][1]) == round((decode["decode_tps"] * 15).sum())
             last = decode.filter(pl.col("ts") == pl.col("ts").max())
             util = query(url, 'DCGM_FI_DEV_GPU_UTIL{pod="decode-H20-0"}')
             assert len(util) == 4
-            assert float(util[0]["value"][1]) == pytest.approx(100 * last["gpu_util_ratio"][0])
+            assert float(util[0]["value"][1]) == round(100 * last["gpu_util_ratio"][0])
             assert {s["metric"]["role"] for s in query(url, "vllm:num_requests_running")} == {
                 "prefill",
                 "decode",
             }
     finally:
         server.close()
+
+
+@needs_prometheus
+def test_a_real_prometheus_scrape_ingests_with_nothing_quarantined(run, tmp_path):
+    """serve -> a real Prometheus scrapes every second -> ``heteroscale ingest`` of its HTTP
+    API with no service given: every row loads or is skipped, none is quarantined."""
+    start, result = run
+    # One simulated interval per wall second, scraped every second; read at 1 s intervals.
+    server = MetricsServer(FinishedRun(result, start), speed=INTERVAL_S).start()
+    try:
+        with running_prometheus(tmp_path, _scrape_config(server)) as url:
+            first = datetime.now(UTC)
+            time.sleep(14)
+            report = prepare(
+                [f"prometheus+{url}"],
+                interval_s=1.0,
+                start=first + timedelta(seconds=4),
+                end=datetime.now(UTC) - timedelta(seconds=1),
+                mapping=Mapping(prometheus={"window_s": 3}),
+            )
+    finally:
+        server.close()
+    got = report.canonical
+    assert got.quarantine.height == 0, got.quarantine.to_dicts()
+    samples = got.instance_samples
+    assert samples.height >= 3 * 6
+    assert set(samples["service"]) == {"chat"} == set(got.service_load["service"])
+    attributes = samples.select("instance_id", "role", "gpu_type", "gpus_per_instance").unique()
+    assert sorted(attributes.rows()) == [
+        ("decode-H20-0", "decode", "H20", 4),
+        ("prefill-L20-0", "prefill", "L20", 4),
+        ("prefill-L20-1", "prefill", "L20", 4),
+    ]
+    assert got.service_load.height > 0 and report.derived_load.height == 0

@@ -290,12 +290,13 @@ def _parse_lines(
             raw=pl.col("raw"),
         ),
     ]
+    series = series.filter(pl.col("series").is_in(good["series"].unique().implode()))
     if scrape is not None:
-        labels = _with_target(labels, scrape[0])
+        series, labels = _with_target(series, labels, scrape[0])
     samples = good.select(pl.lit(0).alias("source"), "line", "series", "ts", "value")
     return RawSamples(
         samples=samples.cast(RAW_SCHEMA),
-        series=series.filter(pl.col("series").is_in(good["series"].unique().implode())),
+        series=series,
         labels=labels,
         sources=[source],
         quarantine=pl.concat(quarantined),
@@ -340,11 +341,30 @@ def _with_raw(rows: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
     return rows.join(frame.select("line", "raw"), on="line", how="left", maintain_order="left")
 
 
-def _with_target(labels: pl.DataFrame, target: str) -> pl.DataFrame:
-    """Give series without an ``instance`` label the scrape target, as Prometheus would."""
+def _with_target(
+    series: pl.DataFrame, labels: pl.DataFrame, target: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Give series without an ``instance`` label the scrape target, as Prometheus does: in
+    their label text too, so that two targets' scrapes of the same series (every vLLM pod
+    exports ``{engine="0",model_name=...}``) stay two series."""
     if "instance" not in labels.columns:
-        return labels.with_columns(pl.lit(target).alias("instance"))
-    return labels.with_columns(pl.col("instance").fill_null(target))
+        labels = labels.with_columns(pl.lit(None, pl.String).alias("instance"))
+    escaped = target.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    pair = f'instance="{escaped}"'
+    text = pl.col("labels")
+    named = labels.with_columns(
+        pl.when(pl.col("instance").is_not_null())
+        .then(text)
+        .when(text == "")
+        .then(pl.lit(pair))
+        .otherwise(text + pl.lit("," + pair))
+        .alias("_text"),
+        pl.col("instance").fill_null(target),
+    )
+    renamed = series.join(
+        named.select("labels", "_text"), on="labels", how="left", maintain_order="left"
+    ).with_columns(pl.coalesce("_text", "labels").alias("labels"))
+    return renamed.drop("_text"), named.drop("labels").rename({"_text": "labels"})
 
 
 def _timestamps(

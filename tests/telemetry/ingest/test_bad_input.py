@@ -1,16 +1,20 @@
-"""The bad-input corpus (bad_input/cases.yaml): every case errors clearly or quarantines.
+"""The bad-input corpus (bad_input/cases.yaml): every case errors clearly, quarantines, skips
+or notes, as the case says.
 
 An error must name the source and say what is wrong and what to do; a quarantine must carry
-the case's reason and location, and the row accounting must hold (read = loaded + quarantined)
-while the good rows of the same file still load.
+the case's reason and location; a skip its reason and metric; a note must be in the report; a
+``clean`` case quarantines nothing; and the row accounting must hold (read = loaded + skipped +
+quarantined) while the good rows of the same file still load.
 """
 
 import http.server
+import json
 import re
 import threading
 from datetime import timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
@@ -63,8 +67,10 @@ def _closed_port() -> int:
 
 
 def _load(case: dict):
+    options = case.get("options", {})
     if "file" in case:
-        return prepare([str(CORPUS / case["file"])], now=NOW), str(CORPUS / case["file"])
+        path = str(CORPUS / case["file"])
+        return prepare([path], now=NOW, **options), path
     if case["http"] == "unreachable":
         url = f"prometheus+http://admin:{SECRET}@127.0.0.1:{_closed_port()}"
         server = None
@@ -73,7 +79,8 @@ def _load(case: dict):
         url = f"prometheus+http://admin:{SECRET}@127.0.0.1:{server.server_address[1]}"
     try:
         window = {"start": START, "end": START + timedelta(minutes=5)}
-        return prepare([url], service="chat", timeout_s=1.0, now=NOW, **window), url
+        options = {"service": "chat", **options}
+        return prepare([url], timeout_s=1.0, now=NOW, **window, **options), url
     finally:
         if server is not None:
             server.shutdown()
@@ -101,9 +108,26 @@ def test_bad_input_errors_clearly_or_quarantines(case):
         return
     prepared, _ = _load(case)
     bad = prepared.canonical.quarantine
-    hits = bad.filter(bad["reason"] == case["quarantine"])
-    assert hits.height, f"no {case['quarantine']} row in {bad.to_dicts()}"
-    assert all(hits["detail"].to_list()), "each quarantine row says what is wrong"
-    if "location" in case:
-        assert any(case["location"] in loc for loc in hits["location"].to_list()), hits.to_dicts()
-    assert prepared.rows_read == prepared.canonical.rows_loaded + prepared.rows_quarantined
+    if "quarantine" in case:
+        hits = bad.filter(bad["reason"] == case["quarantine"])
+        assert hits.height, f"no {case['quarantine']} row in {bad.to_dicts()}"
+        assert all(hits["detail"].to_list()), "each quarantine row says what is wrong"
+        if "location" in case:
+            locations = hits["location"].to_list()
+            assert any(case["location"] in loc for loc in locations), hits.to_dicts()
+    if case.get("clean"):
+        assert bad.height == 0, bad.to_dicts()
+    if "skipped" in case:
+        aside = prepared.canonical.skipped.filter(pl.col("reason") == case["skipped"])
+        assert aside.height, prepared.canonical.skipped.to_dicts()
+        if "metric" in case:
+            assert case["metric"] in aside["metric"].to_list(), aside.to_dicts()
+    if "note" in case:
+        notes = prepared.canonical.notes
+        assert case["note"] in notes, notes
+        assert re.search(case.get("note_match", ""), json.dumps(notes[case["note"]]))
+    if "service" in case:
+        loaded = prepared.canonical.instance_samples
+        assert loaded.height and set(loaded["service"]) == {case["service"]}
+    loaded, skipped = prepared.canonical.rows_loaded, prepared.rows_skipped
+    assert prepared.rows_read == loaded + skipped + prepared.rows_quarantined

@@ -37,8 +37,18 @@ def test_written_exposition_reads_back_exactly(tmp_path):
         assert_allclose(both[f"{column}_got"], both[column], rtol=0.1, atol=1e-4)
     served = prepared.canonical.service_load.sort("ts")
     assert_allclose(served["output_tps"], load["output_tps"], rtol=1e-9)
-    # The histograms' _count and _sum are read but not used: quarantined as unknown metrics.
-    assert set(prepared.canonical.quarantine["reason"]) == {"unknown_metric"}
+    # The histograms' _count and _sum are not read: skipped by name, nothing is quarantined.
+    assert prepared.canonical.quarantine.height == 0
+    aside = prepared.canonical.skipped
+    assert set(aside["reason"]) == {"histogram_sum_count", "unused_metric"}
+    assert "vllm:time_to_first_token_seconds_count" in set(aside["metric"])
+    # The Dynamo frontend's token histograms are read through their _sum only.
+    unused = aside.filter(pl.col("reason") == "unused_metric")
+    assert set(unused["metric"]) == {
+        f"dynamo_frontend_{side}_sequence_tokens_{part}"
+        for side in ("input", "output")
+        for part in ("bucket", "count")
+    }
 
 
 def _counter(values, times, labels='pod="p0",role="decode",service="chat"'):
@@ -90,7 +100,11 @@ def test_the_deprecated_name_is_read_only_where_the_current_one_is_absent(tmp_pa
     prepared = _load(tmp_path, "\n".join([*lines, "# EOF"]) + "\n")
     got = prepared.canonical.instance_samples.sort("instance_id")
     assert got["kv_usage_ratio"].to_list() == [0.5, 0.3]
-    assert prepared.canonical.quarantine["reason"].to_list() == ["superseded_metric"]
+    assert prepared.canonical.quarantine.height == 0
+    aside = prepared.canonical.skipped
+    assert aside.select("reason", "metric", "rows").rows() == [
+        ("superseded_metric", "vllm:gpu_cache_usage_perc", 1)
+    ]
 
 
 def test_a_directory_of_scrapes_takes_time_and_target_from_file_names(tmp_path):
@@ -104,7 +118,7 @@ def test_a_directory_of_scrapes_takes_time_and_target_from_file_names(tmp_path):
         )
     got = prepare([str(scrapes)], now=NOW, interval_s=15.0).canonical.instance_samples
     # Scrapes at interval boundaries: each increase lands in the interval before its scrape,
-    # the gauge of the last scrape in an interval with no rate yet (it is quarantined).
+    # the gauge of the last scrape in an interval with no rate yet (an edge: skipped).
     assert got.sort("ts")["decode_tps"].to_list() == pytest.approx([10.0, 20.0])
     assert set(got["instance_id"]) == {"p0"}
 

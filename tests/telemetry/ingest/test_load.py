@@ -175,12 +175,13 @@ LINES = st.lists(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(lines=LINES)
-def test_every_row_read_is_loaded_or_quarantined(tmp_path, lines):
+def test_every_row_read_is_loaded_skipped_or_quarantined(tmp_path, lines):
     path = tmp_path / "random.om"
     path.write_text("\n".join([*lines, "# EOF"]) + "\n")
     prepared = prepare([str(path)], service="chat", now=NOW)
     assert prepared.rows_read == len(lines)
-    assert prepared.canonical.rows_loaded + prepared.rows_quarantined == prepared.rows_read
+    loaded, skipped = prepared.canonical.rows_loaded, prepared.rows_skipped
+    assert loaded + skipped + prepared.rows_quarantined == prepared.rows_read
 
 
 def test_the_cli_prints_the_report_and_fails_when_nothing_loads(tmp_path, capsys):
@@ -195,11 +196,17 @@ def test_the_cli_prints_the_report_and_fails_when_nothing_loads(tmp_path, capsys
     assert {
         "rows_read",
         "rows_loaded",
+        "rows_skipped",
         "rows_quarantined",
+        "skipped",
+        "skipped_metrics",
         "quarantine_reasons",
         "partitions",
     } <= set(report)
-    assert report["rows_read"] == report["rows_loaded"] + report["rows_quarantined"]
+    parts = ("rows_loaded", "rows_skipped", "rows_quarantined")
+    assert report["rows_read"] == sum(report[k] for k in parts)
+    assert report["rows_quarantined"] == 0
+    assert sum(report["skipped"].values()) == report["rows_skipped"]
     empty = tmp_path / "empty.prom"
     empty.write_text("")
     args = parser.parse_args(["ingest", str(empty), "--db", str(db), "--json"])
@@ -213,6 +220,9 @@ def _parser():
     parser = argparse.ArgumentParser(prog="heteroscale")
     ingest_command.register(parser.add_subparsers(dest="command"))
     return parser
+
+
+TABLES = ("instance_samples", "service_load")
 
 
 def test_a_multi_day_parquet_file_loads_one_day_per_transaction(tmp_path, store):
@@ -233,8 +243,10 @@ def test_a_multi_day_parquet_file_loads_one_day_per_transaction(tmp_path, store)
         days[1].height,
         days[2].height - 1,
     ]
-    assert [[p["day"] for p in r.partitions] for r in reports] == [
-        [(START + timedelta(days=k)).date().isoformat()] for k in (0, 1, 2)
+    # Each day writes its instance samples and the offered load derived from them.
+    assert [[(p["table"], p["day"]) for p in r.partitions] for r in reports] == [
+        [(table, (START + timedelta(days=k)).date().isoformat()) for table in TABLES]
+        for k in (0, 1, 2)
     ]
     assert sum(r.rows_loaded for r in reports) == frame.height - 2
     bad = store.read(QUARANTINE).sort("location")

@@ -87,3 +87,19 @@ def test_round_trip_through_a_real_prometheus(prometheus, store):
     served = store.read("service_load").sort("ts")
     assert_allclose(served["request_rate_rps"], load["request_rate_rps"], rtol=1e-3)
     assert_allclose(served["input_tps"], load["input_tps"], rtol=1e-3)
+
+
+def test_the_service_comes_from_the_series_labels_when_none_is_given(prometheus, store):
+    url, instances, load = prometheus
+    report = ingest(
+        [f"prometheus+{url}"],
+        store,
+        interval_s=INTERVAL_S,
+        start=START,
+        end=START + timedelta(seconds=INTERVALS * INTERVAL_S),
+        now=NOW,
+    )
+    assert report.rows_quarantined == 0
+    assert set(store.read("instance_samples")["service"]) == {"chat"}
+    assert set(store.read("service_load")["service"]) == {"chat"}
+    assert "service" in report.notes
