@@ -20,9 +20,9 @@ def test_every_figure_is_drawn_without_script_errors(tables, tmp_path):
     assert run.dom.count('class="main-svg"') >= figures  # SVG layers were laid out
     pieces = drawn_pieces(run.dom)
     assert all(plotted_traces(piece) for piece in pieces)  # every figure drew its data
-    # The signal study's figures open the page: the heatmap's image, then every trace of the
-    # scatter grid and of the time series.
-    heatmap, fit, series = pieces[:3]
+    # The signal study's figures follow the decision's five: the heatmap's image, then every
+    # trace of the scatter grid and of the time series.
+    heatmap, fit, series = pieces[5:8]
     assert plotted_traces(heatmap) == 1 and "<image" in heatmap
     study, paired = tables["signal_study"], tables["signal_series"]
     assert plotted_traces(fit) == len(signal_fit_figure(paired, study).data)
