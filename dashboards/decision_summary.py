@@ -1,9 +1,9 @@
-"""The report's first screen in words: which policy was chosen, what it saves, and whether it
-met its targets, each sentence computed from the fleet backtest's tables.
+"""The report's decision in words: which policy was chosen, what it saves, whether it met its
+targets and passed the publication gate, each sentence computed from the fleet backtest's
+tables; and, for the backtest's page, what each mechanism is worth and what the controller did.
 
-A reader should be able to act on this section alone: the configuration to deploy, the saving
-to expect with its uncertainty, the targets missed and by how much, which peers fail the SLO,
-what each of the policy's mechanisms is worth, and how far the fast-mode figures can be trusted.
+A reader should be able to act on the overview alone: the configuration to deploy, the saving
+to expect with its uncertainty, the targets missed and by how much, and which peers fail the SLO.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ from dashboards.policy_groups import (
     mechanism,
     row,
 )
+from dashboards.signal_summary import signal_brief
 from dashboards.targets import Verdict, verdicts
 from dashboards.wording import ci, percent, points
+from policies.gate import Verdict as GateVerdict
+from policies.gate import validate
 from policies.scoring import DAY_S
 
 
@@ -30,7 +33,6 @@ def decision_sections(
     curation_candidates: pl.DataFrame,
     fleet_summary: pl.DataFrame,
     fleet_per_day: pl.DataFrame,
-    mode_agreement: pl.DataFrame,
 ) -> dict[str, list[str]]:
     """The decision, section by section.
 
@@ -42,14 +44,12 @@ def decision_sections(
         Every candidate configuration curation scored (to say what it was chosen among).
     fleet_summary, fleet_per_day : pl.DataFrame
         Every policy's scores over the evaluation days, and per day.
-    mode_agreement : pl.DataFrame
-        Fast mode against request level (:func:`policies.modes.compare_modes`).
 
     Returns
     -------
     dict of str to list of str
-        Section title -> its lines, in reading order: the chosen policy (headline verdict
-        first), savings, targets, policies that miss the SLO, ablations, mode agreement.
+        Section title -> its lines, in reading order: the chosen policy (headline verdict and
+        the publication gate's first), savings, targets, policies that miss the SLO.
     """
     curated = curated_policy.row(0, named=True)
     chosen = row(fleet_summary, CHOSEN)
@@ -57,18 +57,124 @@ def decision_sections(
     return {
         "Chosen policy": [
             _headline(judged),
+            _gate_line(_gate(curated, fleet_summary)),
             *_configuration(curated),
             _provenance(curated, curation_candidates, fleet_per_day),
         ],
         "Savings": _savings(curated, chosen, fleet_summary),
         "Targets": [verdict.line() for verdict in judged],
         "Policies that miss the SLO": _slo_misses(curated, fleet_summary),
-        "Ablations: what each mechanism is worth": [
-            _ablation_line(chosen, ablation)
-            for ablation in ablations(fleet_summary).iter_rows(named=True)
-        ],
-        "Fast mode against request level": _mode_gaps(mode_agreement),
     }
+
+
+def decision_card(
+    *,
+    curated_policy: pl.DataFrame,
+    signal_study: pl.DataFrame,
+    signal_recommendation: pl.DataFrame,
+    fleet_summary: pl.DataFrame,
+    fleet_per_day: pl.DataFrame,
+) -> list[tuple[str, str, bool | None]]:
+    """The decision in a few short rows, for the first screen.
+
+    Parameters
+    ----------
+    curated_policy, fleet_summary, fleet_per_day : pl.DataFrame
+        As :func:`decision_sections`.
+    signal_study, signal_recommendation : pl.DataFrame
+        The study's ranked candidates and its recommendation (:func:`signals.run_study`).
+
+    Returns
+    -------
+    list of (str, str, bool or None)
+        Label, text and whether it passed (None where nothing is judged): the SLO verdict, the
+        publication gate's (:func:`policies.gate.validate`, the function the main job's
+        blocking check calls), the recommended signal (:func:`signal_brief`), the
+        configuration, the saving against static_peak and against the best baseline at the
+        SLO (GPU-hours and utilisation with their 95% CIs over days), and the targets met.
+    """
+    curated = curated_policy.row(0, named=True)
+    chosen = row(fleet_summary, CHOSEN)
+    judged = verdicts(curated, fleet_summary, fleet_per_day)
+    slo, gate = judged[0], _gate(curated, fleet_summary)
+    target = curated["slo_attainment_target"]
+    rows = [
+        (
+            "SLO",
+            f"{'met' if slo.passed else f'MISSED by {slo.miss}'}: TTFT p99 <= "
+            f"{curated['ttft_p99_slo_s']:g} s in {percent(chosen['ttft_attainment'])} and TBT "
+            f"p99 <= {1000 * curated['tbt_p99_slo_s']:g} ms in "
+            f"{percent(chosen['tbt_attainment'])} of the evaluation intervals (target "
+            f"{100 * target:g}% each).",
+            slo.passed,
+        ),
+        (
+            "Publication gate",
+            "passed: the main job exports the policy spec and its manifests beside the store."
+            if gate.passed
+            else "FAILED: the main job exports nothing for it; do not deploy it as it is.",
+            gate.passed,
+        ),
+        ("Signal", signal_brief(signal_study, signal_recommendation, curated_policy), None),
+        (
+            "Configuration",
+            f"scale prefill and decode together on the decode pool's {curated['signal']}: "
+            f"{curated['decode_tps_per_instance']:,.1f} decode tok/s per instance at "
+            f"{curated['utilisation_target']:.0%} of it, P/D {curated['pd_ratio']:.2f} "
+            f"({curated['prefill_gpu_type']} prefill, {curated['decode_gpu_type']} decode); act "
+            f"outside +{curated['scale_out_threshold']:.0%} / -{curated['scale_in_threshold']:.0%}"
+            f", cool-downs {curated['scale_out_cooldown_s']:g} s out, "
+            f"{curated['scale_in_cooldown_s']:g} s in.",
+            None,
+        ),
+    ]
+    static = row(fleet_summary, STATIC_PEAK)
+    if static is not None:
+        rows.append((f"Against {STATIC_PEAK}", _brief(chosen, static), None))
+    best = best_baseline(fleet_summary, target)
+    if best is None:
+        versus = f"none meets the {100 * target:g}% SLO attainment target."
+    elif best["policy"] == STATIC_PEAK:
+        versus = f"{STATIC_PEAK}: no other baseline meets the {100 * target:g}% SLO target."
+    else:
+        versus = f"{best['policy']}: {_brief(chosen, best)}"
+    rows.append(("Against the best baseline at the SLO", versus, None))
+    outcomes = {v.passed for v in judged}
+    met = False if False in outcomes else (None if None in outcomes else True)
+    rows.append(("Targets", _headline(judged), met))
+    return rows
+
+
+def _brief(chosen: dict, other: dict) -> str:
+    """The saving against another policy in one sentence, with the CIs over days."""
+    hours, theirs = chosen["gpu_hours"], other["gpu_hours"]
+    verb = "saves" if hours <= theirs else "COSTS"
+    return (
+        f"{verb} {abs(theirs - hours):,.0f} GPU-hours ({abs(hours / theirs - 1):.1%}): "
+        f"{hours:,.0f} {ci(chosen['gpu_hours_ci_low'], chosen['gpu_hours_ci_high'], 0)} "
+        f"against {theirs:,.0f} {ci(other['gpu_hours_ci_low'], other['gpu_hours_ci_high'], 0)}; "
+        f"GPU utilisation {_util(chosen)} against {_util(other)}."
+    )
+
+
+def _gate(curated: dict, summary: pl.DataFrame) -> GateVerdict:
+    """The publication gate on these scores: the main job's check, computed again here so the
+    report never shows a stale verdict (it cannot wait for the check: a failed blocking check
+    would stop the report exactly when its verdict matters)."""
+    return validate(summary, target=curated["slo_attainment_target"], policy=curated["policy"])
+
+
+def _gate_line(gate: GateVerdict) -> str:
+    exported = (
+        "so the main job exports it: the policy spec and its manifests beside the store "
+        "(docs/deploy.md)"
+        if gate.passed
+        else "so the main job exports nothing for it"
+    )
+    return (
+        f"Publication gate {'passed' if gate.passed else 'FAILED'}: "
+        f"{'; '.join(gate.reasons)}; {exported}."
+    )
 
 
 def _headline(judged: list[Verdict]) -> str:
@@ -151,10 +257,37 @@ def _against(label: str, chosen: dict, other: dict) -> str:
         f"{ci(chosen['gpu_hours_ci_low'], chosen['gpu_hours_ci_high'])}) against {theirs:.1f} "
         f"({ci(other['gpu_hours_ci_low'], other['gpu_hours_ci_high'])}): "
         f"{hours - theirs:+.1f} GPU-hours ({hours / theirs - 1:+.1%}); GPU utilisation "
-        f"{percent(chosen['avg_gpu_util'], 1)} against {percent(other['avg_gpu_util'], 1)} "
+        f"{_util(chosen)} against {_util(other)} "
         f"({points(chosen['avg_gpu_util'] - other['avg_gpu_util'], 1)}); SLO attainment "
         f"{percent(chosen['slo_attainment'])} against {percent(other['slo_attainment'])}."
     )
+
+
+def _util(scores: dict) -> str:
+    """Average GPU utilisation with its 95% CI over days: ``52.5% [50.1% to 54.8%]``."""
+    low, high = (percent(scores[f"avg_gpu_util_ci_{end}"], 1) for end in ("low", "high"))
+    return f"{percent(scores['avg_gpu_util'], 1)} [{low} to {high}]"
+
+
+def controller_line(decisions: pl.DataFrame) -> str:
+    """What the chosen policy's controller did: count changes by direction of the total (a
+    change that keeps the total only moves instances between the roles, the ratio's rounding),
+    and the range of each pool."""
+    change = (pl.col("next_prefill") + pl.col("next_decode")) - (
+        pl.col("current_prefill") + pl.col("current_decode")
+    )
+    counts = decisions.select(
+        out=(change > 0).sum(), into=(change < 0).sum(), even=(change == 0).sum()
+    ).row(0, named=True)
+    line = (
+        f"Controller: {decisions.height} count changes over the evaluation days: "
+        f"{counts['out']} scale-outs, {counts['into']} scale-ins, {counts['even']} rebalances"
+    )
+    for role in ("prefill", "decode"):
+        both = pl.concat([decisions[f"current_{role}"], decisions[f"next_{role}"]])
+        if both.len():
+            line += f"; {role} {both.min()} to {both.max()} instances"
+    return line + "."
 
 
 def _slo_misses(curated: dict, summary: pl.DataFrame) -> list[str]:
@@ -171,6 +304,16 @@ def _slo_misses(curated: dict, summary: pl.DataFrame) -> list[str]:
         f"TBT {percent(r['tbt_attainment'])}), {r['breaches']} breaches, at "
         f"{r['gpu_hours']:.1f} GPU-hours."
         for r in missing.iter_rows(named=True)
+    ]
+
+
+def ablation_lines(fleet_summary: pl.DataFrame) -> list[str]:
+    """What each mechanism of the chosen policy is worth: a line per ablation in the backtest
+    (none when it ran without ablations)."""
+    chosen = row(fleet_summary, CHOSEN)
+    return [
+        _ablation_line(chosen, ablation)
+        for ablation in ablations(fleet_summary).iter_rows(named=True)
     ]
 
 
@@ -193,12 +336,14 @@ def _ablation_line(chosen: dict, ablation: dict) -> str:
     return line + "."
 
 
-def _mode_gaps(mode_agreement: pl.DataFrame) -> list[str]:
+def mode_lines(mode_agreement: pl.DataFrame) -> list[str]:
+    """How far the fast-mode figures of the backtest can be trusted: per policy, request level
+    minus fast mode on the same requests (:func:`policies.modes.compare_modes`)."""
     request = mode_agreement.filter(pl.col("mode") == "request").sort("policy")
     lead = (
         f"Request level minus fast mode on the same {request['requests'].max():,} requests of "
-        "one evaluation-day span (GPU-hours relative, the rest absolute); the fleet figures "
-        "above are fast mode."
+        "one evaluation-day span (GPU-hours relative, the rest absolute); the backtest's fleet "
+        "figures are fast mode."
     )
     return [lead] + [
         f"{r['policy']}: GPU-hours {r['gpu_hours_gap']:+.1%}, GPU utilisation "

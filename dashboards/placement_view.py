@@ -55,9 +55,13 @@ def placement_figure(placement: pl.DataFrame) -> go.Figure:
             col=actions.index(action) + 1,
         )
         in_legend.add(gpu_type)
-    figure.update_xaxes(title_text="S2")
+    figure.update_xaxes(title_text="S2 big-pod")
     if not actions:
         figure.add_annotation(text="no placement in this run", showarrow=False)
     figure.update_yaxes(title_text="instances")
-    figure.update_layout(title="Placement per S2 and GPU type", barmode="stack")
+    figure.update_layout(
+        title="Instances placed (scale_out) and removed (scale_in) per S2 big-pod and GPU type, "
+        "over every cycle",
+        barmode="stack",
+    )
     return figure

@@ -1,99 +1,151 @@
-"""The report's second section in words: the telemetry the study read, which signals track
-load, what the chosen policy's controller did, and where the scheduler placed instances."""
+"""The telemetry the report rests on, in words: what it covers, where it has gaps, and what it
+does not measure.
+
+The signal study and the policy's targets are only as good as the telemetry under them, so the
+health page says plainly where an instance stopped reporting and which signals were never
+measured (a null is "not measured", never a zero: docs/telemetry-schema.md).
+"""
 
 from __future__ import annotations
 
 import polars as pl
 
+from dashboards.wording import percent
+from signals import LOAD_COLUMNS
+from signals.study import ROLE_LATENCY
+from telemetry.schema import INSTANCE_METRIC_COLUMNS, LATENCY_COLUMNS
 
-def telemetry_lines(
-    *,
-    instance_samples: pl.DataFrame,
-    signal_scores: pl.DataFrame,
-    decisions: pl.DataFrame,
-    placement: pl.DataFrame,
-) -> list[str]:
-    """Plain-text findings, each computed from the tables.
+#: How many instances with gaps the page names, worst first.
+NAMED_GAPS = 5
+
+
+def telemetry_lines(instance_samples: pl.DataFrame, service_load: pl.DataFrame) -> list[str]:
+    """What the canonical telemetry covers, its gaps and what it leaves unmeasured.
 
     Parameters
     ----------
-    instance_samples : pl.DataFrame
-        The canonical telemetry table.
-    signal_scores : pl.DataFrame
-        The output of :func:`signals.score_signals`.
-    decisions : pl.DataFrame
-        The chosen policy's count changes (``scaling_decisions``,
-        :data:`policies.loop.ROLE_TARGETS_SCHEMA`).
-    placement : pl.DataFrame
-        A placement plan with ``s2`` and ``instances``.
+    instance_samples, service_load : pl.DataFrame
+        The canonical telemetry tables of the report's service.
 
     Returns
     -------
     list of str
-        The telemetry covered; per (service, role) the signal with the highest |Pearson r| and
-        the signal that gives up least at low load (lowest scale-in response: the paper's
-        "decode utilisation stays busy" test, §5.3.2); the controller's scale-outs and
-        scale-ins and the range of each pool; the instances placed.
+        The span, instances per role and rows; the gaps (intervals an instance skipped between
+        its first and its last sample), the worst instances named with where their longest gap
+        starts; per role, the signals never measured and those missing in some intervals; the
+        offered-load columns never or partly measured.
     """
-    span = instance_samples.select(pl.col("ts").min().alias("start"), pl.col("ts").max())
-    start, end = span.row(0)
+    if instance_samples.is_empty():
+        return ["Telemetry: the store holds no instance samples for this service."]
+    start, end = instance_samples.select(pl.col("ts").min().alias("start"), pl.col("ts").max()).row(
+        0
+    )
+    roles = (
+        instance_samples.group_by("role")
+        .agg(pl.col("instance_id").n_unique())
+        .sort("role")
+        .iter_rows()
+    )
+    intervals = ", ".join(f"{s:g} s" for s in instance_samples["interval_s"].unique().sort())
     lines = [
-        f"Telemetry: {instance_samples['service'].n_unique()} service(s), "
-        f"{instance_samples['instance_id'].n_unique()} instances, {start:%Y-%m-%d %H:%M} to "
-        f"{end:%Y-%m-%d %H:%M} UTC."
+        f"Telemetry: {instance_samples['instance_id'].n_unique()} instances "
+        f"({', '.join(f'{n} {role}' for role, n in roles)}), {start:%Y-%m-%d %H:%M} to "
+        f"{end:%Y-%m-%d %H:%M} UTC at {intervals} intervals: {instance_samples.height:,} "
+        f"instance samples and {service_load.height:,} intervals of offered load."
     ]
-    correlated = signal_scores.filter(pl.col("pearson_r").is_not_null()).sort(
-        "service", "role", "signal"
+    return lines + gap_lines(instance_samples) + unmeasured_lines(instance_samples, service_load)
+
+
+def gaps(instance_samples: pl.DataFrame) -> pl.DataFrame:
+    """Every gap: an instance's consecutive samples further apart than its interval.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``service``, ``instance_id``, ``after`` (the last sample before the gap), ``missing``
+        (whole intervals without a sample), longest first.
+    """
+    return (
+        instance_samples.sort("service", "instance_id", "ts")
+        .with_columns(
+            step_s=pl.col("ts").diff().over("service", "instance_id").dt.total_seconds(),
+            after=pl.col("ts").shift().over("service", "instance_id"),
+        )
+        .with_columns(missing=(pl.col("step_s") / pl.col("interval_s")).round() - 1)
+        .filter(pl.col("missing") >= 1)
+        .select("service", "instance_id", "after", pl.col("missing").cast(pl.Int64))
+        .sort("missing", "service", "instance_id", "after", descending=[True, False, False, False])
     )
-    roles = correlated.partition_by("service", "role", maintain_order=True, as_dict=True)
-    for (service, role), scores in roles.items():
-        lines.append(_signal_line(service, role, scores))
-    lines.append(_controller_line(decisions))
-    lines.append(
-        f"Placement: {placement['instances'].sum()} instances in {placement.height} rows "
-        f"across {placement['s2'].n_unique()} S2 pod(s)."
+
+
+def gap_lines(instance_samples: pl.DataFrame) -> list[str]:
+    found = gaps(instance_samples)
+    instances = instance_samples["instance_id"].n_unique()
+    if found.is_empty():
+        return [
+            f"Gaps: none. Each of the {instances} instances reports every interval from its "
+            "first sample to its last."
+        ]
+    worst = (
+        found.group_by("service", "instance_id")
+        .agg(
+            total=pl.col("missing").sum(),
+            longest=pl.col("missing").max(),
+            after=pl.col("after").sort_by("missing", "after", descending=[True, False]).first(),
+        )
+        .sort("total", "instance_id", descending=[True, False])
     )
+    lines = [
+        f"Gaps: MISSING {found['missing'].sum():,} interval(s) in {found.height:,} gap(s) on "
+        f"{worst.height} of {instances} instances; the signal study and the backtest read "
+        "those intervals as not measured."
+    ]
+    lines += [
+        f"{r['service']} {r['instance_id']}: {r['total']:,} missing interval(s); the longest "
+        f"gap, {r['longest']:,} interval(s), after {r['after']:%Y-%m-%d %H:%M:%S} UTC."
+        for r in worst.head(NAMED_GAPS).iter_rows(named=True)
+    ]
+    if worst.height > NAMED_GAPS:
+        lines.append(f"... and {worst.height - NAMED_GAPS} more instance(s) with gaps.")
     return lines
 
 
-def _signal_line(service: str, role: str, scores: pl.DataFrame) -> str:
-    best = scores.sort(pl.col("pearson_r").abs(), "signal", descending=[True, False]).row(
-        0, named=True
-    )
-    line = (
-        f"{service} {role}: {best['signal']} tracks offered load best "
-        f"(Pearson r = {best['pearson_r']:.2f}, scale-in response "
-        f"{_format(best['scale_in_response'])})"
-    )
-    responsive = scores.filter(pl.col("scale_in_response").is_not_null())
-    if responsive.height:
-        weakest = responsive.sort("scale_in_response", "signal").row(0, named=True)
-        line += (
-            f"; {weakest['signal']} gives up least at low load "
-            f"(scale-in response {weakest['scale_in_response']:.2f}), unfit to scale in on"
+def unmeasured_lines(instance_samples: pl.DataFrame, service_load: pl.DataFrame) -> list[str]:
+    """Per role the signals with no value in any interval, and those missing in some; then the
+    offered-load columns likewise.
+
+    A role is not asked for the other role's latency (a prefill pool answers for the first
+    token, a decode pool for the gaps between tokens: :data:`signals.study.ROLE_LATENCY`),
+    and a latency quantile is null in an interval that completed no request, so some missing
+    latencies are expected at light load.
+    """
+    lines = []
+    for (role,), rows in sorted(instance_samples.partition_by("role", as_dict=True).items()):
+        held = {quantile.split("_")[0] for quantile in ROLE_LATENCY[role]}
+        metrics = [
+            c
+            for c in INSTANCE_METRIC_COLUMNS
+            if c not in LATENCY_COLUMNS or c.split("_")[0] in held
+        ]
+        lines.append(_missing(f"{role.capitalize()} instances", rows, metrics))
+    lines.append(_missing("Offered load", service_load, list(LOAD_COLUMNS)))
+    return lines
+
+
+def _missing(what: str, rows: pl.DataFrame, columns: list[str]) -> str:
+    shares = rows.select(pl.col(columns).null_count() / max(rows.height, 1)).row(0, named=True)
+    never = [c for c in columns if shares[c] == 1.0]
+    partly = [c for c in columns if 0.0 < shares[c] < 1.0]
+    if not never and not partly:
+        return f"{what}: every signal measured in every interval."
+    said = []
+    if never:
+        said.append(f"never measured: {', '.join(never)}")
+    if partly:
+        said.append(
+            "not measured in some intervals: "
+            + ", ".join(f"{c} ({percent(shares[c], 1)} of intervals)" for c in partly)
         )
-    return line + "."
-
-
-def _controller_line(decisions: pl.DataFrame) -> str:
-    """Count changes by direction of the total; a change that keeps the total only moves
-    instances between the roles (the ratio's rounding)."""
-    change = (pl.col("next_prefill") + pl.col("next_decode")) - (
-        pl.col("current_prefill") + pl.col("current_decode")
-    )
-    counts = decisions.select(
-        out=(change > 0).sum(), into=(change < 0).sum(), even=(change == 0).sum()
-    ).row(0, named=True)
-    line = (
-        f"Controller: {decisions.height} count changes over the evaluation days: "
-        f"{counts['out']} scale-outs, {counts['into']} scale-ins, {counts['even']} rebalances"
-    )
-    for role in ("prefill", "decode"):
-        both = pl.concat([decisions[f"current_{role}"], decisions[f"next_{role}"]])
-        if both.len():
-            line += f"; {role} {both.min()} to {both.max()} instances"
-    return line + "."
-
-
-def _format(value: float | None) -> str:
-    return "undefined" if value is None else f"{value:.2f}"
+    if set(partly) & LATENCY_COLUMNS:
+        said.append("a latency is not measured in an interval that completed no request")
+    return f"{what}: {'; '.join(said)}."

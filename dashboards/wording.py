@@ -23,8 +23,9 @@ def points(delta: float, digits: int = 2, *, signed: bool = True) -> str:
 
 
 def ci(low: float, high: float, digits: int = 1) -> str:
-    """A 95% confidence interval: ``[2090.1, 2104.5]``."""
-    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+    """A 95% confidence interval: ``[2,090.1 to 2,104.5]`` (a comma would read as a thousands
+    separator)."""
+    return f"[{low:,.{digits}f} to {high:,.{digits}f}]"
 
 
 def number(value: float | None, digits: int = 3) -> str:

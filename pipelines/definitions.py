@@ -1,4 +1,5 @@
-"""The code location: every asset, check and job, bound to the store and the scenario."""
+"""The code location: every asset, check, job, schedule and sensor, bound to the deployment's
+store, telemetry source and inbox through environment variables read at run time."""
 
 from __future__ import annotations
 
@@ -11,9 +12,20 @@ from pipelines.assets import publication as publication_assets
 from pipelines.assets import scheduler as scheduler_assets
 from pipelines.assets import signals as signals_assets
 from pipelines.assets import telemetry as telemetry_assets
-from pipelines.jobs import heteroscale_job
-from pipelines.resources import ScenarioResource, StoreResource
-from pipelines.sensors import inbox_sensor, ingest_job
+from pipelines.jobs import heteroscale_job, ingest_job, policy_job, telemetry_job
+from pipelines.resources import (
+    InboxResource,
+    ScenarioResource,
+    StoreResource,
+    TelemetrySourceResource,
+)
+from pipelines.schedules import daily_policy_schedule, daily_telemetry_schedule
+from pipelines.sensors import inbox_sensor, telemetry_freshness_sensor
+from telemetry.store import DB_ENV_VAR
+
+SOURCES_ENV_VAR = "HETEROSCALE_SOURCES"
+MAPPING_ENV_VAR = "HETEROSCALE_MAPPING"
+INBOX_ENV_VAR = "HETEROSCALE_INBOX"
 
 ASSET_MODULES = [
     telemetry_assets,
@@ -26,15 +38,32 @@ ASSET_MODULES = [
 ]
 
 
-def build_definitions(store: StoreResource, scenario: ScenarioResource) -> dg.Definitions:
-    """Definitions bound to one store and one scenario (the CLI binds its own ``--out``)."""
+def build_definitions(
+    store: StoreResource,
+    scenario: ScenarioResource,
+    source: TelemetrySourceResource | None = None,
+    inbox: InboxResource | None = None,
+) -> dg.Definitions:
+    """Definitions bound to one store, scenario, telemetry source and inbox (the CLI binds
+    its own ``--out`` and the simulator; the code location binds the environment's)."""
     return dg.Definitions(
         assets=dg.load_assets_from_modules(ASSET_MODULES),
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
-        jobs=[heteroscale_job, ingest_job],
-        sensors=[inbox_sensor],
-        resources={"store": store, "scenario": scenario},
+        jobs=[heteroscale_job, telemetry_job, policy_job, ingest_job],
+        schedules=[daily_telemetry_schedule, daily_policy_schedule],
+        sensors=[inbox_sensor, telemetry_freshness_sensor],
+        resources={
+            "store": store,
+            "scenario": scenario,
+            "source": source or TelemetrySourceResource(),
+            "inbox": inbox or InboxResource(),
+        },
     )
 
 
-defs = build_definitions(StoreResource(), ScenarioResource())
+defs = build_definitions(
+    StoreResource(db_path=dg.EnvVar(DB_ENV_VAR)),
+    ScenarioResource(),
+    TelemetrySourceResource(sources=dg.EnvVar(SOURCES_ENV_VAR), mapping=dg.EnvVar(MAPPING_ENV_VAR)),
+    InboxResource(path=dg.EnvVar(INBOX_ENV_VAR)),
+)

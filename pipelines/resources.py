@@ -1,5 +1,13 @@
-"""Resources: where results are stored and which scenario the main job runs."""
+"""Resources: where results are stored, where telemetry comes from, which scenario the main job
+runs, and the inbox the sensor watches.
 
+The code location binds the deployment's choices with ``dg.EnvVar`` (:mod:`pipelines.definitions`),
+so they are read when a run or sensor starts, in the process that runs it, and the UI shows
+which variable each comes from; nothing here reads the environment.
+"""
+
+from datetime import UTC, date
+from functools import lru_cache
 from pathlib import Path
 
 import dagster as dg
@@ -8,16 +16,19 @@ import polars as pl
 from scheduler import FLEET_TOPOLOGY_PATH
 from simulator import Trace, load_trace, servegen_day
 from simulator.servegen import DAY_RATE_SCALE
-from telemetry.store import TelemetryStore, default_db_path
+from telemetry.ingest import Mapping, load_mapping
+from telemetry.store import TelemetryStore
 
 REPORT_NAME = "heteroscale-report.html"
+#: The telemetry source that simulates the scenario instead of loading telemetry.
+SIMULATOR = "simulator"
 
 
 class StoreResource(dg.ConfigurableResource):
     """The DuckDB store every asset reads from and writes to (``HETEROSCALE_DB``), and the
     folder beside it where the HTML report goes."""
 
-    db_path: str = str(default_db_path())
+    db_path: str
 
     def report_path(self) -> Path:
         return Path(self.db_path).parent / REPORT_NAME
@@ -32,6 +43,46 @@ class StoreResource(dg.ConfigurableResource):
 
     def read(self, table: str, **where: object) -> pl.DataFrame:
         return self.store().read(table, where or None)
+
+
+class TelemetrySourceResource(dg.ConfigurableResource):
+    """Where the canonical telemetry's day partitions come from (``HETEROSCALE_SOURCES``).
+
+    ``simulator`` (the embedded default) replays the scenario's trace through the simulated
+    cluster; anything else is a comma-separated list of ``prometheus+http(s)://`` URLs and
+    Parquet tables with zoned timestamps, each read for the partition's UTC day
+    (docs/operations.md). ``mapping`` is a mapping file (docs/ingest.md), empty for none.
+    """
+
+    sources: str = SIMULATOR
+    mapping: str = ""
+
+    @property
+    def simulated(self) -> bool:
+        return self.sources.strip() == SIMULATOR
+
+    def source_list(self) -> list[str]:
+        return [s.strip() for s in self.sources.split(",") if s.strip()]
+
+    def load_mapping(self) -> Mapping:
+        return load_mapping(self.mapping or None)
+
+
+class InboxResource(dg.ConfigurableResource):
+    """The directory whose new files the inbox sensor loads (``HETEROSCALE_INBOX``)."""
+
+    path: str = "inbox"
+
+    def directory(self) -> Path:
+        return Path(self.path)
+
+
+@lru_cache(maxsize=2)
+def _trace(trace_path: str, trace_format: str, study_day: int, rate_scale: float) -> Trace:
+    """Traces are read once per process: the CLI asks for the day before the run simulates it."""
+    if trace_path:
+        return load_trace(trace_path, trace_format)
+    return servegen_day(study_day, rate_scale=rate_scale)
 
 
 class ScenarioResource(dg.ConfigurableResource):
@@ -67,9 +118,11 @@ class ScenarioResource(dg.ConfigurableResource):
 
     def trace(self) -> Trace:
         """The requests the telemetry is simulated from."""
-        if self.trace_path:
-            return load_trace(self.trace_path, self.trace_format)
-        return servegen_day(self.study_day, rate_scale=self.study_rate_scale)
+        return _trace(self.trace_path, self.trace_format, self.study_day, self.study_rate_scale)
+
+    def trace_day(self) -> date:
+        """The UTC day the trace starts on: the telemetry partition the simulator fills."""
+        return self.trace().start.astimezone(UTC).date()
 
     def describe_trace(self) -> str:
         if self.trace_path:

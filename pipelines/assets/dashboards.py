@@ -1,9 +1,9 @@
-"""The report asset: one self-contained HTML page, the policy decision first, then the telemetry
-and placement it rests on."""
+"""The report asset: offline HTML pages, the decision on the index (the path the CLI prints),
+the signal study, backtest, placement, telemetry health and simulator fidelity behind it."""
 
 import dagster as dg
 
-from dashboards import write_report
+from dashboards import PAGES, page_path, write_report
 from pipelines.assets.policies import (
     CURATION_KEY,
     FLEET_BACKTEST_KEY,
@@ -15,6 +15,8 @@ from pipelines.assets.signals import SIGNAL_SCORES_KEY, SIGNAL_STUDY_KEY
 from pipelines.assets.telemetry import INSTANCE_SAMPLES_KEY, SERVICE_LOAD_KEY
 from pipelines.resources import ScenarioResource, StoreResource
 from signals import paired_series
+from telemetry.ingest import INGEST_LOG, QUARANTINE
+from telemetry.ingest.load import SERVICE_LOAD_ORIGIN
 from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
 
 #: ``write_report`` keyword -> the store table it reads (every one per service).
@@ -26,6 +28,7 @@ TABLES = {
     "signal_recommendation": "signal_recommendation",
     "decisions": "scaling_decisions",
     "placement": "placement_plan",
+    "placement_outcomes": "placement_outcomes",
     "curated_policy": "curated_policy",
     "curation_candidates": "curation_candidates",
     "pressure_sweep": "pressure_sweep",
@@ -33,6 +36,13 @@ TABLES = {
     "fleet_per_day": "fleet_per_day",
     "fleet_timeline": "fleet_timeline",
     "mode_agreement": "mode_agreement",
+}
+#: ``write_report`` keyword -> ingestion's table, read whole where the store has it (a store
+#: the simulator filled has none, and the report says so).
+INGESTION_TABLES = {
+    "ingest_log": INGEST_LOG,
+    "quarantine": QUARANTINE,
+    "service_load_origin": SERVICE_LOAD_ORIGIN,
 }
 
 
@@ -51,8 +61,10 @@ TABLES = {
     ],
     group_name="dashboards",
     description=(
-        "The chosen policy, its savings and a verdict per target, then the fleet backtest, "
-        "telemetry, signal scores and placement, on one offline HTML page."
+        "Offline HTML pages: the decision first (SLO and publication verdicts, the signal, "
+        "the configuration, savings with CIs, a verdict per target), then the signal study, "
+        "the policy and its backtest, the placement, telemetry and ingestion health, and the "
+        "simulator's fidelity."
     ),
 )
 def report_html(
@@ -60,9 +72,14 @@ def report_html(
 ) -> dg.MaterializeResult:
     service = scenario.service
     tables = {keyword: store.read(table, service=service) for keyword, table in TABLES.items()}
+    stored = store.store().row_counts()
+    ingestion = {
+        keyword: store.read(table) for keyword, table in INGESTION_TABLES.items() if table in stored
+    }
     path = write_report(
         store.report_path(),
         **tables,
+        **ingestion,
         signal_series=paired_series(
             tables["instance_samples"],
             tables["service_load"],
@@ -70,7 +87,12 @@ def report_html(
             service=service,
         ),
     )
-    context.log.info(f"report written to {path}")
+    pages = [page_path(path, slug) for slug in PAGES]
+    context.log.info(f"report written to {path} and {len(pages) - 1} pages beside it")
     return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(path)), "bytes": path.stat().st_size}
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "pages": dg.MetadataValue.md("\n".join(f"- `{page.name}`" for page in pages)),
+            "bytes": dg.MetadataValue.int(sum(page.stat().st_size for page in pages)),
+        }
     )

@@ -5,7 +5,7 @@ decisions (docs/policy.md)."""
 import dagster as dg
 import polars as pl
 
-from pipelines.markdown import markdown_table
+from pipelines.metadata import ROW_COUNT, markdown_table, typed
 from pipelines.resources import ScenarioResource, StoreResource
 from policies.fleet import backtest_tables, run_fleet_backtest, servegen_scenario
 from policies.modes import compare_modes
@@ -95,24 +95,26 @@ def fleet_policy(
     heteroscale = summary.filter(pl.col("policy") == "heteroscale").row(0, named=True)
     yield dg.MaterializeResult(
         asset_key=CURATION_KEY,
-        metadata={
-            "dagster/row_count": rows["curation_candidates"],
-            "pd_ratio": curated["pd_ratio"],
-            "decode_tps_per_instance": curated["decode_tps_per_instance"],
-            "utilisation_target": curated["utilisation_target"],
-            "met_objective": curated["met_objective"],
-            "source": fleet.source,
-        },
+        metadata=typed(
+            {
+                ROW_COUNT: rows["curation_candidates"],
+                "pd_ratio": curated["pd_ratio"],
+                "decode_tps_per_instance": curated["decode_tps_per_instance"],
+                "utilisation_target": curated["utilisation_target"],
+                "met_objective": curated["met_objective"],
+                "source": fleet.source,
+            }
+        ),
     )
     yield dg.MaterializeResult(
         asset_key=FLEET_BACKTEST_KEY,
-        metadata={
-            "dagster/row_count": rows["fleet_summary"],
-            "heteroscale_slo_attainment": heteroscale["slo_attainment"],
-            "heteroscale_avg_gpu_util": heteroscale["avg_gpu_util"],
-            "heteroscale_gpu_hours_vs_oracle": heteroscale["gpu_hours_vs_oracle"],
-            "summary": dg.MetadataValue.md(
-                markdown_table(
+        metadata=typed(
+            {
+                ROW_COUNT: rows["fleet_summary"],
+                "heteroscale_slo_attainment": heteroscale["slo_attainment"],
+                "heteroscale_avg_gpu_util": heteroscale["avg_gpu_util"],
+                "heteroscale_gpu_hours_vs_oracle": heteroscale["gpu_hours_vs_oracle"],
+                "summary": markdown_table(
                     summary.select(
                         "policy",
                         "gpu_hours",
@@ -123,20 +125,17 @@ def fleet_policy(
                         "scaling_actions",
                         "flaps",
                     )
-                )
-            ),
-        },
+                ),
+            }
+        ),
     )
     yield dg.MaterializeResult(
         asset_key=MODE_AGREEMENT_KEY,
-        metadata={
-            "dagster/row_count": mode_rows,
-            "policies": ", ".join(["heteroscale", *strongest]),
-        },
+        metadata=typed({ROW_COUNT: mode_rows, "policies": ", ".join(["heteroscale", *strongest])}),
     )
     yield dg.MaterializeResult(
         asset_key=SCALING_DECISIONS_KEY,
-        metadata={"dagster/row_count": rows["scaling_decisions"]},
+        metadata=typed({ROW_COUNT: rows["scaling_decisions"]}),
     )
 
 

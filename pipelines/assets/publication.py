@@ -13,6 +13,7 @@ import dagster as dg
 import polars as pl
 
 from pipelines.assets.policies import CURATION_KEY, FLEET_BACKTEST_KEY
+from pipelines.metadata import ROW_COUNT, typed
 from pipelines.resources import ScenarioResource, StoreResource
 from policies.exporters import FORMATS, ClusterBinding, write_exports
 from policies.gate import validate
@@ -71,13 +72,15 @@ def policy_spec(
         ("service",),
     )
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rows,
-            "path": dg.MetadataValue.path(str(path)),
-            "gate_passed": spec.validation.passed,
-            "pd_ratio": spec.pd_ratio,
-            "decode_tps_per_instance": spec.decode_tps_per_instance,
-        }
+        metadata=typed(
+            {
+                ROW_COUNT: rows,
+                "path": dg.MetadataValue.path(str(path)),
+                "gate_passed": spec.validation.passed,
+                "pd_ratio": spec.pd_ratio,
+                "decode_tps_per_instance": spec.decode_tps_per_instance,
+            }
+        )
     )
 
 
@@ -99,13 +102,15 @@ def policy_spec_passes_publication_gate(
     return dg.AssetCheckResult(
         passed=verdict.passed,
         description=verdict.summary(),
-        metadata={
-            "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in verdict.reasons)),
-            "ttft_attainment": verdict.ttft_attainment,
-            "tbt_attainment": verdict.tbt_attainment,
-            "gpu_hours": verdict.gpu_hours,
-            "static_peak_gpu_hours": verdict.static_peak_gpu_hours,
-        },
+        metadata=typed(
+            {
+                "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in verdict.reasons)),
+                "ttft_attainment": verdict.ttft_attainment,
+                "tbt_attainment": verdict.tbt_attainment,
+                "gpu_hours": verdict.gpu_hours,
+                "static_peak_gpu_hours": verdict.static_peak_gpu_hours,
+            }
+        ),
     )
 
 
@@ -128,6 +133,6 @@ def policy_exports(scenario: ScenarioResource, store: StoreResource) -> dg.Mater
     return dg.MaterializeResult(
         metadata={
             "directory": dg.MetadataValue.path(str(exports_dir(store, scenario.service))),
-            "files": ", ".join(p.name for p in paths),
+            "files": dg.MetadataValue.text(", ".join(p.name for p in paths)),
         }
     )

@@ -4,6 +4,7 @@ import dagster as dg
 import polars as pl
 
 from pipelines.assets.policies import CURATION_KEY, SCALING_DECISIONS_KEY
+from pipelines.metadata import ROW_COUNT, typed
 from pipelines.resources import ScenarioResource, StoreResource
 from policies.modes import placement_requirements
 from scheduler import load_topology, replay_targets
@@ -55,7 +56,7 @@ def placement_plan(
         ]
     )[0]
     return dg.MaterializeResult(
-        metadata={"rows": rows, **plan_metrics(topology, replay, {service: requirements})}
+        metadata=typed({ROW_COUNT: rows, **plan_metrics(topology, replay, {service: requirements})})
     )
 
 
@@ -67,7 +68,8 @@ def placement_plan_respects_affinity(
     plan = store.read("placement_plan", service=scenario.service)
     violations = plan.filter(~pl.col("affinity_satisfied")).height
     return dg.AssetCheckResult(
-        passed=violations == 0, metadata={"rows": plan.height, "violations": violations}
+        passed=violations == 0,
+        metadata=typed({"rows": plan.height, "violations": violations}),
     )
 
 
@@ -81,5 +83,5 @@ def placement_plan_places_every_instance(
     return dg.AssetCheckResult(
         passed=shortfall == 0,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"shortfall_instances": shortfall},
+        metadata=typed({"shortfall_instances": shortfall}),
     )

@@ -6,7 +6,7 @@ import polars as pl
 
 from pipelines.assets.policies import CURATION_KEY
 from pipelines.assets.telemetry import INSTANCE_SAMPLES_KEY, SERVICE_LOAD_KEY
-from pipelines.markdown import markdown_table
+from pipelines.metadata import ROW_COUNT, markdown_table, typed
 from pipelines.resources import ScenarioResource, StoreResource
 from policies.fleet import pressure_targets
 from policies.slo import ServiceSLO
@@ -35,7 +35,7 @@ def signal_scores(
         window_s=scenario.signal_window_s,
     )
     rows = store.write("signal_scores", scores, ("service",))
-    return dg.MaterializeResult(metadata={"rows": rows, "scores": markdown_table(scores)})
+    return dg.MaterializeResult(metadata=typed({ROW_COUNT: rows, "scores": markdown_table(scores)}))
 
 
 @dg.asset(
@@ -75,15 +75,17 @@ def signal_study(
     best = recommended or {}
     context.log.info(f"recommended signal: {best}")
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rows[0],
-            "recommended_signal": f"{best.get('role')} {best.get('signal')}",
-            "target_per_instance": best.get("target_per_instance"),
-            "target_source": best.get("target_source"),
-            "ranking": dg.MetadataValue.md(
-                markdown_table(table.select("rank", "role", "gpu_type", "signal", "class"))
-            ),
-        }
+        metadata=typed(
+            {
+                ROW_COUNT: rows[0],
+                "recommended_signal": f"{best.get('role')} {best.get('signal')}",
+                "target_per_instance": best.get("target_per_instance"),
+                "target_source": best.get("target_source"),
+                "ranking": markdown_table(
+                    table.select("rank", "role", "gpu_type", "signal", "class")
+                ),
+            }
+        )
     )
 
 
@@ -101,7 +103,8 @@ def recommended_signal_tracks_load(
     recommended = store.read("signal_recommendation", service=service)
     if recommended.is_empty() or recommended["signal"][0] is None:
         return dg.AssetCheckResult(
-            passed=True, metadata={"checked": "nothing: the study recommended no signal"}
+            passed=True,
+            metadata=typed({"checked": "nothing: the study recommended no signal"}),
         )
     pick = recommended.row(0, named=True)
     study = store.read("signal_study", service=service).filter(
@@ -129,11 +132,13 @@ def recommended_signal_tracks_load(
                 or f"tracks load on all {drift.height} days"
             )
         ),
-        metadata={
-            "days": drift.height,
-            "days_weakened": weakened.height,
-            "per_day": dg.MetadataValue.md(
-                markdown_table(drift.select("day", "n_intervals", "pearson", "slope", "weakened"))
-            ),
-        },
+        metadata=typed(
+            {
+                "days": drift.height,
+                "days_weakened": weakened.height,
+                "per_day": markdown_table(
+                    drift.select("day", "n_intervals", "pearson", "slope", "weakened")
+                ),
+            }
+        ),
     )

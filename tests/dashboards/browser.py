@@ -15,12 +15,20 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 #: Set in CI (.ci/run installs Chromium): a missing browser fails instead of skipping.
 REQUIRE_ENV = "HETEROSCALE_REQUIRE_BROWSER"
+#: Set to 1 to have the end-to-end browser test rewrite the report's screenshots in docs/img/;
+#: unset, no test touches a tracked file.
+SCREENSHOTS_ENV = "HETEROSCALE_WRITE_SCREENSHOTS"
+#: The screenshots' size: a laptop's first screen.
+SCREEN = (1280, 900)
+#: Let scripts, timers and Plotly's promises run before the page is dumped or shot.
+SETTLE = "--virtual-time-budget=15000"
 
 _PROBE = """<script>
 (function () {
@@ -62,7 +70,7 @@ def drawn_pieces(dom: str) -> list[str]:
     """The DOM cut at each drawn graph div, in page order: piece ``i`` holds figure ``i``'s
     SVG (and the page up to the next figure)."""
     starts = [match.start() for match in _DRAWN.finditer(dom)]
-    return [dom[start:end] for start, end in zip(starts, [*starts[1:], len(dom)], strict=True)]
+    return [dom[start:end] for start, end in pairwise([*starts, len(dom)])]
 
 
 def plotted_traces(piece: str) -> int:
@@ -95,8 +103,7 @@ def open_page(page: Path, workdir: Path) -> PageRun:
             "--disable-gpu",
             "--enable-logging=stderr",
             "--v=0",
-            # Let scripts, timers and Plotly's promises run before the DOM is dumped.
-            "--virtual-time-budget=15000",
+            SETTLE,
             "--dump-dom",
             probed.resolve().as_uri(),
         ],
@@ -109,3 +116,26 @@ def open_page(page: Path, workdir: Path) -> PageRun:
     errors = [] if found is None else json.loads(html.unescape(found.group(1)))
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
     return PageRun(dom=done.stdout, errors=errors, console=console)
+
+
+def screenshot(page: Path, png: Path) -> Path:
+    """The first screen (:data:`SCREEN`) of ``page`` as drawn by headless Chromium, in ``png``."""
+    width, height = SCREEN
+    done = subprocess.run(
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--window-size={width},{height}",
+            SETTLE,
+            f"--screenshot={png.resolve()}",
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0 and png.exists(), done.stderr[-2000:]
+    return png

@@ -82,8 +82,20 @@ def telemetry():
             "gpu_type": ["H20", "L20", "L20", "L20"],
             "gpus": [8, 8, 4, 8],
             "instances": [2, 3, 1, 2],
-            "subgroup_priority": [0, 0, 1, 0],
+            "subgroup_priority": ["low", "low", "medium", "low"],
             "affinity_satisfied": [True, True, True, True],
+        }
+    )
+    # Cycle 1 asked for three scale-ins of decode and could do two (the plan's last row).
+    outcomes = pl.DataFrame(
+        {
+            "cycle": [0, 0, 1],
+            "service": [SERVICE] * 3,
+            "role": ["prefill", "decode", "decode"],
+            "action": ["scale_out", "scale_out", "scale_in"],
+            "requested_instances": [2, 5, 3],
+            "placed_instances": [2, 4, 2],
+            "shortfall_instances": [0, 1, 1],
         }
     )
     study, recommended = run_study(
@@ -98,6 +110,7 @@ def telemetry():
             [recommended or {"service": SERVICE}], schema=RECOMMENDATION_SCHEMA
         ),
         "placement": placement,
+        "placement_outcomes": outcomes,
         # The study's paired series (the study ran without a window).
         "signal_series": paired_series(samples, offered),
     }

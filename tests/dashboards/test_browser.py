@@ -1,32 +1,55 @@
-"""The report in a real headless Chromium: every figure is drawn and no script fails."""
+"""The report in a real headless Chromium: on every page every figure is drawn and no script
+fails; a screenshot is the page's first screen."""
+
+import struct
 
 import pytest
 
-from dashboards import signal_fit_figure, signal_series_figure, write_report
-from tests.dashboards.browser import drawn_figures, drawn_pieces, open_page, plotted_traces
+from dashboards import PAGES, page_path, signal_fit_figure, signal_series_figure, write_report
+from tests.dashboards.browser import (
+    SCREEN,
+    drawn_figures,
+    drawn_pieces,
+    open_page,
+    plotted_traces,
+    screenshot,
+)
 from tests.dashboards.test_report import FIGURES
 
 pytestmark = pytest.mark.slow
 
 
-def test_every_figure_is_drawn_without_script_errors(tables, tmp_path):
-    page = write_report(tmp_path / "report.html", **tables)
+@pytest.fixture(scope="module")
+def index(tables, tmp_path_factory):
+    return write_report(tmp_path_factory.mktemp("report") / "report.html", **tables)
+
+
+@pytest.mark.parametrize("slug", PAGES)
+def test_every_figure_of_every_page_is_drawn_without_script_errors(index, slug, tmp_path):
+    page = page_path(index, slug)
     run = open_page(page, tmp_path)
     assert run.errors == []
     assert not [line for line in run.console if "Uncaught" in line]
-    figures = page.read_text(encoding="utf-8").count('class="plotly-graph-div"')
-    assert figures == FIGURES
-    assert drawn_figures(run.dom) == figures
-    assert run.dom.count('class="main-svg"') >= figures  # SVG layers were laid out
-    pieces = drawn_pieces(run.dom)
-    assert all(plotted_traces(piece) for piece in pieces)  # every figure drew its data
-    # The signal study's figures follow the decision's five: the heatmap's image, then every
-    # trace of the scatter grid and of the time series.
-    heatmap, fit, series = pieces[5:8]
+    assert page.read_text(encoding="utf-8").count('class="plotly-graph-div"') == FIGURES[slug]
+    assert drawn_figures(run.dom) == FIGURES[slug]
+    assert run.dom.count('class="main-svg"') >= FIGURES[slug]  # SVG layers were laid out
+    assert all(plotted_traces(piece) for piece in drawn_pieces(run.dom))  # each drew its data
+
+
+def test_the_signal_studys_figures_draw_every_trace(index, tables, tmp_path):
+    """The heatmap's image, then every trace of the scatter grid and of the time series."""
+    run = open_page(page_path(index, "signals"), tmp_path)
+    heatmap, fit, series, _ = drawn_pieces(run.dom)
     assert plotted_traces(heatmap) == 1 and "<image" in heatmap
     study, paired = tables["signal_study"], tables["signal_series"]
     assert plotted_traces(fit) == len(signal_fit_figure(paired, study).data)
     assert plotted_traces(series) == len(signal_series_figure(paired, study).data)
+
+
+def test_a_screenshot_is_the_first_screen(index, tmp_path):
+    png = screenshot(index, tmp_path / "overview.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == SCREEN  # the IHDR chunk's width and height
 
 
 def test_a_failing_script_is_caught(tmp_path):

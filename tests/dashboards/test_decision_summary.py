@@ -4,9 +4,10 @@
 import polars as pl
 import pytest
 
-from dashboards import decision_sections, verdicts
+from dashboards import ablation_lines, decision_card, decision_sections, mode_lines, verdicts
+from policies.gate import validate
 
-KEYS = ("curated_policy", "curation_candidates", "fleet_summary", "fleet_per_day", "mode_agreement")
+KEYS = ("curated_policy", "curation_candidates", "fleet_summary", "fleet_per_day")
 TARGET = 0.99
 
 
@@ -154,7 +155,7 @@ def test_ablations_say_what_each_mechanism_saves_and_buys(tables):
         gpu_hours=hours + 40.0,
         slo_attainment=slo - 0.05,
     )
-    lines = sections(tables, fleet_summary=summary)["Ablations: what each mechanism is worth"]
+    lines = ablation_lines(summary)
     assert len(lines) == 3
     assert one(lines, "soft scale in:").startswith(
         f"soft scale in: costs 10.0 GPU-hours ({10 / (hours - 10):.1%}) and loses "
@@ -191,6 +192,8 @@ def test_savings_compare_with_static_peak_and_the_best_baseline_at_the_slo(table
     static = value(summary, "static_peak", "gpu_hours")
     lines = sections(tables)["Savings"]
     assert lines[0].startswith(f"Against static_peak: {hours:.1f} GPU-hours (95% CI over days [")
+    low, high = (value(summary, "heteroscale", f"avg_gpu_util_ci_{end}") for end in ("low", "high"))
+    assert f"[{100 * low:.1f}% to {100 * high:.1f}%] against" in lines[0]
     assert f"{hours - static:+.1f} GPU-hours ({hours / static - 1:+.1%})" in lines[0]
     only_static = summary.with_columns(
         slo_attainment=pl.when(pl.col("policy") == "static_peak")
@@ -208,7 +211,7 @@ def test_savings_compare_with_static_peak_and_the_best_baseline_at_the_slo(table
 
 def test_mode_gaps_are_the_request_rows_gaps(tables):
     request = tables["mode_agreement"].filter(pl.col("mode") == "request")
-    lines = sections(tables)["Fast mode against request level"]
+    lines = mode_lines(tables["mode_agreement"])
     assert f"on the same {request['requests'].max():,} requests" in lines[0]
     for r in request.iter_rows(named=True):
         assert one(lines, f"{r['policy']}: ") == (
@@ -218,3 +221,81 @@ def test_mode_gaps_are_the_request_rows_gaps(tables):
             f"{100 * r['tbt_attainment_gap']:+.2f} points, scaling actions "
             f"{r['scaling_actions_gap']:+d}."
         )
+
+
+def card(tables, **replaced) -> dict[str, tuple[str, bool | None]]:
+    chosen = tables | replaced
+    keys = {"curated_policy", "signal_study", "signal_recommendation"} | set(KEYS[2:])
+    rows = decision_card(**{key: chosen[key] for key in keys})
+    return {label: (text, passed) for label, text, passed in rows}
+
+
+def test_the_card_states_the_slo_and_the_gate_as_the_gate_judges_them(tables):
+    summary = tables["fleet_summary"]
+    rows = card(tables)
+    gate = validate(summary, target=TARGET)
+    text, passed = rows["Publication gate"]
+    assert passed is gate.passed
+    assert text.startswith("passed: " if gate.passed else "FAILED: ")
+    text, passed = rows["SLO"]
+    ttft = value(summary, "heteroscale", "ttft_attainment")
+    assert passed is (min(ttft, value(summary, "heteroscale", "tbt_attainment")) >= TARGET)
+    assert f"TTFT p99 <= 6 s in {100 * ttft:.2f}%" in text
+    missed = with_values(summary, "heteroscale", tbt_attainment=0.9712, slo_attainment=0.9712)
+    rows = card(tables, fleet_summary=missed)
+    assert rows["SLO"][0].startswith("MISSED by 1.88 points (TBT): ") and not rows["SLO"][1]
+    assert rows["Publication gate"] == (
+        "FAILED: the main job exports nothing for it; do not deploy it as it is.",
+        False,
+    )
+    assert rows["Targets"][1] is False
+
+
+def test_the_card_gives_the_saving_with_its_intervals(tables):
+    summary = with_values(tables["fleet_summary"], "static_peak", gpu_hours=2_000.0)
+    summary = with_values(
+        summary,
+        "heteroscale",
+        gpu_hours=1_500.0,
+        gpu_hours_ci_low=1_400.0,
+        gpu_hours_ci_high=1_650.0,
+    )
+    text, passed = card(tables, fleet_summary=summary)["Against static_peak"]
+    assert passed is None
+    assert text.startswith("saves 500 GPU-hours (25.0%): 1,500 [1,400 to 1,650] against 2,000 [")
+    costly = with_values(summary, "heteroscale", gpu_hours=2_200.0)
+    assert card(tables, fleet_summary=costly)["Against static_peak"][0].startswith(
+        "COSTS 200 GPU-hours (10.0%)"
+    )
+    hours = value(summary, "heteroscale", "gpu_hours")
+    peer = with_values(summary, "periodic", gpu_hours=hours + 100.0, slo_attainment=1.0)
+    text, _ = card(tables, fleet_summary=peer)["Against the best baseline at the SLO"]
+    assert text.startswith("periodic: saves 100 GPU-hours")
+    alone = summary.with_columns(
+        slo_attainment=pl.when(pl.col("policy") == "static_peak").then(1.0).otherwise(0.5)
+    )
+    assert card(tables, fleet_summary=alone)["Against the best baseline at the SLO"][0] == (
+        "static_peak: no other baseline meets the 99% SLO target."
+    )
+
+
+def test_the_card_states_the_configuration_from_the_curated_row(tables):
+    curated = tables["curated_policy"].with_columns(pd_ratio=pl.lit(3.5))
+    text, passed = card(tables, curated_policy=curated)["Configuration"]
+    row = curated.row(0, named=True)
+    assert passed is None
+    assert list(card(tables)) == [
+        "SLO",
+        "Publication gate",
+        "Signal",
+        "Configuration",
+        "Against static_peak",
+        "Against the best baseline at the SLO",
+        "Targets",
+    ]
+    assert card(tables)["Signal"][0].startswith("the study recommends ")
+    assert text.startswith(
+        f"scale prefill and decode together on the decode pool's {row['signal']}: "
+        f"{row['decode_tps_per_instance']:,.1f} decode tok/s per instance"
+    )
+    assert f"P/D 3.50 ({row['prefill_gpu_type']} prefill, {row['decode_gpu_type']} decode)" in text

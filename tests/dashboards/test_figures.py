@@ -4,8 +4,10 @@ every trace once, plainly."""
 import polars as pl
 import pytest
 
+import dashboards
 from dashboards import (
     decisions_figure,
+    mode_agreement_figure,
     pd_split_figure,
     per_day_figure,
     placement_figure,
@@ -25,16 +27,19 @@ def figures(tables):
     target = tables["curated_policy"]["slo_attainment_target"].item()
     return {
         "telemetry": telemetry_figure(tables["instance_samples"], tables["service_load"]),
-        "signals": signal_scores_figure(tables["signal_scores"]),
+        "signal_scores": signal_scores_figure(tables["signal_scores"]),
         "decisions": decisions_figure(tables["decisions"]),
         "placement": placement_figure(tables["placement"]),
         "policies": policies_figure(tables["fleet_summary"], tables["curated_policy"]),
-        "timeline": timeline_figure(tables["fleet_timeline"], SHOWN),
+        "timeline": timeline_figure(
+            tables["fleet_timeline"], tables["curated_policy"], shown=SHOWN
+        ),
         "per_day": per_day_figure(tables["fleet_per_day"], slo_attainment_target=target),
         "pd_split": pd_split_figure(tables["pressure_sweep"], tables["curated_policy"]),
         "signal_fit": signal_fit_figure(tables["signal_series"], tables["signal_study"]),
         "signal_series": signal_series_figure(tables["signal_series"], tables["signal_study"]),
         "signal_statistics": signal_statistics_figure(tables["signal_study"]),
+        "mode_agreement": mode_agreement_figure(tables["mode_agreement"]),
     }
 
 
@@ -45,7 +50,7 @@ def drawn(tables):
 
 NAMES = [
     "telemetry",
-    "signals",
+    "signal_scores",
     "decisions",
     "placement",
     "policies",
@@ -53,9 +58,19 @@ NAMES = [
     "per_day",
     "signal_fit",
     "signal_series",
+    "mode_agreement",
 ]
 #: A heatmap's x and y are its columns and rows, not points: left out of the points test.
 HEATMAPS = ["signal_statistics"]
+
+
+def test_every_figure_the_package_builds_is_checked_here(drawn):
+    builders = {name for name in dashboards.__all__ if name.endswith("_figure")}
+    assert (
+        builders
+        == {f"{name}_figure" for name in drawn}
+        == {f"{name}_figure" for name in [*NAMES, "pd_split", *HEATMAPS]}
+    )
 
 
 @pytest.mark.parametrize("name", [*NAMES, "pd_split"])
@@ -102,7 +117,7 @@ def test_telemetry_shows_gpu_util_per_role_and_decode_tps_against_offered_load(d
 
 def test_signal_bars_are_absolute_correlations_and_scale_in_responses(tables, drawn):
     scores = tables["signal_scores"].filter(pl.col("role") == "decode")
-    correlation, scale_in = (t for t in drawn["signals"].data if t.name == "svc decode")
+    correlation, scale_in = (t for t in drawn["signal_scores"].data if t.name == "svc decode")
     assert list(correlation.x) == scores["signal"].to_list()
     assert all(y is None or 0 <= y <= 1 for y in correlation.y)
     assert list(scale_in.y) == scores["scale_in_response"].to_list()
@@ -166,22 +181,58 @@ def test_policies_plot_gpu_hours_against_attainment_with_their_cis(tables, drawn
     assert list(traces["1.1 x oracle GPU-hours"].x) == pytest.approx([1.1 * oracle_hours] * 2)
 
 
-def test_timeline_draws_load_once_and_each_policys_instances_per_role(tables, drawn):
+def test_timeline_draws_load_once_and_every_policys_instances_and_latency(tables, drawn):
     timeline = tables["fleet_timeline"].sort("ts")
     traces = drawn["timeline"].data
-    assert [t.name for t in traces] == ["offered load"] + [p for p in SHOWN for _ in range(2)]
-    oracle = timeline.filter(pl.col("policy") == "oracle")
-    assert (
-        list(traces[0].y)
-        == timeline.filter(pl.col("policy") == "heteroscale")["offered_rps"].to_list()
+    policy = pl.col("policy")
+    others = sorted(
+        set(timeline.filter(~policy.str.starts_with("heteroscale_without_"))["policy"]) - set(SHOWN)
     )
-    decode = next(t for t in traces if t.name == "oracle" and t.yaxis == "y3")
-    assert list(decode.y) == oracle["decode_instances"].to_list()
+    assert others  # the baselines, drawn on a click on their legend entry
+    assert [t.name for t in traces] == [
+        "offered requests/s",
+        *(p for p in [*SHOWN, *others] for _ in range(4)),
+        "TTFT p99 SLO (6 s)",
+        "TBT p99 SLO (100 ms)",
+    ]
+    assert {t.name for t in traces if t.visible == "legendonly"} == set(others)
+    assert list(traces[0].y) == timeline.filter(policy == "heteroscale")["offered_rps"].to_list()
+    oracle = timeline.filter(policy == "oracle")
+    by_axis = {t.yaxis: t for t in traces if t.name == "oracle"}
+    assert list(by_axis["y3"].y) == oracle["decode_instances"].to_list()
+    assert list(by_axis["y4"].y) == oracle["ttft_p99_s"].to_list()
+    assert list(by_axis["y5"].y) == pytest.approx((1000 * oracle["tbt_p99_s"]).to_list())
+    slo = {t.name: t for t in traces}
+    assert (slo["TTFT p99 SLO (6 s)"].yaxis, set(slo["TTFT p99 SLO (6 s)"].y)) == ("y4", {6.0})
+    assert (slo["TBT p99 SLO (100 ms)"].yaxis, set(slo["TBT p99 SLO (100 ms)"].y)) == (
+        "y5",
+        {100.0},
+    )
+    layout = drawn["timeline"].layout
+    assert (layout.yaxis4.type, layout.yaxis4.title.text) == ("log", "s")
+    assert (layout.yaxis5.type, layout.yaxis5.title.text) == ("log", "ms")
 
 
 def test_timeline_refuses_a_policy_the_backtest_did_not_run(tables):
     with pytest.raises(ValueError, match="no_such_policy"):
-        timeline_figure(tables["fleet_timeline"], ["heteroscale", "no_such_policy"])
+        timeline_figure(
+            tables["fleet_timeline"],
+            tables["curated_policy"],
+            shown=["heteroscale", "no_such_policy"],
+        )
+
+
+def test_mode_agreement_bars_are_the_request_rows_gaps(tables, drawn):
+    request = tables["mode_agreement"].filter(pl.col("mode") == "request").sort("policy")
+    bars = {t.name: t for t in drawn["mode_agreement"].data}
+    assert list(bars) == ["GPU-hours", "GPU utilisation", "TTFT attainment", "TBT attainment"]
+    assert bars["GPU-hours"].xaxis == "x" and bars["TBT attainment"].xaxis == "x2"
+    for name, column in (
+        ("GPU-hours", "gpu_hours_gap"),
+        ("TTFT attainment", "ttft_attainment_gap"),
+    ):
+        assert list(bars[name].x) == request["policy"].to_list()
+        assert list(bars[name].y) == pytest.approx((100 * request[column]).to_list())
 
 
 def test_per_day_bars_are_each_policys_gpu_hours_per_day(tables, drawn):

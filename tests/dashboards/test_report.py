@@ -1,62 +1,126 @@
-"""write_report: one offline HTML page, the decision first, every figure, text from the tables."""
+"""write_report: offline HTML pages linked from the index, the decision first, every figure on
+its page, text from the tables."""
 
 import re
 
 import polars as pl
 import pytest
 
-from dashboards import telemetry_lines, write_report
+from dashboards import PAGES, page_path, write_report
 
-FIGURES = 11
+#: Figures per page, in navigation order; the overview is words only.
+FIGURES = {"overview": 0, "signals": 4, "policy": 5, "placement": 1, "telemetry": 1, "fidelity": 1}
 #: Titles of the signal study's figures, in page order.
 SIGNAL_FIGURES = (
     "Signal study: every candidate",
     "Candidate signals against their role",
     "Best-ranked signals of each role",
+    "Candidate signals scored against offered load",
 )
 
 
-def test_report_is_self_contained_with_all_figures(tables, tmp_path):
+def figures(page: str) -> int:
+    return page.count('class="plotly-graph-div"')
+
+
+@pytest.fixture(scope="module")
+def pages(tables, tmp_path_factory):
+    """Every page of the fixture's report, by slug."""
+    index = write_report(tmp_path_factory.mktemp("report") / "nested" / "report.html", **tables)
+    return {slug: page_path(index, slug).read_text(encoding="utf-8") for slug in PAGES}
+
+
+def test_the_index_is_the_overview_and_every_page_sits_beside_it(tables, tmp_path):
     path = write_report(tmp_path / "nested" / "report.html", **tables)
     assert path == tmp_path / "nested" / "report.html"
-    page = path.read_text(encoding="utf-8")
-    assert "plotly.js v" in page  # the bundle itself ...
-    assert page.count("plotly.js v") == 1  # ... once
-    assert re.search(r"<script[^>]*\bsrc=", page) is None  # ... and no script from a CDN
-    assert page.count('class="plotly-graph-div"') == FIGURES
-    assert "<h1>HeteroScale report</h1>" in page
-    assert not list(tmp_path.glob("nested/*.partial"))
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(
+        ["report.html"] + [f"report-{slug}.html" for slug in list(PAGES)[1:]]
+    )
+    assert list(FIGURES) == list(PAGES)
 
 
-def test_the_decision_comes_first_and_the_telemetry_after_it(tables, tmp_path):
-    page = write_report(tmp_path / "report.html", **tables).read_text(encoding="utf-8")
-    order = [
-        page.index("<h2>Decision</h2>"),
-        page.index("<h3>Signal</h3>"),
-        page.index("The signal study recommends "),
-        page.index("<h3>Chosen policy</h3>"),
-        page.index("heteroscale meets "),
-        page.index("<h3>Targets</h3>"),
-        page.index("Evaluation days: offered load"),
-        page.index("<h2>The signal study</h2>"),
-        *(page.index(title) for title in SIGNAL_FIGURES),
-        page.index("<h2>Telemetry, signals and placement</h2>"),
-        page.index("Telemetry: 1 service(s)"),
+def test_every_page_is_self_contained_with_its_figures(pages):
+    for slug, page in pages.items():
+        assert figures(page) == FIGURES[slug], slug
+        # plotly.js itself, once, on a page with figures; no script at all on one without.
+        assert page.count("plotly.js v") == (1 if FIGURES[slug] else 0), slug
+        assert re.search(r"<script[^>]*\bsrc=", page) is None, slug  # nothing from a CDN
+        if FIGURES[slug]:
+            assert page.index("plotly.js v") < page.index('class="plotly-graph-div"')
+
+
+def test_every_page_links_every_page_and_marks_itself(pages):
+    for slug, page in pages.items():
+        nav = re.search(r"<nav>(.*?)</nav>", page).group(1)
+        links = re.findall(r"<a href='([^']+)'( class=here)?>([^<]+)</a>", nav)
+        assert [(href, title) for href, _, title in links] == [
+            ("report.html" if s == "overview" else f"report-{s}.html", t) for s, t in PAGES.items()
+        ]
+        assert [title for _, here, title in links if here] == [PAGES[slug]]
+        assert f"<h1>{PAGES[slug]}</h1>" in page
+        assert "for service <b>svc</b>" in page
+
+
+def test_the_first_screen_is_the_decision(pages):
+    page = pages["overview"]
+    card = re.search(r"<table class=card>(.*?)</table>", page, re.S).group(1)
+    labels = re.findall(r"<th>([^<]+)</th>", card)
+    assert labels == [
+        "SLO",
+        "Publication gate",
+        "Signal",
+        "Configuration",
+        "Against static_peak",
+        "Against the best baseline at the SLO",
+        "Targets",
     ]
-    assert order == sorted(order)
-    # plotly.js comes with the page's first figure, before any figure needs it.
-    assert page.index("plotly.js v") < page.index('class="plotly-graph-div"')
+    assert in_order(
+        page,
+        "<table class=card>",
+        "<h2>Signal</h2>",
+        "The signal study recommends ",
+        "<h2>Chosen policy</h2>",
+        "heteroscale meets ",
+        "Publication gate ",
+        "<h2>Savings</h2>",
+        "<h2>Targets</h2>",
+        "<h2>Policies that miss the SLO</h2>",
+    )
 
 
-def test_without_the_paired_series_the_signal_section_shows_the_statistics_alone(tables, tmp_path):
+def in_order(page: str, *texts: str) -> bool:
+    """Each text occurs in the page after the one before it."""
+    at = 0
+    for text in texts:
+        at = page.find(text, at)
+        if at < 0:
+            return False
+    return True
+
+
+def test_each_page_carries_its_findings(pages):
+    assert "svc decode: decode_tps tracks offered load best" in pages["signals"]
+    assert in_order(pages["signals"], *SIGNAL_FIGURES)
+    policy = pages["policy"]
+    assert "Controller: " in policy and "<h2>Ablations: what each mechanism is worth</h2>" in policy
+    assert "<dt>Deployment Group</dt>" in pages["placement"]
+    assert "Placement: 2 cycle(s)" in pages["placement"]
+    assert "No telemetry was ingested into this store" in pages["telemetry"]
+    assert "Telemetry: 8 instances (4 decode, 4 prefill)" in pages["telemetry"]
+    assert "Request level minus fast mode on the same" in pages["fidelity"]
+    assert "docs/simulator.md (section Fidelity)" in pages["fidelity"]
+
+
+def test_without_the_paired_series_the_signal_page_shows_the_statistics_alone(tables, tmp_path):
     without = {k: v for k, v in tables.items() if k != "signal_series"}
-    page = write_report(tmp_path / "report.html", **without).read_text(encoding="utf-8")
-    assert page.count('class="plotly-graph-div"') == FIGURES - 2
-    assert SIGNAL_FIGURES[0] in page
-    assert not any(title in page for title in SIGNAL_FIGURES[1:])
+    index = write_report(tmp_path / "report.html", **without)
+    page = page_path(index, "signals").read_text(encoding="utf-8")
+    assert figures(page) == FIGURES["signals"] - 2
+    assert SIGNAL_FIGURES[0] in page and SIGNAL_FIGURES[3] in page
+    assert not any(title in page for title in SIGNAL_FIGURES[1:3])
 
 
-def test_a_miss_reaches_the_page_plainly(tables, tmp_path):
+def test_a_miss_reaches_the_first_screen_plainly(tables, tmp_path):
     summary = tables["fleet_summary"].with_columns(
         pl.when(pl.col("policy") == "heteroscale").then(0.9712).otherwise(pl.col(name)).alias(name)
         for name in ("tbt_attainment", "slo_attainment")
@@ -64,41 +128,16 @@ def test_a_miss_reaches_the_page_plainly(tables, tmp_path):
     page = write_report(
         tmp_path / "report.html", **(tables | {"fleet_summary": summary})
     ).read_text(encoding="utf-8")
+    assert "<tr class=fail><th>SLO</th><td>MISSED by 1.88 points (TBT): TTFT p99" in page
+    assert "<tr class=fail><th>Publication gate</th><td>FAILED: " in page
     assert "<li class=miss>MISS by 1.88 points (TBT): SLO attainment &gt;= 99%" in page
+    assert "<li class=miss>Publication gate FAILED: " in page
 
 
-def test_tables_of_several_services_are_refused(tables, tmp_path):
+def test_tables_of_several_services_are_refused_and_nothing_is_written(tables, tmp_path):
     mixed = pl.concat(
         [tables["fleet_summary"], tables["fleet_summary"].with_columns(service=pl.lit("other"))]
     )
-    with pytest.raises(ValueError, match="mix services"):
+    with pytest.raises(ValueError, match=r"one service, got \['other', 'svc'\]"):
         write_report(tmp_path / "report.html", **(tables | {"fleet_summary": mixed}))
-    assert not (tmp_path / "report.html").exists()
-
-
-def test_telemetry_lines_are_computed_from_the_tables(tables):
-    decisions = tables["decisions"]
-    lines = telemetry_lines(
-        instance_samples=tables["instance_samples"],
-        signal_scores=tables["signal_scores"],
-        decisions=decisions,
-        placement=tables["placement"],
-    )
-    text = "\n".join(lines)
-    change = (pl.col("next_prefill") + pl.col("next_decode")) - (
-        pl.col("current_prefill") + pl.col("current_decode")
-    )
-    outs, ins = (decisions.filter(keep).height for keep in (change > 0, change < 0))
-    assert outs and ins
-    assert f"Controller: {decisions.height} count changes over the evaluation days: " in text
-    assert f"{outs} scale-outs, {ins} scale-ins" in text
-    decode = pl.concat([decisions["current_decode"], decisions["next_decode"]])
-    assert f"decode {decode.min()} to {decode.max()} instances" in text
-    assert "Telemetry: 1 service(s), 8 instances" in text
-    assert "Placement: 8 instances in 4 rows across 2 S2 pod(s)." in text
-    decode_line = next(line for line in lines if line.startswith("svc decode:"))
-    # Decode TPS is exactly proportional to load; decode GPU util sits near 0.88 throughout.
-    assert decode_line.startswith(
-        "svc decode: decode_tps tracks offered load best (Pearson r = 1.00"
-    )
-    assert "gpu_util_ratio gives up least at low load" in decode_line
+    assert not list(tmp_path.iterdir())

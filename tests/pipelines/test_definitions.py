@@ -10,8 +10,34 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.definitions import defs
+from pipelines.partitions import TELEMETRY_DAYS
 
 ROOT = Path(__file__).resolve().parents[2]
+
+TELEMETRY_ASSETS = [
+    "telemetry/instance_samples",
+    "telemetry/service_load",
+    "telemetry/request_outcomes",
+]
+#: The telemetry step and its blocking gap check.
+TELEMETRY_NODES = {
+    "canonical_telemetry",
+    "telemetry__instance_samples_instance_samples_have_no_gaps",
+}
+#: Everything the main job derives from telemetry, with its checks.
+POLICY_NODES = {
+    "signals__signal_scores",
+    "signals__signal_study",
+    "fleet_policy",
+    "scheduler__placement_plan",
+    "dashboards__report_html",
+    "signals__signal_study_recommended_signal_tracks_load",
+    "policies__policy_spec",
+    "policies__policy_exports",
+    "policies__policy_spec_policy_spec_passes_publication_gate",
+    "scheduler__placement_plan_placement_plan_respects_affinity",
+    "scheduler__placement_plan_placement_plan_places_every_instance",
+}
 
 #: Each asset of the main job and the assets it reads.
 LINEAGE = {
@@ -48,20 +74,52 @@ def test_the_main_job_covers_the_path_from_trace_to_dashboard():
         node = graph.get(dg.AssetKey.from_user_string(asset))
         assert {key.to_user_string() for key in node.parent_keys} == parents, asset
     job = defs.resolve_job_def("heteroscale_job")
-    assert {node.name for node in job.nodes} == {
-        "simulated_telemetry",
-        "signals__signal_scores",
-        "signals__signal_study",
-        "fleet_policy",
-        "scheduler__placement_plan",
-        "dashboards__report_html",
-        "telemetry__instance_samples_instance_samples_have_no_gaps",
-        "signals__signal_study_recommended_signal_tracks_load",
-        "policies__policy_spec",
-        "policies__policy_exports",
-        "policies__policy_spec_policy_spec_passes_publication_gate",
-        "scheduler__placement_plan_placement_plan_respects_affinity",
-        "scheduler__placement_plan_placement_plan_places_every_instance",
+    assert {node.name for node in job.nodes} == TELEMETRY_NODES | POLICY_NODES
+
+
+def test_telemetry_is_partitioned_by_day_and_the_other_jobs_split_the_main_one():
+    graph = defs.resolve_asset_graph()
+    for asset in TELEMETRY_ASSETS:
+        assert graph.get(dg.AssetKey.from_user_string(asset)).partitions_def == TELEMETRY_DAYS
+    assert defs.resolve_job_def("heteroscale_job").partitions_def == TELEMETRY_DAYS
+    assert {n.name for n in defs.resolve_job_def("telemetry_job").nodes} == TELEMETRY_NODES
+    policy = defs.resolve_job_def("policy_job")
+    assert {n.name for n in policy.nodes} == POLICY_NODES and policy.partitions_def is None
+    repository = defs.get_repository_def()
+    schedules = {s.name: s.job_name for s in repository.schedule_defs}
+    assert schedules == {
+        "daily_telemetry_schedule": "telemetry_job",
+        "daily_policy_schedule": "policy_job",
+    }
+    assert {s.name for s in repository.sensor_defs} == {
+        "inbox_sensor",
+        "telemetry_freshness_sensor",
+    }
+    freshness = {
+        key.asset_key.to_user_string()
+        for key in graph.asset_check_keys
+        if key.name == "freshness_check"
+    }
+    assert freshness == set(TELEMETRY_ASSETS) - {"telemetry/request_outcomes"}
+
+
+def test_the_code_location_reads_its_settings_from_the_environment_at_run_time():
+    resources = defs.resources
+    assert resources["store"].db_path == dg.EnvVar("HETEROSCALE_DB")
+    assert resources["source"].sources == dg.EnvVar("HETEROSCALE_SOURCES")
+    assert resources["source"].mapping == dg.EnvVar("HETEROSCALE_MAPPING")
+    assert resources["inbox"].path == dg.EnvVar("HETEROSCALE_INBOX")
+    # The checked-in .env gives `dg dev` the embedded default's values.
+    env = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert env == {
+        "HETEROSCALE_DB": "out/heteroscale.duckdb",
+        "HETEROSCALE_SOURCES": "simulator",
+        "HETEROSCALE_MAPPING": "",
+        "HETEROSCALE_INBOX": "inbox",
     }
 
 

@@ -1,0 +1,91 @@
+"""The daily schedules and the freshness checks: the policy is refreshed once per batch of new
+telemetry days, whichever way they arrived, and yesterday's missing telemetry is flagged."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from pipelines.assets.signals import SIGNAL_STUDY_KEY
+from pipelines.assets.telemetry import (
+    INSTANCE_SAMPLES_KEY,
+    SERVICE_LOAD_KEY,
+    TELEMETRY_FRESHNESS_CHECKS,
+    canonical_telemetry,
+)
+from pipelines.definitions import defs
+from pipelines.resources import ScenarioResource, StoreResource, TelemetrySourceResource
+from pipelines.schedules import daily_policy_schedule, daily_telemetry_schedule
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def report(instance: dg.DagsterInstance, key: dg.AssetKey, day: str | None = None) -> None:
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, partition=day))
+
+
+def tick(instance: dg.DagsterInstance):
+    return daily_policy_schedule(dg.build_schedule_context(instance=instance))
+
+
+def test_the_policy_is_refreshed_once_per_batch_of_new_telemetry_days(instance):
+    assert isinstance(tick(instance), dg.SkipReason)  # nothing loaded yet
+    report(instance, INSTANCE_SAMPLES_KEY, "2025-03-02")
+    report(instance, SERVICE_LOAD_KEY, "2025-03-01")
+    first = tick(instance)
+    assert isinstance(first, dg.RunRequest)
+    assert first.tags["heteroscale/new_days"] == "2025-03-01..2025-03-02 (2)"
+    # The same telemetry asks for the same run (deduplicated by its key) until the study ran.
+    assert tick(instance).run_key == first.run_key
+    report(instance, SIGNAL_STUDY_KEY)
+    assert isinstance(tick(instance), dg.SkipReason)
+    report(instance, INSTANCE_SAMPLES_KEY, "2025-03-03")
+    later = tick(instance)
+    assert later.tags["heteroscale/new_days"] == "2025-03-03..2025-03-03 (1)"
+    assert later.run_key != first.run_key
+
+
+def test_the_telemetry_schedule_loads_yesterday():
+    when = datetime(2026, 3, 5, 1, 0, tzinfo=UTC)
+    schedule = defs.resolve_schedule_def(daily_telemetry_schedule.name)
+    (request,) = schedule.evaluate_tick(
+        dg.build_schedule_context(scheduled_execution_time=when)
+    ).run_requests
+    assert request.partition_key == "2026-03-04"
+    assert schedule.cron_schedule == "0 1 * * *"
+    assert schedule.job_name == "telemetry_job"
+
+
+def freshness(instance: dg.DagsterInstance) -> dict[dg.AssetKey, bool]:
+    """Evaluate the freshness checks now, as their sensor would: a run of the checks alone."""
+    checks = dg.define_asset_job(
+        "freshness", selection=dg.AssetSelection.checks(*TELEMETRY_FRESHNESS_CHECKS)
+    )
+    job = dg.Definitions(
+        assets=[canonical_telemetry],
+        asset_checks=TELEMETRY_FRESHNESS_CHECKS,
+        jobs=[checks],
+        resources={
+            "store": StoreResource(db_path="unused.duckdb"),
+            "scenario": ScenarioResource(),
+            "source": TelemetrySourceResource(),
+        },
+    ).resolve_job_def("freshness")
+    result = job.execute_in_process(instance=instance)
+    return {e.asset_key: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_freshness_flags_telemetry_whose_newest_day_is_missing(instance):
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    day_before = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    report(instance, INSTANCE_SAMPLES_KEY, yesterday)
+    report(instance, SERVICE_LOAD_KEY, day_before)
+    checked = freshness(instance)
+    if datetime.now(UTC).hour < 5:  # before the deadline, yesterday is not due yet
+        assert checked == {INSTANCE_SAMPLES_KEY: True, SERVICE_LOAD_KEY: True}
+    else:
+        assert checked == {INSTANCE_SAMPLES_KEY: True, SERVICE_LOAD_KEY: False}
