@@ -268,21 +268,35 @@ def linearity(x: np.ndarray, y: np.ndarray, *, resamples: int = 500, seed: int =
         return Linearity(*[math.nan] * 9, cliff=False)
     z = (x - x.mean()) / x.std()
     line = np.column_stack([np.ones(n), z])
-    # With one regressor, powers of the fitted values span the powers of the regressor.
-    cubic = np.column_stack([line, z**2, z**3])
     knees = np.unique(np.quantile(z, KNEE_QUANTILES))
-    hinges = [np.column_stack([line, np.maximum(z - k, 0.0)]) for k in knees]
+    # Every alternative is the line plus extra columns, so (Frisch-Waugh-Lovell) its residual
+    # sum of squares is the line's minus the squared projection of the line's residuals on
+    # the extra columns made orthogonal to the line: one matrix product for every knee and
+    # every replicate, instead of a least-squares fit per knee per replicate.
+    hinges = _orthogonal_to(line, np.maximum(z[:, None] - knees[None, :], 0.0))
+    hinge_norms = np.sum(hinges**2, axis=0)
+    usable = hinge_norms > EXACT_FIT * n  # a knee below every load is the line itself
+    # With one regressor, powers of the fitted values span the powers of the regressor.
+    cubic = np.linalg.qr(_orthogonal_to(line, np.column_stack([z**2, z**3])))[0]
 
     total = float(np.sum((y - y.mean()) ** 2))
     floor = EXACT_FIT * total
 
     def curvature(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """RESET and knee statistics (relative RSS drops) and the best knee, per column."""
-        rss_line = np.maximum(_rss(line, values), floor)
-        rss_hinges = np.maximum([_rss(hinge, values) for hinge in hinges], floor)
+        residuals = _orthogonal_to(line, values)
+        rss = np.sum(residuals**2, axis=0)
+        rss_line = np.maximum(rss, floor)
+        drops = np.where(
+            usable[:, None],
+            (hinges.T @ residuals) ** 2 / np.where(usable, hinge_norms, 1)[:, None],
+            0,
+        )
+        rss_hinges = np.maximum(rss[None, :] - drops, floor)
         best = np.argmin(rss_hinges, axis=0)
         knee = (rss_line - rss_hinges.min(axis=0)) / rss_hinges.min(axis=0)
-        reset = (rss_line - np.maximum(_rss(cubic, values), floor)) / rss_line
+        rss_cubic = np.maximum(rss - np.sum((cubic.T @ residuals) ** 2, axis=0), floor)
+        reset = (rss_line - rss_cubic) / rss_line
         return reset, knee, best
 
     coefficients = np.linalg.lstsq(line, y, rcond=None)[0]
@@ -303,7 +317,8 @@ def linearity(x: np.ndarray, y: np.ndarray, *, resamples: int = 500, seed: int =
         return Linearity(
             r_squared, reset_statistic, reset_pvalue, knee_pvalue, *[math.nan] * 5, cliff=False
         )
-    hinge = np.linalg.lstsq(hinges[best], y, rcond=None)[0]
+    segments = np.column_stack([line, np.maximum(z - knees[best], 0.0)])
+    hinge = np.linalg.lstsq(segments, y, rcond=None)[0]
     slope_below, slope_above = hinge[1] / x.std(), (hinge[1] + hinge[2]) / x.std()
     ratio = abs(slope_above / slope_below) if slope_below != 0 else math.inf
     return Linearity(
@@ -746,10 +761,9 @@ def _snr(x: np.ndarray, y: np.ndarray) -> float:
     return swing / residual_std if residual_std > 0 else math.inf
 
 
-def _rss(design: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Residual sums of squares of the least-squares fits of each column of ``values``."""
-    residuals = values - design @ np.linalg.lstsq(design, values, rcond=None)[0]
-    return np.sum(residuals**2, axis=0)
+def _orthogonal_to(design: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each column of ``values`` less its least-squares fit on ``design``: its residuals."""
+    return values - design @ np.linalg.lstsq(design, values, rcond=None)[0]
 
 
 #: The statistics :func:`describe` puts a block-bootstrap interval on, by row name.
