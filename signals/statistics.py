@@ -430,7 +430,7 @@ def signal_to_noise(
     return SignalToNoise(
         slope=_slope(x, y),
         snr=_snr(x, y),
-        residual_std=residual_std,
+        residual_std=float(residual_std),
         steady_cv=float(np.median(cvs)) if cvs.size else math.nan,
         steady_windows=int(steady.sum()),
     )
@@ -703,7 +703,7 @@ def describe(
     block = pairs_block(x, y) if block is None else block
     intervals = {
         name: block_bootstrap_ci(
-            x, y, statistic, block=block, resamples=resamples, level=level, seed=seed
+            x, y, statistic, block=block, resamples=resamples, level=level, seed=seed, batched=True
         )
         for name, statistic in HEADLINE.items()
     }
@@ -721,44 +721,63 @@ def describe(
     )
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    return math.nan if is_constant(x) or is_constant(y) else float(np.corrcoef(x, y)[0, 1])
+# The headline statistics work along the last axis: on one series they give a float, on a
+# (replicates, intervals) stack of bootstrap resamples an array, so the bootstrap computes all
+# its replicates at once (:func:`describe`).
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    return _pearson(rankdata(x), rankdata(y))
+def _varies(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Neither series is exactly constant (:func:`signals.paired.is_constant`), per row."""
+    return (np.ptp(x, axis=-1) != 0) & (np.ptp(y, axis=-1) != 0)
 
 
-def _r_squared(x: np.ndarray, y: np.ndarray) -> float:
+def _scalar(values: np.ndarray) -> float | np.ndarray:
+    return float(values) if np.ndim(values) == 0 else values
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float | np.ndarray:
+    dx, dy = x - x.mean(axis=-1, keepdims=True), y - y.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.sum(dx * dy, axis=-1) / np.sqrt(np.sum(dx * dx, axis=-1) * np.sum(dy * dy, axis=-1))
+    return _scalar(np.where(_varies(x, y), np.clip(r, -1.0, 1.0), np.nan))
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float | np.ndarray:
+    return _pearson(rankdata(x, axis=-1), rankdata(y, axis=-1))
+
+
+def _r_squared(x: np.ndarray, y: np.ndarray) -> float | np.ndarray:
     return _pearson(x, y) ** 2
 
 
-def _dynamic_range(x: np.ndarray, y: np.ndarray) -> float:
-    order = np.argsort(x, kind="stable")
-    k = max(1, math.floor(x.size * LOAD_FIFTH))
-    high = y[order[-k:]].mean()
-    return float(y[order[:k]].mean() / high) if high != 0 else math.nan
+def _dynamic_range(x: np.ndarray, y: np.ndarray) -> float | np.ndarray:
+    k = max(1, math.floor(x.shape[-1] * LOAD_FIFTH))
+    by_load = np.take_along_axis(y, np.argsort(x, axis=-1, kind="stable"), axis=-1)
+    low, high = by_load[..., :k].mean(axis=-1), by_load[..., -k:].mean(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _scalar(np.where(high != 0, low / high, np.nan))
 
 
-def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Slope and residual standard deviation (``n - 2`` degrees of freedom) of ``y ~ a + b x``."""
-    dx = x - x.mean()
-    slope = float(np.dot(dx, y - y.mean()) / np.dot(dx, dx))
-    residuals = y - y.mean() - slope * dx
-    return slope, float(math.sqrt(np.dot(residuals, residuals) / (x.size - 2)))
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slope and residual standard deviation (``n - 2`` degrees of freedom) of ``y ~ a + b x``,
+    along the last axis."""
+    dx, dy = x - x.mean(axis=-1, keepdims=True), y - y.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.sum(dx * dy, axis=-1) / np.sum(dx * dx, axis=-1)
+    residuals = dy - slope[..., None] * dx
+    return slope, np.sqrt(np.sum(residuals**2, axis=-1) / (x.shape[-1] - 2))
 
 
-def _slope(x: np.ndarray, y: np.ndarray) -> float:
-    return math.nan if is_constant(x) or is_constant(y) else _line(x, y)[0]
+def _slope(x: np.ndarray, y: np.ndarray) -> float | np.ndarray:
+    return _scalar(np.where(_varies(x, y), _line(x, y)[0], np.nan))
 
 
-def _snr(x: np.ndarray, y: np.ndarray) -> float:
-    if is_constant(x) or is_constant(y):
-        return math.nan
+def _snr(x: np.ndarray, y: np.ndarray) -> float | np.ndarray:
     slope, residual_std = _line(x, y)
-    low, high = np.quantile(x, [0.05, 0.95])
-    swing = abs(slope) * float(high - low)
-    return swing / residual_std if residual_std > 0 else math.inf
+    low, high = np.quantile(x, [0.05, 0.95], axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = np.where(residual_std > 0, np.abs(slope) * (high - low) / residual_std, np.inf)
+    return _scalar(np.where(_varies(x, y), snr, np.nan))
 
 
 def _orthogonal_to(design: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -766,8 +785,9 @@ def _orthogonal_to(design: np.ndarray, values: np.ndarray) -> np.ndarray:
     return values - design @ np.linalg.lstsq(design, values, rcond=None)[0]
 
 
-#: The statistics :func:`describe` puts a block-bootstrap interval on, by row name.
-HEADLINE: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+#: The statistics :func:`describe` puts a block-bootstrap interval on, by row name (each works
+#: along the last axis, so the bootstrap passes them every replicate at once).
+HEADLINE: dict[str, Callable[[np.ndarray, np.ndarray], float | np.ndarray]] = {
     "pearson": _pearson,
     "spearman": _spearman,
     "r_squared": _r_squared,
