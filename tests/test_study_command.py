@@ -5,8 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
+
 from signals import CLASSES
 from simulator.paths import AZURE_CONV_CSV
+from telemetry.ingest.load import SERVICE_LOAD_ORIGIN
+from telemetry.store import TelemetryStore
 
 CLI = Path(sys.executable).with_name("heteroscale")
 
@@ -30,6 +34,7 @@ def test_the_study_of_a_simulated_hour(tmp_path):
     done = run("study", "--db", str(db), "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
+    assert report["offered_load"] == {"origin": "measured", "derived_days": []}
     rows = report["signals"]
     assert [row["rank"] for row in rows] == list(range(1, len(rows) + 1))
     assert {row["class"] for row in rows} <= set(CLASSES)
@@ -42,3 +47,18 @@ def test_the_study_of_a_simulated_hour(tmp_path):
     assert report["recommended"]["role"] in ("prefill", "decode")
     table = run("study", "--db", str(db))
     assert table.returncode == 0 and "recommended:" in table.stdout
+
+
+def test_a_derived_offered_load_is_flagged_in_the_output(tmp_path):
+    """Ingestion marks days whose offered load it derived from served work; the study says
+    so, since such a load is a lower bound where the cluster saturated."""
+    db = tmp_path / "sim.duckdb"
+    assert run("simulate", "--trace", str(AZURE_CONV_CSV), "--out", str(db)).returncode == 0
+    day = TelemetryStore(db).read("service_load")["ts"].dt.date().unique().item()
+    origin = pl.DataFrame({"service": ["chat"], "day": [day], "origin": ["derived"]})
+    TelemetryStore(db).write(SERVICE_LOAD_ORIGIN, origin, ("service", "day"))
+    report = json.loads(run("study", "--db", str(db), "--json").stdout)
+    assert report["offered_load"]["origin"] == "derived"
+    assert report["offered_load"]["derived_days"] == [day.isoformat()]
+    table = run("study", "--db", str(db))
+    assert f"offered load on {day.isoformat()}: no offered-load series" in table.stdout

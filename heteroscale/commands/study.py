@@ -113,8 +113,31 @@ def study(db: Path, *, service: str | None, window_s: float, slo: dict[str, floa
         "service": service,
         "window_s": window_s,
         "slo": slo,
+        "offered_load": _offered_load(store, service, counts),
         "signals": rows,
         "recommended": recommended and {k: _plain(v) for k, v in recommended.items()},
+    }
+
+
+def _offered_load(store, service: str, counts: dict[str, int]) -> dict:
+    """Whether the load the signals were judged against was measured, or derived at ingest
+    from served work (docs/ingest.md): a derived load is a lower bound wherever the cluster
+    saturated, and a signal that flattens at saturation then looks better than it is."""
+    from telemetry.ingest.load import SERVICE_LOAD_ORIGIN
+
+    if not counts.get(SERVICE_LOAD_ORIGIN):
+        return {"origin": "measured", "derived_days": []}
+    origins = store.read(SERVICE_LOAD_ORIGIN, {"service": service})
+    derived = sorted(str(day) for day in origins.filter(origins["origin"] == "derived")["day"])
+    if not derived:
+        return {"origin": "measured", "derived_days": []}
+    return {
+        "origin": "derived" if len(derived) == origins["day"].n_unique() else "mixed",
+        "derived_days": derived,
+        "note": (
+            "no offered-load series was ingested for these days: the load is derived from "
+            "served tokens and finished requests, a lower bound wherever the cluster saturated"
+        ),
     }
 
 
@@ -127,6 +150,9 @@ def _plain(value):
 
 def _print_table(report: dict) -> None:
     print(f"service {report['service']}, {report['window_s']:g} s windows")
+    offered = report["offered_load"]
+    if offered["origin"] != "measured":
+        print(f"offered load on {', '.join(offered['derived_days'])}: {offered['note']}")
     header = f"{'rank':>4}  {'role':<8} {'gpu':<6} {'signal':<26} {'class':<18}"
     print(header + "".join(f"{title:>9}" for _, title, _ in _COLUMNS))
     for row in report["signals"]:
