@@ -7,7 +7,7 @@ from pipelines.assets.policies import CURATION_KEY, SCALING_DECISIONS_KEY
 from pipelines.metadata import ROW_COUNT, typed
 from pipelines.resources import ScenarioResource, StoreResource
 from policies.modes import placement_requirements
-from scheduler import load_topology, replay_targets
+from scheduler import load_topology, replay_targets, targets_from_decisions
 from scheduler.metrics import plan_metrics
 from telemetry.store import TableWrite
 
@@ -32,12 +32,7 @@ def placement_plan(
     shortfall, KV bandwidth factor.
     """
     service = scenario.service
-    decisions = store.read("scaling_decisions", service=service).sort("ts")
-    starting = decisions.head(1).select(
-        "service", target_prefill="current_prefill", target_decode="current_decode"
-    )
-    asked = decisions.select("service", target_prefill="next_prefill", target_decode="next_decode")
-    targets = pl.concat([starting, asked]).with_row_index("cycle")
+    targets = targets_from_decisions(store.read("scaling_decisions", service=service))
     curated = store.read("curated_policy", service=service).row(0, named=True)
     requirements = placement_requirements(
         ("prefill", curated["prefill_gpu_type"], curated["prefill_gpus_per_instance"]),
@@ -46,9 +41,7 @@ def placement_plan(
     )
     context.log.info(f"placing {targets.height} cycles for {requirements}")
     topology = load_topology(scenario.topology_path)
-    replay = replay_targets(
-        topology, targets.with_columns(pl.col("cycle").cast(pl.Int64)), {service: requirements}
-    )
+    replay = replay_targets(topology, targets, {service: requirements})
     rows = store.store().write_many(
         [
             TableWrite("placement_plan", replay.plan, ("service",)),
