@@ -5,8 +5,9 @@ prefill and decode machines (one TP-8 instance each), at the trace's rate and co
 16x, for the cluster shapes SplitwiseSim was measured on. Prints one line per run, then ONE JSON
 line with every figure.
 
-The peer's figures are SplitwiseSim's own outputs on this trace, measured on a 2-vCPU AMD EPYC
-(../shared/reference/peer-splitwisesim.md): wall seconds, TTFT p50/p99 (s) and TPOT p50/p99 (ms).
+The peer's figures are SplitwiseSim's own outputs on this trace (GitHub Mutinifni/splitwise-sim at
+8f99e7dc9b40, single-threaded, Python 3.11, on a 2-vCPU AMD EPYC Zen 4), copied here: wall
+seconds, TTFT p50/p99 (s) and TPOT p50/p99 (ms).
 Its setup is mirrored where our model has the knob: 2,048 batch tokens, 512 sequences, a KV link
 of 200 GiB/s, TTFT stamped when the prompt finishes, TPOT = (E2E - TTFT) / (output tokens - 1).
 

@@ -13,8 +13,8 @@ the paper's Fig. 2) and studied at 60 s windows against the SLO of docs/policy.m
   (curated on day 1 with the main job's chosen configuration), placed on the fleet topology:
   what a study of production telemetry sees, where the pools' sizes follow the load;
 - ``azure-hour``: the shipped Azure 2023 conversation hour on the default cluster;
-- ``mooncake-hour``: Mooncake's conversation trace (long prompts, prefix reuse; read from
-  ../shared/data, not shipped) with Llama-3.1-8B on 24 L20 prefill and 4 H20 decode instances
+- ``mooncake-hour``: Mooncake's conversation trace (long prompts, prefix reuse; shipped in
+  data/traces) with Llama-3.1-8B on 24 L20 prefill and 4 H20 decode instances
   (TP 1) and prefix-aware routing: the 70B model on L20 cannot hold its 120k-token prompts;
 - ``alibaba-gentd26``: real production telemetry (Stable-Diffusion pods, one role), ingested
   from ``HETEROSCALE_ALIBABA_DIR`` (not shipped) and studied at 10-minute windows against QPS.
@@ -49,12 +49,12 @@ from scheduler import FLEET_TOPOLOGY_PATH, load_topology
 from signals import classify, study_table
 from simulator import default_cluster, default_trace, load_trace, servegen_day, simulate
 from simulator.fluid_load import load_from_requests
+from simulator.paths import MOONCAKE_CONV_JSONL
 from simulator.servegen import DAY_RATE_SCALE, DAY_S, load_servegen_rates, rate_requests
 from telemetry.ingest import ingest, load_mapping
 from telemetry.store import TelemetryStore
 
 ROOT = Path(__file__).resolve().parents[1]
-MOONCAKE = ROOT.parent / "shared" / "data" / "mooncake_fast25" / "conversation_trace.jsonl"
 ALIBABA_MAPPING = ROOT / "telemetry" / "ingest" / "mappings" / "alibaba_gentd26.yaml"
 ALIBABA_FILES = ("pod_gpu_duty_cycle_anon.csv.gz", "qps.csv.gz")
 WINDOW_S = 60.0
@@ -135,10 +135,8 @@ WORKLOADS = {
     "servegen-3-days": lambda: simulated(servegen_days(3), default_cluster()),
     "servegen-day-autoscaled": autoscaled_day,
     "azure-hour": lambda: simulated(default_trace(), default_cluster()),
-    "mooncake-hour": lambda: (
-        simulated(load_trace(MOONCAKE, "mooncake"), mooncake_cluster())
-        if MOONCAKE.exists()
-        else None
+    "mooncake-hour": lambda: simulated(
+        load_trace(MOONCAKE_CONV_JSONL, "mooncake"), mooncake_cluster()
     ),
     "alibaba-gentd26": alibaba,
 }

@@ -14,6 +14,8 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 AZURE_CONV_CSV = DATA_DIR / "traces" / "AzureLLMInferenceTrace_conv.csv"
 #: First 500 requests of the Mooncake FAST'25 conversation trace (Apache-2.0).
 MOONCAKE_CONV_SLICE_JSONL = DATA_DIR / "traces" / "mooncake_conversation_first500.jsonl"
+#: The whole Mooncake FAST'25 conversation trace, 12,031 requests (Apache-2.0).
+MOONCAKE_CONV_JSONL = DATA_DIR / "traces" / "mooncake_conversation_trace.jsonl"
 #: ServeGen language m-large, clients 20, 57 and 140, day 1 (Apache-2.0).
 SERVEGEN_SLICE_CSV_GZ = DATA_DIR / "traces" / "servegen_language_m-large_3clients_day1.csv.gz"
 #: The same three clients over all 14 days (Apache-2.0): multi-day request-level workloads.

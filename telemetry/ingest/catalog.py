@@ -1,7 +1,7 @@
 """The metric catalog: which exported series feed which canonical column, and how.
 
-One home for the names the serving stacks export (../shared/reference/telemetry-metrics.md,
-checked against DCGM exporter, vLLM V1, SGLang, NVIDIA Dynamo and kube-state-metrics docs),
+One home for the names the serving stacks export (as the DCGM exporter, vLLM V1, SGLang,
+NVIDIA Dynamo and kube-state-metrics documentation gives them),
 their kind (gauge, counter, histogram), their unit and how per-series values roll up to an
 instance. The exposition reader applies these semantics itself; the Prometheus reader renders
 PromQL from the same entries (:mod:`telemetry.ingest.promql`), so the two cannot disagree.
