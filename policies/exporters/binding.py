@@ -51,6 +51,19 @@ class ClusterBinding:
         named = self.prefill_deployment if role == "prefill" else self.decode_deployment
         return named or f"{service}-{role}"
 
+    def autoscaler_head(self, role: str, service: str) -> dict:
+        """What a role's autoscaler object (ScaledObject or HPA) is called and scales: its
+        ``metadata`` and its ``spec.scaleTargetRef``, the role's Deployment."""
+        name = self.deployment(role, service)
+        return {
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": object_labels(service, role),
+            },
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        }
+
     def decode_selector(self, service: str) -> str:
         """The label matchers of the decode pods' token counter."""
         return self.decode_matchers or f'service="{service}",role="decode"'

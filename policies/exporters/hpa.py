@@ -10,7 +10,7 @@ export, which hands it to the HPA KEDA creates.
 from __future__ import annotations
 
 from policies.controller import DECODE, PREFILL
-from policies.exporters.binding import ClusterBinding, object_labels
+from policies.exporters.binding import ClusterBinding
 from policies.exporters.prometheus_rules import DESIRED
 from policies.sizing import ceil_count
 from policies.spec import PolicySpec
@@ -59,17 +59,9 @@ def horizontal_pod_autoscalers(spec: PolicySpec, binding: ClusterBinding) -> lis
         {
             "apiVersion": "autoscaling/v2",
             "kind": "HorizontalPodAutoscaler",
-            "metadata": {
-                "name": binding.deployment(role, spec.service),
-                "namespace": binding.namespace,
-                "labels": object_labels(spec.service, role),
-            },
+            "metadata": head["metadata"],
             "spec": {
-                "scaleTargetRef": {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "name": binding.deployment(role, spec.service),
-                },
+                "scaleTargetRef": head["scaleTargetRef"],
                 "minReplicas": spec.pool(role).min_instances,
                 "maxReplicas": spec.pool(role).max_instances,
                 "metrics": [
@@ -90,6 +82,7 @@ def horizontal_pod_autoscalers(spec: PolicySpec, binding: ClusterBinding) -> lis
             },
         }
         for role in (PREFILL, DECODE)
+        for head in (binding.autoscaler_head(role, spec.service),)
     ]
 
 

@@ -18,7 +18,7 @@ maps where (docs/deploy.md):
 from __future__ import annotations
 
 from policies.controller import DECODE, PREFILL
-from policies.exporters.binding import ClusterBinding, object_labels
+from policies.exporters.binding import ClusterBinding
 from policies.exporters.hpa import behavior
 from policies.exporters.prometheus_rules import desired_query
 from policies.spec import PolicySpec
@@ -30,17 +30,9 @@ def scaled_objects(spec: PolicySpec, binding: ClusterBinding) -> list[dict]:
         {
             "apiVersion": "keda.sh/v1alpha1",
             "kind": "ScaledObject",
-            "metadata": {
-                "name": binding.deployment(role, spec.service),
-                "namespace": binding.namespace,
-                "labels": object_labels(spec.service, role),
-            },
+            "metadata": head["metadata"],
             "spec": {
-                "scaleTargetRef": {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "name": binding.deployment(role, spec.service),
-                },
+                "scaleTargetRef": head["scaleTargetRef"],
                 "pollingInterval": round(spec.control_interval_s),
                 "minReplicaCount": spec.pool(role).min_instances,
                 "maxReplicaCount": spec.pool(role).max_instances,
@@ -66,4 +58,5 @@ def scaled_objects(spec: PolicySpec, binding: ClusterBinding) -> list[dict]:
             },
         }
         for role in (PREFILL, DECODE)
+        for head in (binding.autoscaler_head(role, spec.service),)
     ]
