@@ -34,7 +34,7 @@ from policies.gate import Verdict, validate
 from policies.heteroscale import HeteroScaleConfig
 from policies.inputs import PolicyInputs, PoolCapacity
 from policies.slo import ServiceSLO
-from telemetry.store import TelemetryStore
+from telemetry.store import TelemetryStore, one_service
 
 API_VERSION = "heteroscale/v1"
 KIND = "PolicySpec"
@@ -273,10 +273,7 @@ def spec_from_store(
             "`heteroscale run` first"
         )
     curated = store.read("curated_policy")
-    services = sorted(curated["service"].unique())
-    service = service or (services[0] if len(services) == 1 else None)
-    if service not in services:
-        raise ValueError(f"name one service with --service: the store holds {services}")
+    service = one_service(curated["service"].to_list(), service)
     where = {"service": service}
     return build_spec(
         curated.filter(pl.col("service") == service).row(0, named=True),
@@ -303,10 +300,7 @@ def published_spec(store: TelemetryStore, service: str | None = None) -> PolicyS
             "the YAML that `heteroscale export --format policy` writes"
         )
     published = store.read("policy_spec")
-    services = sorted(published["service"].unique())
-    service = service or (services[0] if len(services) == 1 else None)
-    if service not in services:
-        raise ValueError(f"name one service with --service: specs are published for {services}")
+    service = one_service(published["service"].to_list(), service, held="specs are published for")
     return load(published.filter(pl.col("service") == service)["spec_yaml"].item())
 
 

@@ -29,6 +29,24 @@ def default_db_path() -> Path:
     return Path(os.environ.get(DB_ENV_VAR, DEFAULT_DB_PATH))
 
 
+def one_service(
+    services: Sequence[str], named: str | None, *, held: str = "the store holds"
+) -> str:
+    """The service a command works on: the one named, else the only one there is.
+
+    Raises
+    ------
+    ValueError
+        When the named service is not among ``services``, or none is named and there are
+        several (or none), saying which there are.
+    """
+    there = sorted(set(services))
+    service = named or (there[0] if len(there) == 1 else None)
+    if service not in there:
+        raise ValueError(f"name one service with --service: {held} {there}")
+    return service
+
+
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 

@@ -72,7 +72,7 @@ def study(db: Path, *, service: str | None, window_s: float, slo: dict[str, floa
     from policies.fleet import pressure_targets
     from signals import run_study
     from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
-    from telemetry.store import TelemetryStore
+    from telemetry.store import TelemetryStore, one_service
 
     store = TelemetryStore(db)
     counts = store.row_counts()
@@ -87,10 +87,7 @@ def study(db: Path, *, service: str | None, window_s: float, slo: dict[str, floa
             "each signal against the load its role serves; ingest a request-rate or token-rate "
             "series with the telemetry (docs/ingest.md)"
         )
-    services = sorted(store.read(INSTANCE_SAMPLES)["service"].unique())
-    service = service or (services[0] if len(services) == 1 else None)
-    if service not in services:
-        raise ValueError(f"name one service with --service: the store holds {services}")
+    service = one_service(store.read(INSTANCE_SAMPLES)["service"].to_list(), service)
     curated = (
         store.read("curated_policy", {"service": service}) if counts.get("curated_policy") else None
     )

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from telemetry.schema import SchemaError
-from telemetry.store import TableWrite, TelemetryStore
+from telemetry.store import TableWrite, TelemetryStore, one_service
 
 MIDNIGHT = datetime(2023, 11, 17, tzinfo=UTC)
 
@@ -100,3 +100,12 @@ def test_write_many_is_all_or_nothing(store):
             ]
         )
     assert store.row_counts() == {"signal_scores": 1}  # the first write was rolled back too
+
+
+def test_one_service_is_the_named_one_or_the_only_one():
+    assert one_service(["chat", "chat"], None) == "chat"
+    assert one_service(["chat", "code"], "code") == "code"
+    with pytest.raises(ValueError, match=r"--service: the store holds \['chat', 'code'\]"):
+        one_service(["code", "chat"], None)
+    with pytest.raises(ValueError, match=r"specs are published for \['chat'\]"):
+        one_service(["chat"], "code", held="specs are published for")
