@@ -13,6 +13,7 @@ import polars as pl
 from dashboards.wording import percent
 from signals import LOAD_COLUMNS
 from signals.study import ROLE_LATENCY
+from telemetry.gaps import gaps
 from telemetry.schema import INSTANCE_METRIC_COLUMNS, LATENCY_COLUMNS
 
 #: How many instances with gaps the page names, worst first.
@@ -54,28 +55,6 @@ def telemetry_lines(instance_samples: pl.DataFrame, service_load: pl.DataFrame) 
         f"instance samples and {service_load.height:,} intervals of offered load."
     ]
     return lines + gap_lines(instance_samples) + unmeasured_lines(instance_samples, service_load)
-
-
-def gaps(instance_samples: pl.DataFrame) -> pl.DataFrame:
-    """Every gap: an instance's consecutive samples further apart than its interval.
-
-    Returns
-    -------
-    pl.DataFrame
-        ``service``, ``instance_id``, ``after`` (the last sample before the gap), ``missing``
-        (whole intervals without a sample), longest first.
-    """
-    return (
-        instance_samples.sort("service", "instance_id", "ts")
-        .with_columns(
-            step_s=pl.col("ts").diff().over("service", "instance_id").dt.total_seconds(),
-            after=pl.col("ts").shift().over("service", "instance_id"),
-        )
-        .with_columns(missing=(pl.col("step_s") / pl.col("interval_s")).round() - 1)
-        .filter(pl.col("missing") >= 1)
-        .select("service", "instance_id", "after", pl.col("missing").cast(pl.Int64))
-        .sort("missing", "service", "instance_id", "after", descending=[True, False, False, False])
-    )
 
 
 def gap_lines(instance_samples: pl.DataFrame) -> list[str]:

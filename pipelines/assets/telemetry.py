@@ -17,6 +17,7 @@ from pipelines.partitions import DAILY_DEADLINE_CRON, TELEMETRY_DAYS
 from pipelines.resources import ScenarioResource, StoreResource, TelemetrySourceResource
 from simulator import default_cluster, simulate
 from simulator.persist import REQUEST_OUTCOMES, write_result
+from telemetry.gaps import gaps
 from telemetry.ingest import IngestError, LoadReport, ingest
 from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
 
@@ -161,16 +162,13 @@ def instance_samples_have_no_gaps(store: StoreResource):
     """Every instance of every service reports once per interval from its first to its last
     sample; a failure names the service, the instance and where its first gap starts."""
     samples = store.read(INSTANCE_SAMPLES)
-    step_s = pl.col("ts").diff().dt.total_seconds()
-    per_instance = (
-        samples.sort("service", "instance_id", "ts")
-        .group_by("service", "instance_id", maintain_order=True)
-        .agg(
-            missing=(step_s / pl.col("interval_s") - 1).round().clip(0).sum().cast(pl.Int64),
-            gap_after=pl.col("ts").filter(step_s.shift(-1) > pl.col("interval_s")).first(),
-        )
+    instances = samples.select(pl.struct("service", "instance_id").n_unique()).item()
+    gappy = (
+        gaps(samples)
+        .group_by("service", "instance_id")
+        .agg(pl.col("missing").sum(), gap_after=pl.col("after").min())
+        .sort("service", "instance_id")
     )
-    gappy = per_instance.filter(pl.col("missing") > 0)
     named = [
         f"{service}/{instance}: {missing} intervals missing, the first after "
         f"{after:%Y-%m-%d %H:%M:%S}"
@@ -182,7 +180,7 @@ def instance_samples_have_no_gaps(store: StoreResource):
             "no telemetry in the store"
             if samples.is_empty()
             else "; ".join(named) + (f"; {gappy.height - 5} more" if gappy.height > 5 else "")
-            or f"{per_instance.height} instances, none with a gap"
+            or f"{instances} instances, none with a gap"
         ),
         metadata={
             "rows": dg.MetadataValue.int(samples.height),
