@@ -14,10 +14,11 @@ import dagster as dg
 import polars as pl
 
 from scheduler import FLEET_TOPOLOGY_PATH
-from simulator import Trace, load_trace, servegen_day
+from simulator import ClusterSpec, Trace, default_cluster, load_trace, servegen_day
+from simulator.cluster_file import load_cluster
 from simulator.servegen import DAY_RATE_SCALE
 from telemetry.ingest import Mapping, load_mapping
-from telemetry.store import TelemetryStore
+from telemetry.store import TelemetryStore, ingested_db_path
 
 REPORT_NAME = "heteroscale-report.html"
 #: The telemetry source that simulates the scenario instead of loading telemetry.
@@ -35,6 +36,11 @@ class StoreResource(dg.ConfigurableResource):
 
     def store(self) -> TelemetryStore:
         return TelemetryStore(self.db_path)
+
+    def ingested(self) -> "StoreResource":
+        """Where ingested telemetry goes when this store holds a simulation:
+        ``ingested/`` beside it (:func:`telemetry.store.ingested_db_path`)."""
+        return StoreResource(db_path=str(ingested_db_path(Path(self.db_path))))
 
     def write(
         self, table: str, frame: pl.DataFrame, partition_by: tuple[str, ...] | None = None
@@ -86,16 +92,24 @@ def _trace(trace_path: str, trace_format: str, study_day: int, rate_scale: float
 
 
 class ScenarioResource(dg.ConfigurableResource):
-    """What the main job runs: a real request trace, the service it stands for, the fleet
-    workload its policy is curated and backtested on, a topology.
+    """What the main job runs: a real request trace, the service it stands for, the cluster,
+    the fleet workload its policy is curated and backtested on, a topology.
 
     The defaults are the embedded ones: a real day of ServeGen m-large replayed at request
     level through the simulator's default heterogeneous P/D cluster (telemetry and the signal
     study); its 14 real days scaled to a fleet (curation and the backtest); the shipped fleet
-    topology (placement). A ``trace_path`` replaces the day with a trace file.
+    topology (placement). A ``trace_path`` replaces the day with a trace file, a
+    ``cluster_path`` the cluster, and ``fleet_from_store`` the fleet workload with the offered
+    load the store recorded (``policies.fleet.store_scenario``).
     """
 
     service: str = "chat"
+    #: A cluster file (docs/simulator.md, "Your own cluster") the telemetry is simulated on and
+    #: the fleet backtest runs; empty for the embedded L20/H20 cluster.
+    cluster_path: str = ""
+    #: Curate and backtest on the store's recorded offered load of ``service`` instead of
+    #: ServeGen's days: the policy job on ingested telemetry (``heteroscale run --db``).
+    fleet_from_store: bool = False
     #: A request trace to replay instead of the ServeGen day (e.g. the shipped Azure 2023
     #: hour, ``simulator.DEFAULT_TRACE_PATH``), in ``trace_format``.
     trace_path: str = ""
@@ -123,6 +137,10 @@ class ScenarioResource(dg.ConfigurableResource):
     def trace_day(self) -> date:
         """The UTC day the trace starts on: the telemetry partition the simulator fills."""
         return self.trace().start.astimezone(UTC).date()
+
+    def cluster(self) -> ClusterSpec:
+        """The cluster file's, else the embedded cluster."""
+        return load_cluster(self.cluster_path) if self.cluster_path else default_cluster()
 
     def describe_trace(self) -> str:
         if self.trace_path:

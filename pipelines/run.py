@@ -1,5 +1,6 @@
-"""Materialise the main job in this process, for the CLI and the end-to-end tests, recording
-the run in the instance the Dagster UI reads."""
+"""Materialise a job in this process, for the CLI and the end-to-end tests, recording the run
+in the instance the Dagster UI reads: the main job on a simulated scenario, or the policy job on
+the telemetry a store holds."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipelines.assets.dashboards import REPORT_KEY
 from pipelines.definitions import build_definitions
 from pipelines.resources import SIMULATOR, ScenarioResource, StoreResource, TelemetrySourceResource
 
@@ -20,12 +22,18 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class RunOutputs:
-    """Where a run left its results, and whether every step and blocking check passed."""
+    """Where a run left its results, whether every step and blocking check passed, and what
+    did not.
+
+    ``report_path`` is None when this run wrote no report: one beside the store is then an
+    earlier run's. ``failures`` names each failed step and each failed check, in words.
+    """
 
     success: bool
     db_path: Path
-    report_path: Path
+    report_path: Path | None
     run_id: str
+    failures: tuple[str, ...] = ()
 
 
 def ui_instance() -> dg.DagsterInstance:
@@ -41,17 +49,75 @@ def ui_instance() -> dg.DagsterInstance:
         return dg.DagsterInstance.from_config(str(PROJECT_ROOT))
 
 
-def run_main_job(db_path: Path, *, log_level: str = "INFO") -> RunOutputs:
-    """Run ``heteroscale_job`` on the embedded default, writing to ``db_path`` and a report
-    beside it, for the telemetry day the scenario's trace covers."""
+def run_main_job(
+    db_path: Path, scenario: ScenarioResource | None = None, *, log_level: str = "INFO"
+) -> RunOutputs:
+    """Run ``heteroscale_job`` on ``scenario`` (default: the embedded one), simulating its
+    telemetry into ``db_path`` with a report beside it, for the day the scenario's trace
+    starts on."""
+    scenario = scenario or ScenarioResource()
+    return _execute(
+        "heteroscale_job", db_path, scenario, log_level, scenario.trace_day().isoformat()
+    )
+
+
+def run_policy_job(
+    db_path: Path, scenario: ScenarioResource, *, log_level: str = "INFO"
+) -> RunOutputs:
+    """Run ``policy_job`` (study, curation, backtest, gate, placement, report) on the telemetry
+    ``db_path`` holds, simulating nothing."""
+    return _execute("policy_job", db_path, scenario, log_level)
+
+
+def _execute(
+    job: str,
+    db_path: Path,
+    scenario: ScenarioResource,
+    log_level: str,
+    partition_key: str | None = None,
+) -> RunOutputs:
     store = StoreResource(db_path=str(Path(db_path).resolve()))
-    scenario = ScenarioResource()
     defs = build_definitions(store, scenario, TelemetrySourceResource(sources=SIMULATOR))
     with ui_instance() as instance:
-        result = defs.resolve_job_def("heteroscale_job").execute_in_process(
+        result = defs.resolve_job_def(job).execute_in_process(
             instance=instance,
-            partition_key=scenario.trace_day().isoformat(),
+            partition_key=partition_key,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
-    return RunOutputs(result.success, Path(store.db_path), store.report_path(), result.run_id)
+    written = result.asset_materializations_for_node(REPORT_KEY.to_python_identifier())
+    return RunOutputs(
+        result.success,
+        Path(store.db_path),
+        store.report_path() if written else None,
+        result.run_id,
+        failures(result),
+    )
+
+
+def failures(result: dg.ExecuteInProcessResult) -> tuple[str, ...]:
+    """Each failed step with its error, then each failed check with what it found (a
+    blocking check's description names the service, instance and interval at fault)."""
+    steps = [
+        f"step {event.step_key} failed: {_cause(event.step_failure_data.error)}"
+        for event in result.get_step_failure_events()
+        # A blocking check's failure fails its step too; the check says why, below.
+        if event.step_failure_data.error.cls_name != "DagsterAssetCheckFailedError"
+    ]
+    checks = [
+        f"check {check.asset_key.to_user_string()} {check.check_name} "
+        f"{'warns' if check.severity == dg.AssetCheckSeverity.WARN else 'failed'}: "
+        f"{check.description or 'no description'}"
+        for check in result.get_asset_check_evaluations()
+        if not check.passed
+    ]
+    return tuple(steps + checks)
+
+
+def _cause(error) -> str:
+    """The error the step's code raised, without Dagster's wrapping: a ``dg.Failure``'s
+    description, else the exception's class and message."""
+    while error.cause and error.cls_name.startswith("Dagster"):
+        error = error.cause
+    text = error.message.strip().split(": ", 1)[-1]
+    return text if error.cls_name == "Failure" else f"{error.cls_name}: {text}"

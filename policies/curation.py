@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -45,6 +46,11 @@ SWEEP_DECODE = 4
 BUDGET_SHARE = 0.5
 #: Flaps per day a chosen configuration may make (a shorter history is allowed one day's).
 MAX_FLAPS_PER_DAY = 4.0
+
+#: Shows a loop's progress: ``progress(items, total=n, desc=what)`` yields ``items`` unchanged
+#: (e.g. a terminal bar). The long loops here and in :mod:`policies.fleet` take one; without it
+#: they run as they are.
+Progress = Callable[..., Iterable]
 
 #: Candidate configurations swept on the curation days: headroom, scale-in pace, tiers.
 DEFAULT_GRID: dict[str, tuple] = {
@@ -298,6 +304,7 @@ def curate(
     lifecycle: LifecycleSpec | None = None,
     control_interval_s: float = 15.0,
     grid: dict[str, tuple] | None = None,
+    progress: Progress | None = None,
 ) -> Curation:
     """Run Algorithm 1 on the curation days ``history``.
 
@@ -313,6 +320,8 @@ def curate(
     control_interval_s : float
     grid : dict, optional
         :class:`HeteroScaleConfig` field -> candidate values (default :data:`DEFAULT_GRID`).
+    progress : Progress, optional
+        Wraps the candidates' sweep, one item per candidate.
 
     Returns
     -------
@@ -331,7 +340,10 @@ def curate(
     start = initial_cluster(cluster, inputs, history)
     days = history.count * history.interval_s / DAY_S
     rows = []
-    for values in itertools.product(*grid.values()):
+    sweep = itertools.product(*grid.values())
+    if progress is not None:
+        sweep = progress(sweep, total=math.prod(map(len, grid.values())), desc="curation")
+    for values in sweep:
         params = dict(zip(grid, values, strict=True))
         config = HeteroScaleConfig(**params)
         run = run_controller(

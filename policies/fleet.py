@@ -8,11 +8,12 @@ L20 prefill / H20 decode cluster. Days 1-7 are curation days (Algorithm 1 sees o
 cluster, with its GPU types' startup delays, and is scored over the evaluation days as a whole
 and day by day; the confidence intervals resample days (a day is the unit that repeats).
 A user's own trace becomes a scenario too (:func:`trace_scenario`): curated on its first part,
-evaluated on the rest.
+evaluated on the rest; so does the offered load a store recorded (:func:`store_scenario`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -22,16 +23,25 @@ import numpy as np
 import polars as pl
 
 from policies.controller import Controller
-from policies.curation import Curation, curate, initial_cluster
+from policies.curation import DEFAULT_GRID, Curation, Progress, curate, initial_cluster
 from policies.loop import ControlRun, run_controller
 from policies.oracle import INSTANT, Oracle
 from policies.scoring import DAY_S, daily_scores, interval_outcome, score
 from policies.slo import ServiceSLO
 from simulator.cluster import ClusterSpec, LifecycleSpec, default_cluster
-from simulator.fluid_load import FluidLoad, load_from_requests, load_from_windows
+from simulator.fluid_load import (
+    FluidLoad,
+    load_from_requests,
+    load_from_service_load,
+    load_from_windows,
+    scaled_lengths,
+)
 from simulator.fluid_loop import FluidLoop
+from simulator.persist import REQUEST_OUTCOMES
 from simulator.servegen import load_servegen_rates, rate_requests
 from simulator.traces import Trace, default_trace
+from telemetry.schema import SERVICE_LOAD
+from telemetry.store import TelemetryStore, one_service
 
 #: ServeGen m-large averages 196 requests/s (48-583 per 10-minute window); on a fifth of it
 #: HeteroScale runs 24 to 295 instances of the embedded cluster over the evaluation week.
@@ -40,6 +50,9 @@ DEFAULT_DAYS = 14
 DEFAULT_CURATION_DAYS = 7
 #: Bootstrap resamples of the evaluation days.
 BOOTSTRAP = 2000
+#: The least span of a recorded load's curation and evaluation parts: the curation grid's
+#: longest scale-in cool-down, or no candidate could show its slowest scale-in.
+MIN_PART_S = max(DEFAULT_GRID["scale_in_cooldown_s"])
 
 #: Builds a policy's controller from the curation and the load it will run on.
 Builder = Callable[[Curation, FluidLoad], Controller]
@@ -168,6 +181,115 @@ def _trace_part(trace: Trace, first_s: float, span_s: float) -> Trace:
     )
 
 
+def store_scenario(
+    store: TelemetryStore, *, service: str | None = None, cluster: ClusterSpec | None = None
+) -> FleetScenario:
+    """The offered load a store recorded (``service_load``) as the fleet workload.
+
+    Curated on the first half of the recorded span (of its whole days when it holds two or
+    more), evaluated on the rest, on ``cluster`` (default: the embedded one). The length mix is
+    the service's recorded requests' (``request_outcomes``) where the store has them, else the
+    Azure 2023 conversation lengths scaled to the recorded mean prompt and output lengths
+    (docs/policy.md, "Your own telemetry"). Request-level runs draw Poisson arrivals at each
+    interval's recorded rate.
+
+    Raises
+    ------
+    ValueError
+        When the store records no offered load, the service is unknown or not named among
+        several, or the span is too short to split.
+    """
+    services = store.distinct(SERVICE_LOAD, ["service"])
+    if services is None or services.is_empty():
+        raise ValueError(
+            f"{store.path} holds no offered load (service_load) to backtest on: ingest the "
+            "router's or frontend's request counters too (docs/ingest.md)"
+        )
+    service = one_service(services["service"].to_list(), service, held="service_load holds")
+    recorded = store.read(SERVICE_LOAD, {"service": service})
+    lengths, lengths_source = _recorded_lengths(store, service, recorded)
+    load = load_from_service_load(recorded, lengths)
+    cut, split = _halves(load, service)
+    measured = recorded.drop_nulls(["request_rate_rps", "input_tps", "output_tps"]).height
+    filled = (
+        f"{load.count - measured:,} of {load.count:,} intervals unrecorded, carrying the "
+        "previous one's load; "
+        if measured < load.count
+        else ""
+    )
+    cluster = cluster or default_cluster()
+    return FleetScenario(
+        service=service,
+        load=load,
+        curation_intervals=cut,
+        cluster=cluster,
+        source=(
+            f"{service}'s recorded offered load in {store.path}, {load.start:%Y-%m-%d %H:%M} .. "
+            f"{load.end:%Y-%m-%d %H:%M} UTC ({split}); {lengths_source}; {filled}"
+            f"on {cluster.describe()}"
+        ),
+        requests=partial(_recorded_requests, load, lengths),
+        # A control interval is a whole number of telemetry intervals, 15 s where it can be.
+        control_interval_s=load.interval_s * math.ceil(15.0 / load.interval_s),
+    )
+
+
+def _recorded_lengths(
+    store: TelemetryStore, service: str, recorded: pl.DataFrame
+) -> tuple[pl.DataFrame, str]:
+    """The requests whose lengths the service's mix follows, and where they came from."""
+    outcomes = store.distinct(REQUEST_OUTCOMES, ["service"])
+    if outcomes is not None and service in outcomes["service"].to_list():
+        requests = store.read(REQUEST_OUTCOMES, {"service": service})
+        return requests, f"lengths of its {requests.height:,} recorded requests"
+    rate, prompt, output = recorded.select(
+        pl.col("request_rate_rps", "input_tps", "output_tps").sum()
+    ).row(0)
+    if not rate:
+        raise ValueError(f"{service}'s service_load records no requests")
+    prompt_mean, output_mean = prompt / rate, output / rate
+    return scaled_lengths(default_trace().requests, prompt_mean, output_mean), (
+        f"Azure 2023 conversation lengths scaled to its mean prompt of {prompt_mean:,.0f} and "
+        f"output of {output_mean:,.0f} tokens (only means recorded)"
+    )
+
+
+def _halves(load: FluidLoad, service: str) -> tuple[int, str]:
+    """Where curation ends: half the whole days when there are two or more, else half the
+    intervals; refused when either part is shorter than :data:`MIN_PART_S`."""
+    per_day = DAY_S / load.interval_s
+    days = int(load.count // per_day) if per_day.is_integer() else 0
+    if days >= 2:
+        cut = int(days // 2 * per_day)
+        split = f"days 1-{days // 2} curation, the rest evaluation"
+    else:
+        cut = load.count // 2
+        split = "first half curation, second half evaluation"
+    if min(cut, load.count - cut) * load.interval_s < MIN_PART_S:
+        span_min = load.count * load.interval_s / 60
+        raise ValueError(
+            f"{service}'s offered load spans {span_min:,.0f} min: too short to split into "
+            f"curation and evaluation halves of {MIN_PART_S / 60:g} min or more (the curation "
+            "grid's longest scale-in cool-down)"
+        )
+    return cut, split
+
+
+def _recorded_requests(
+    load: FluidLoad, lengths: pl.DataFrame, first_s: float, span_s: float
+) -> Trace:
+    windows = pl.DataFrame(
+        {
+            "window_start_s": np.arange(load.count) * load.interval_s,
+            "rate_rps": load.requests / load.interval_s,
+        }
+    )
+    trace = rate_requests(
+        windows, lengths, first_s=first_s, span_s=span_s, window_s=load.interval_s
+    )
+    return replace(trace, start=load.start + timedelta(seconds=first_s))
+
+
 @dataclass(frozen=True)
 class FleetBacktest:
     """Every policy's run on the evaluation part, and the curation behind them.
@@ -262,6 +384,7 @@ def run_fleet_backtest(
     *,
     grid: dict[str, tuple] | None = None,
     curation: Curation | None = None,
+    progress: Progress | None = None,
 ) -> FleetBacktest:
     """Curate on the scenario's curation part, then run every policy on its evaluation part.
 
@@ -274,6 +397,8 @@ def run_fleet_backtest(
         Curation's candidate grid (:data:`policies.curation.DEFAULT_GRID` when omitted).
     curation : Curation, optional
         Reuse an earlier curation of the same curation part instead of curating again.
+    progress : policies.curation.Progress, optional
+        Wraps curation's sweep and the policies' runs, one after the other.
     """
     curation = curation or curate(
         scenario.curation,
@@ -282,11 +407,15 @@ def run_fleet_backtest(
         lifecycle=scenario.lifecycle,
         control_interval_s=scenario.control_interval_s,
         grid=grid,
+        progress=progress,
     )
     evaluation = scenario.evaluation
     start = initial_cluster(scenario.cluster, curation.inputs, evaluation)
     runs, skipped = {}, {}
-    for name, build in builders.items():
+    policies = builders.items()
+    if progress is not None:
+        policies = progress(policies, total=len(builders), desc="policies")
+    for name, build in policies:
         try:
             controller = build(curation, evaluation)
         except ValueError as error:

@@ -2,10 +2,12 @@
 
 The fluid model never sees a request: it sees, per interval, how many requests arrive and how
 many prompt and decode tokens they bring, plus a few moments of the length mix (:class:`LengthMix`)
-that shape batching and KV use. Two sources build it:
+that shape batching and KV use. Three sources build it:
 
 - :func:`load_from_requests` bins a canonical request frame (any trace), so the fluid and the
   request-level mode can be compared on exactly the same arrivals;
+- :func:`load_from_service_load` reads the offered load a store recorded per interval
+  (canonical ``service_load``): a user's own telemetry, with no request to bin;
 - :func:`load_from_windows` reads rate windows (ServeGen's 10-minute rates) as a
   piecewise-constant rate curve and takes the expected arrivals per interval: no per-request
   sampling, which is what makes weeks of load on a thousand instances cheap. The shipped
@@ -162,6 +164,67 @@ def load_from_requests(
         decode_tokens=per_bin(requests["output_tokens"].to_numpy().astype(float) - 1),
         mix=LengthMix.of(requests),
         prompt_quantiles=quantiles,
+    )
+
+
+def scaled_lengths(lengths: pl.DataFrame, prompt_mean: float, output_mean: float) -> pl.DataFrame:
+    """``lengths`` (a canonical request frame) with its prompt and output lengths each scaled
+    so that their means are ``prompt_mean`` and ``output_mean`` (rounded, at least 1 token):
+    the reference's shape, spread and tail relative to the mean, at another service's means.
+    """
+    if prompt_mean <= 0 or output_mean <= 0:
+        raise ValueError("scaled_lengths: means must be > 0")
+
+    def scaled(column: str, mean: float) -> pl.Expr:
+        factor = mean / lengths[column].mean()
+        return (pl.col(column) * factor).round().cast(pl.Int64).clip(lower_bound=1)
+
+    return lengths.with_columns(
+        scaled("input_tokens", prompt_mean), scaled("output_tokens", output_mean)
+    )
+
+
+def load_from_service_load(service_load: pl.DataFrame, lengths: pl.DataFrame) -> FluidLoad:
+    """The offered load a store recorded: canonical ``service_load`` rows of one service.
+
+    Per interval, ``request_rate_rps``, ``input_tps`` and ``output_tps`` times ``interval_s``
+    give the arrivals, their prompt tokens and their output tokens (one per request fewer as
+    decode tokens: the first comes from prefill). The rows must share one ``interval_s``; the
+    grid runs from the first row to the last. An interval without a row, or with a null
+    measurement, carries the previous interval's load: a missed scrape is not an idle service.
+    ``lengths`` (a canonical request frame) gives the length mix; the TTFT quantiles price the
+    mix's prompts, since a rate does not say how an interval's prompts spread.
+    """
+    if service_load.is_empty():
+        raise ValueError("load_from_service_load: no rows")
+    intervals = service_load["interval_s"].unique()
+    if intervals.len() > 1:
+        raise ValueError(
+            f"service_load mixes intervals of {sorted(intervals.to_list())} s: load one length"
+        )
+    interval_s = float(intervals[0])
+    start = service_load["ts"].min()
+    index = (
+        ((service_load["ts"] - start).dt.total_microseconds() / (interval_s * 1e6))
+        .round()
+        .cast(pl.Int64)
+    )
+    count = int(index.max()) + 1
+    grid = (
+        pl.DataFrame({"index": range(count)})
+        .join(service_load.with_columns(index=index), on="index", how="left")
+        .sort("index")
+        .select(pl.col("request_rate_rps", "input_tps", "output_tps").forward_fill().fill_null(0))
+    )
+    requests = grid["request_rate_rps"].to_numpy() * interval_s
+    output = grid["output_tps"].to_numpy() * interval_s
+    return FluidLoad(
+        start=start,
+        interval_s=interval_s,
+        requests=requests,
+        prompt_tokens=grid["input_tps"].to_numpy() * interval_s,
+        decode_tokens=np.maximum(output - requests, 0.0),
+        mix=LengthMix.of(lengths),
     )
 
 

@@ -24,9 +24,19 @@ DB_ENV_VAR = "HETEROSCALE_DB"
 DEFAULT_DB_PATH = Path("out") / "heteroscale.duckdb"
 
 
-def default_db_path() -> Path:
-    """The store's path: ``$HETEROSCALE_DB`` when set, else ``out/heteroscale.duckdb``."""
-    return Path(os.environ.get(DB_ENV_VAR, DEFAULT_DB_PATH))
+def ingested_db_path(db_path: Path) -> Path:
+    """The store for ingested telemetry beside the store ``db_path`` holding a simulation
+    (``ingested/`` in its folder): simulated and ingested telemetry never share a store by
+    default, or each would enter the other's study and gap check."""
+    return db_path.parent / "ingested" / db_path.name
+
+
+def default_db_path(*, ingested: bool = False) -> Path:
+    """The store's path: ``$HETEROSCALE_DB`` when set, else ``out/heteroscale.duckdb``, or
+    for ingested telemetry ``out/ingested/heteroscale.duckdb``."""
+    if DB_ENV_VAR in os.environ:
+        return Path(os.environ[DB_ENV_VAR])
+    return ingested_db_path(DEFAULT_DB_PATH) if ingested else DEFAULT_DB_PATH
 
 
 def one_service(

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from heteroscale.arguments import positive
 from telemetry.store import DB_ENV_VAR, default_db_path
 
 
@@ -41,7 +42,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     advise.add_argument(
         "--startup-s",
-        type=float,
+        type=positive,
         help="startup delay of a new instance, which sizes the early-warning lead (default: "
         "the one the backtest validated the policy under)",
     )
@@ -63,13 +64,7 @@ def _time(text: str) -> datetime:
 
 
 def _advise(args: argparse.Namespace) -> int:
-    import duckdb
-
-    try:
-        report = advise_report(args)
-    except (OSError, ValueError, duckdb.Error) as e:
-        print(f"heteroscale advise: {e}", file=sys.stderr)
-        return 2
+    report = advise_report(args)
     if not report["gate_passed"]:
         print(f"heteroscale advise: warning: {report['gate']}", file=sys.stderr)
     if args.json:
@@ -91,7 +86,7 @@ def advise_report(args: argparse.Namespace) -> dict:
     import polars as pl
 
     from policies.advise import advise
-    from policies.spec import load, published_spec
+    from policies.spec import published_spec
     from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
     from telemetry.store import TelemetryStore
 
@@ -102,7 +97,7 @@ def advise_report(args: argparse.Namespace) -> dict:
             f"no store at {db}: run `heteroscale run`, or `heteroscale ingest SOURCE... --db "
             "PATH` for your own telemetry, first"
         )
-    spec = load(args.spec.read_text()) if args.spec else published_spec(store, args.service)
+    spec = _spec_file(args.spec) if args.spec else published_spec(store, args.service)
     service = args.service or spec.service
     counts = store.row_counts()
     samples = (
@@ -135,6 +130,19 @@ def advise_report(args: argparse.Namespace) -> dict:
             {k: _plain(v) for k, v in row.items()} for row in per_interval.iter_rows(named=True)
         ]
     return report
+
+
+def _spec_file(path: Path):
+    """The spec in a YAML file, or a ValueError that names the file."""
+    import yaml
+
+    from heteroscale.cli import one_line
+    from policies.spec import load
+
+    try:
+        return load(path.read_text())
+    except (ValueError, yaml.YAMLError) as error:
+        raise ValueError(f"{path}: {one_line(error)}") from error
 
 
 def _plain(value):

@@ -2,9 +2,10 @@
 
 import argparse
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
+
+from heteroscale.arguments import positive
 
 #: Scores the readable table shows, in order.
 _COLUMNS = (
@@ -48,10 +49,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="days of the default workload; the first half is curation (default 14)",
     )
     backtest.add_argument(
-        "--ttft-slo-s", type=float, default=6.0, help="TTFT p99 objective, s (default 6)"
+        "--ttft-slo-s", type=positive, default=6.0, help="TTFT p99 objective, s (default 6)"
     )
     backtest.add_argument(
-        "--tbt-slo-s", type=float, default=0.1, help="TBT p99 objective, s (default 0.1)"
+        "--tbt-slo-s", type=positive, default=0.1, help="TBT p99 objective, s (default 0.1)"
     )
     backtest.add_argument(
         "--policies", help="comma-separated policy names (default: every policy and the oracle)"
@@ -64,26 +65,25 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _backtest(args: argparse.Namespace) -> int:
+    from heteroscale.progress import bar
     from policies.fleet import run_fleet_backtest, servegen_scenario, trace_scenario
     from policies.registry import select
     from policies.slo import ServiceSLO
-    from simulator import TraceError, load_trace
+    from simulator import load_trace
 
-    try:
-        builders = select(
-            args.policies.split(",") if args.policies else None, ablations=args.ablations
+    builders = select(args.policies.split(",") if args.policies else None, ablations=args.ablations)
+    if args.trace:
+        scenario = trace_scenario(
+            load_trace(args.trace, args.format), curation_share=args.curation_share
         )
-        if args.trace:
-            scenario = trace_scenario(
-                load_trace(args.trace, args.format), curation_share=args.curation_share
-            )
-        else:
-            scenario = servegen_scenario(days=args.days, curation_days=args.days // 2)
-        slo = ServiceSLO(ttft_p99_s=args.ttft_slo_s, tbt_p99_s=args.tbt_slo_s)
-        result = run_fleet_backtest(replace(scenario, slo=slo), builders)
-    except (OSError, TraceError, ValueError) as e:
-        print(f"heteroscale backtest: {e}", file=sys.stderr)
-        return 2
+    elif args.days < 2:
+        raise ValueError(
+            f"--days must be at least 2 (half curated, half evaluated), got {args.days}"
+        )
+    else:
+        scenario = servegen_scenario(days=args.days, curation_days=args.days // 2)
+    slo = ServiceSLO(ttft_p99_s=args.ttft_slo_s, tbt_p99_s=args.tbt_slo_s)
+    result = run_fleet_backtest(replace(scenario, slo=slo), builders, progress=bar)
     report = _report(result)
     if args.json:
         print(json.dumps(report))

@@ -6,6 +6,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from heteroscale.arguments import positive
 from telemetry.ingest import IngestError, LoadReport, ingest, ingest_by_day, load_mapping
 from telemetry.store import DB_ENV_VAR, TelemetryStore, default_db_path
 
@@ -36,12 +37,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--mapping", type=Path, help="mapping file (YAML, docs/ingest.md)")
     parser.add_argument(
-        "--db", type=Path, help=f"DuckDB store (default ${DB_ENV_VAR}, else {default_db_path()})"
+        "--db",
+        type=Path,
+        help=f"DuckDB store (default ${DB_ENV_VAR}, else {default_db_path(ingested=True)}: "
+        "apart from the simulation's)",
     )
-    parser.add_argument("--interval", type=float, help="canonical interval in s (default 15)")
+    parser.add_argument("--interval", type=positive, help="canonical interval in s (default 15)")
     parser.add_argument("--start", type=_instant, help="Prometheus range start (ISO, with zone)")
     parser.add_argument("--end", type=_instant, help="Prometheus range end (default now)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="Prometheus timeout in s")
+    parser.add_argument("--timeout", type=positive, default=30.0, help="Prometheus timeout in s")
     parser.add_argument(
         "--by-day",
         action="store_true",
@@ -52,7 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    store = TelemetryStore(args.db or default_db_path())
+    store = TelemetryStore(args.db or default_db_path(ingested=True))
     try:
         options = {
             "mapping": load_mapping(args.mapping),
@@ -67,7 +71,9 @@ def _ingest(args: argparse.Namespace) -> int:
         else:
             report = ingest(args.sources, store, **options)
     except IngestError as exc:
-        print(f"heteroscale ingest: {exc}", file=sys.stderr)
+        from heteroscale.cli import one_line
+
+        print(f"heteroscale ingest: {one_line(exc)}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(report.as_json(), default=str))

@@ -2,7 +2,6 @@
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -10,14 +9,12 @@ import polars as pl
 from scheduler import (
     DECISION_COLUMNS,
     TARGET_COLUMNS,
-    TopologyError,
     load_topology,
     replay_targets,
     targets_from_decisions,
 )
 from scheduler.metrics import plan_metrics
 from scheduler.requirements_loader import (
-    RequirementsError,
     build_requirements,
     load_requirements_document,
 )
@@ -80,11 +77,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _place(args: argparse.Namespace) -> int:
-    try:
-        summary = place(args.topology, args.decisions, args.requirements, args.plan_out)
-    except (OSError, TopologyError, RequirementsError, ValueError, pl.exceptions.PolarsError) as e:
-        print(f"heteroscale place: {e}", file=sys.stderr)
-        return 2
+    summary = place(args.topology, args.decisions, args.requirements, args.plan_out)
     if args.json:
         print(json.dumps(summary))
     else:

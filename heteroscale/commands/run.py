@@ -1,4 +1,5 @@
-"""``heteroscale run``: materialise the main job on the embedded default."""
+"""``heteroscale run``: materialise the main job on a simulated scenario, or the policy job on
+the telemetry a store holds."""
 
 import argparse
 import sys
@@ -9,20 +10,49 @@ from telemetry.store import DB_ENV_VAR, TelemetryStore, default_db_path
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from simulator.workloads import TRACE_FORMATS
+
     run = commands.add_parser(
         "run",
-        help="materialise the main job on the embedded default (trace -> dashboard)",
+        help="study, curate, backtest, gate, place and report: on the embedded default, "
+        "a trace, or your ingested telemetry (--db)",
         description=(
-            "Simulate a real ServeGen day on the embedded P/D cluster and study its candidate "
-            "autoscaling signals; curate the coordinated policy and backtest it with every "
-            "baseline on 14 real days; place its decisions; write the DuckDB store and an HTML "
-            "report."
+            "Simulate a real ServeGen day (or --trace) on the embedded P/D cluster (or "
+            "--cluster) and study its candidate autoscaling signals; curate the coordinated "
+            "policy and backtest it with every baseline on 14 real days; place its decisions; "
+            "write the DuckDB store and an HTML report. With --db, do all of it on the "
+            "telemetry a store holds (heteroscale ingest), the backtest driven by the offered "
+            "load it recorded, simulating nothing (docs/operations.md)."
         ),
     )
     run.add_argument(
         "--out",
         type=Path,
         help=f"output directory (default: the store at ${DB_ENV_VAR}, else ./out)",
+    )
+    run.add_argument(
+        "--db",
+        type=Path,
+        help="a store of your telemetry, with its offered load (service_load): run on it; "
+        "the report goes beside it",
+    )
+    run.add_argument(
+        "--service", help="the service (default: the store's only one with --db, else chat)"
+    )
+    run.add_argument("--trace", type=Path, help="simulate this request trace, not the ServeGen day")
+    run.add_argument(
+        "--format", choices=TRACE_FORMATS, default="azure", help="its format (default azure)"
+    )
+    run.add_argument(
+        "--cluster",
+        type=Path,
+        help="cluster YAML (docs/simulator.md, 'Your own cluster') simulated and backtested; "
+        "default: the embedded L20/H20 cluster",
+    )
+    run.add_argument(
+        "--topology",
+        type=Path,
+        help="topology YAML the decisions are placed on (default: the shipped fleet)",
     )
     run.add_argument(
         "--log-level",
@@ -34,18 +64,75 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipelines.run import DB_NAME, run_main_job  # dagster is slow to import: only here
+    # dagster is slow to import: only here
+    from pipelines.run import DB_NAME, run_main_job, run_policy_job
 
-    db_path = args.out / DB_NAME if args.out else default_db_path()
-    print(f"heteroscale: running the main job, writing to {db_path}", file=sys.stderr)
+    scenario = _scenario(args)  # bad input raises: one line from heteroscale.cli.main
+    if args.db:
+        db_path = args.db
+        print(
+            f"heteroscale: running the policy job on {db_path} (service {scenario.service}), "
+            "its backtest on the offered load recorded there",
+            file=sys.stderr,
+        )
+        job = run_policy_job
+    else:
+        db_path = args.out / DB_NAME if args.out else default_db_path()
+        print(f"heteroscale: running the main job, writing to {db_path}", file=sys.stderr)
+        job = run_main_job
     started = time.perf_counter()
-    outputs = run_main_job(db_path, log_level=args.log_level)
+    outputs = job(db_path, scenario, log_level=args.log_level)
     elapsed_s = time.perf_counter() - started
     verdict = "succeeded" if outputs.success else "FAILED"
     print(f"{verdict} in {elapsed_s:.1f} s (run {outputs.run_id})")
+    for failure in outputs.failures:
+        print(f"  {failure}")
     print(f"DuckDB store: {outputs.db_path}")
     for table, rows in TelemetryStore(outputs.db_path).row_counts().items():
         print(f"  {table:<24} {rows:>9,} rows")
-    if outputs.report_path.exists():
-        print(f"HTML report:  {outputs.report_path}")
+    print(f"HTML report:  {outputs.report_path or 'none written by this run'}")
     return 0 if outputs.success else 1
+
+
+def _scenario(args: argparse.Namespace):
+    """The scenario the options name, checked before Dagster starts: every file readable, the
+    topology holding the cluster's GPU types, a store with telemetry and offered load to
+    split."""
+    from pipelines.resources import ScenarioResource
+    from policies.fleet import store_scenario
+    from scheduler import load_topology
+    from telemetry.schema import INSTANCE_SAMPLES
+
+    if args.db and (args.out or args.trace):
+        raise ValueError("--db runs on a store's telemetry; --out and --trace simulate: not both")
+    fields = {
+        "cluster_path": str(args.cluster or ""),
+        **({"topology_path": str(args.topology)} if args.topology else {}),
+    }
+    scenario = ScenarioResource(**fields)
+    cluster = scenario.cluster()
+    topology = load_topology(scenario.topology_path)
+    pools = (*cluster.prefill_pools, *cluster.decode_pools)
+    missing = {p.gpu_type for p in pools} - {n.gpu_type for n in topology.nodes}
+    if missing:
+        raise ValueError(
+            f"{scenario.topology_path} has no {', '.join(sorted(missing))} nodes for the "
+            "cluster's pools: give --topology one that does"
+        )
+    if not args.db:
+        scenario = ScenarioResource(
+            service=args.service or "chat",
+            trace_path=str(args.trace or ""),
+            trace_format=args.format,
+            **fields,
+        )
+        scenario.trace()
+        return scenario
+    if not args.db.is_file():
+        raise ValueError(f"no store at {args.db}")
+    store = TelemetryStore(args.db)
+    service = store_scenario(store, service=args.service, cluster=cluster).service
+    samples = store.distinct(INSTANCE_SAMPLES, ["service"])
+    if samples is None or service not in samples["service"].to_list():
+        raise ValueError(f"{args.db} holds no instance_samples of {service}: nothing to study")
+    return ScenarioResource(service=service, fleet_from_store=True, **fields)

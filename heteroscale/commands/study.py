@@ -3,9 +3,9 @@
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
+from heteroscale.arguments import positive
 from telemetry.store import DB_ENV_VAR, default_db_path
 
 #: Statistics the readable table shows, in order.
@@ -34,25 +34,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     study.add_argument("--service", help="the service to study (default: the store's only one)")
     study.add_argument(
-        "--window", type=float, default=60.0, help="judge signals over windows of S seconds"
+        "--window", type=positive, default=60.0, help="judge signals over windows of S seconds"
     )
-    study.add_argument("--ttft-slo-s", type=float, default=6.0, help="TTFT p99 objective, s")
-    study.add_argument("--tbt-slo-s", type=float, default=0.1, help="TBT p99 objective, s")
+    study.add_argument("--ttft-slo-s", type=positive, default=6.0, help="TTFT p99 objective, s")
+    study.add_argument("--tbt-slo-s", type=positive, default=0.1, help="TBT p99 objective, s")
     study.add_argument("--json", action="store_true", help="print one JSON object")
     study.set_defaults(handler=_study)
 
 
 def _study(args: argparse.Namespace) -> int:
-    try:
-        report = study(
-            args.db or default_db_path(),
-            service=args.service,
-            window_s=args.window,
-            slo={"ttft_p99_s": args.ttft_slo_s, "tbt_p99_s": args.tbt_slo_s},
-        )
-    except (OSError, ValueError) as e:
-        print(f"heteroscale study: {e}", file=sys.stderr)
-        return 2
+    report = study(
+        args.db or default_db_path(),
+        service=args.service,
+        window_s=args.window,
+        slo={"ttft_p99_s": args.ttft_slo_s, "tbt_p99_s": args.tbt_slo_s},
+    )
     if args.json:
         print(json.dumps(report, default=str))
     else:
@@ -61,7 +57,8 @@ def _study(args: argparse.Namespace) -> int:
 
 
 def study(db: Path, *, service: str | None, window_s: float, slo: dict[str, float]) -> dict:
-    """The study of one service's telemetry in ``db``, as the JSON document.
+    """The study of one service's telemetry in ``db``, as the JSON document; on a terminal, a
+    bar names its two steps (reading the telemetry, ranking the signals).
 
     Raises
     ------
@@ -69,6 +66,7 @@ def study(db: Path, *, service: str | None, window_s: float, slo: dict[str, floa
         When the store has no telemetry (saying what to run first), several services and none
         named, or no offered load to judge signals against.
     """
+    from heteroscale.progress import steps
     from policies.fleet import pressure_targets
     from signals import run_study
     from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
@@ -87,22 +85,29 @@ def study(db: Path, *, service: str | None, window_s: float, slo: dict[str, floa
             "each signal against the load its role serves; ingest a request-rate or token-rate "
             "series with the telemetry (docs/ingest.md)"
         )
-    service = one_service(store.read(INSTANCE_SAMPLES)["service"].to_list(), service)
+    held = store.distinct(INSTANCE_SAMPLES, ["service"])["service"].to_list()
+    service = one_service(held, service)
     curated = (
         store.read("curated_policy", {"service": service}) if counts.get("curated_policy") else None
     )
-    table, recommended = run_study(
-        store.read(INSTANCE_SAMPLES, {"service": service}),
-        store.read(SERVICE_LOAD, {"service": service}),
-        service=service,
-        window_s=window_s,
-        slo=slo,
-        pressure_targets=(
-            pressure_targets(curated.row(0, named=True), service)
-            if curated is not None and curated.height
-            else None
-        ),
-    )
+    with steps(2, "study") as progress:
+        progress.set_postfix_str("reading the telemetry")
+        samples = store.read(INSTANCE_SAMPLES, {"service": service})
+        load = store.read(SERVICE_LOAD, {"service": service})
+        progress.update()
+        progress.set_postfix_str("ranking the signals")
+        table, recommended = run_study(
+            samples,
+            load,
+            service=service,
+            window_s=window_s,
+            slo=slo,
+            pressure_targets=(
+                pressure_targets(curated.row(0, named=True), service)
+                if curated is not None and curated.height
+                else None
+            ),
+        )
     rows = [
         {key: _plain(value) for key, value in row.items()} for row in table.iter_rows(named=True)
     ]

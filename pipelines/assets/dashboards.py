@@ -19,6 +19,8 @@ from telemetry.ingest import INGEST_LOG, QUARANTINE
 from telemetry.ingest.load import SERVICE_LOAD_ORIGIN
 from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
 
+REPORT_KEY = dg.AssetKey(["dashboards", "report_html"])
+
 #: ``write_report`` keyword -> the store table it reads (every one per service).
 TABLES = {
     "instance_samples": INSTANCE_SAMPLES,
@@ -47,7 +49,7 @@ INGESTION_TABLES = {
 
 
 @dg.asset(
-    key=["dashboards", "report_html"],
+    key=REPORT_KEY,
     deps=[
         INSTANCE_SAMPLES_KEY,
         SERVICE_LOAD_KEY,

@@ -5,6 +5,10 @@ takes the sources from run config (the inbox sensor fills it in) and checks the 
 A load writes whole service x day partitions of the canonical telemetry, so it reports each day
 it wrote as a materialisation of that day's telemetry partition: the UI shows the day as
 loaded, and the daily policy schedule sees it as new telemetry.
+
+A code location whose telemetry is simulated (``HETEROSCALE_SOURCES=simulator``) keeps what it
+ingests apart, in ``ingested/`` beside its store, and reports no telemetry partition for it:
+those assets are the simulation's (docs/operations.md, "Stores").
 """
 
 import dagster as dg
@@ -13,7 +17,7 @@ import polars as pl
 from pipelines.assets.telemetry import TELEMETRY_KEYS, per_day
 from pipelines.metadata import ROW_COUNT
 from pipelines.partitions import TELEMETRY_DAYS
-from pipelines.resources import StoreResource
+from pipelines.resources import StoreResource, TelemetrySourceResource
 from telemetry.ingest import INGEST_LOG, QUARANTINE, IngestError, LoadReport, ingest, load_mapping
 
 INGEST_LOG_KEY = dg.AssetKey(["telemetry", INGEST_LOG])
@@ -39,8 +43,14 @@ class IngestConfig(dg.Config):
         "writes their quarantine rows (docs/ingest.md)."
     ),
 )
-def ingest_log(context: dg.AssetExecutionContext, config: IngestConfig, store: StoreResource):
+def ingest_log(
+    context: dg.AssetExecutionContext,
+    config: IngestConfig,
+    store: StoreResource,
+    source: TelemetrySourceResource,
+):
     """Load ``config.sources``; fails the run when nothing could be loaded."""
+    store = ingest_store(store, source)
     try:
         report = ingest(
             config.sources,
@@ -55,11 +65,13 @@ def ingest_log(context: dg.AssetExecutionContext, config: IngestConfig, store: S
         f"read {report.rows_read:,} rows: loaded {report.rows_loaded:,}, "
         f"quarantined {report.rows_quarantined:,} {report.quarantine_reasons}"
     )
-    for event in telemetry_partitions_written(report):
-        context.log_event(event)
+    if not source.simulated:
+        for event in telemetry_partitions_written(report):
+            context.log_event(event)
     return dg.MaterializeResult(
         metadata={
             ROW_COUNT: dg.MetadataValue.int(store.store().row_counts()[INGEST_LOG]),
+            "store": dg.MetadataValue.path(store.db_path),
             "rows_read": dg.MetadataValue.int(report.rows_read),
             "rows_loaded": dg.MetadataValue.int(report.rows_loaded),
             "rows_quarantined": dg.MetadataValue.int(report.rows_quarantined),
@@ -67,6 +79,11 @@ def ingest_log(context: dg.AssetExecutionContext, config: IngestConfig, store: S
             "partitions": dg.MetadataValue.int(len(report.partitions)),
         }
     )
+
+
+def ingest_store(store: StoreResource, source: TelemetrySourceResource) -> StoreResource:
+    """The store a load goes to: the code location's, unless it holds a simulation."""
+    return store.ingested() if source.simulated else store
 
 
 def telemetry_partitions_written(report: LoadReport) -> list[dg.AssetMaterialization]:
@@ -92,9 +109,10 @@ def telemetry_partitions_written(report: LoadReport) -> list[dg.AssetMaterializa
 
 
 @dg.asset_check(asset=INGEST_LOG_KEY, blocking=True)
-def ingest_log_rows_accounted_for(store: StoreResource):
+def ingest_log_rows_accounted_for(store: StoreResource, source: TelemetrySourceResource):
     """Every row read was loaded, skipped (a series the schema does not use) or quarantined,
     in every load the log holds (loads logged before skipping existed skipped nothing)."""
+    store = ingest_store(store, source)
     log = store.read(INGEST_LOG)
     skipped = pl.col("rows_skipped").fill_null(0) if "rows_skipped" in log.columns else 0
     broken = log.filter(

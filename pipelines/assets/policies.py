@@ -2,14 +2,23 @@
 against the oracle, fast mode checked against request level, and the chosen policy's scaling
 decisions (docs/policy.md)."""
 
+from dataclasses import replace
+
 import dagster as dg
 import polars as pl
 
 from pipelines.metadata import ROW_COUNT, markdown_table, typed
 from pipelines.resources import ScenarioResource, StoreResource
-from policies.fleet import backtest_tables, run_fleet_backtest, servegen_scenario
+from policies.fleet import (
+    FleetScenario,
+    backtest_tables,
+    run_fleet_backtest,
+    servegen_scenario,
+    store_scenario,
+)
 from policies.modes import compare_modes
 from policies.registry import select
+from scheduler import load_topology
 from telemetry.store import TableWrite
 
 CURATION_KEY = dg.AssetKey(["policies", "curation"])
@@ -62,11 +71,7 @@ def fleet_policy(
     context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
 ):
     """Curate, backtest every policy, check the strongest at request level, store it all."""
-    fleet = servegen_scenario(
-        days=scenario.fleet_days,
-        curation_days=scenario.curation_days,
-        rate_scale=scenario.fleet_rate_scale,
-    )
+    fleet = fleet_scenario(scenario, store)
     context.log.info(f"fleet backtest on {fleet.source}")
     backtest = run_fleet_backtest(fleet, select(None, ablations=True))
     service = scenario.service
@@ -80,13 +85,14 @@ def fleet_policy(
     rows = dict(zip(tables, stored, strict=True))
     summary = backtest.summary
     strongest = _strongest_baselines(summary, fleet.slo.attainment)
-    day = fleet.curation_intervals * fleet.load.interval_s
+    first_s, span_s = request_level_span(fleet, scenario)
     modes = compare_modes(
         fleet,
         backtest.curation,
         select(["heteroscale", *strongest]),
-        first_s=day + scenario.request_level_start_h * 3600,
-        span_s=scenario.request_level_hours * 3600,
+        first_s=first_s,
+        span_s=span_s,
+        topology=load_topology(scenario.topology_path),
     )
     mode_rows = store.write(
         "mode_agreement", modes.with_columns(service=pl.lit(service)), ("service",)
@@ -137,6 +143,32 @@ def fleet_policy(
         asset_key=SCALING_DECISIONS_KEY,
         metadata=typed({ROW_COUNT: rows["scaling_decisions"]}),
     )
+
+
+def fleet_scenario(scenario: ScenarioResource, store: StoreResource) -> FleetScenario:
+    """The fleet workload the scenario names, on its cluster: the store's recorded offered
+    load, or ServeGen m-large's days (on the embedded fleet's pools unless a cluster file
+    replaces them)."""
+    if scenario.fleet_from_store:
+        return store_scenario(store.store(), service=scenario.service, cluster=scenario.cluster())
+    fleet = servegen_scenario(
+        days=scenario.fleet_days,
+        curation_days=scenario.curation_days,
+        rate_scale=scenario.fleet_rate_scale,
+    )
+    if not scenario.cluster_path:
+        return fleet
+    cluster = scenario.cluster()
+    return replace(fleet, cluster=cluster, source=f"{fleet.source}; on {cluster.describe()}")
+
+
+def request_level_span(fleet: FleetScenario, scenario: ScenarioResource) -> tuple[float, float]:
+    """The request-level check's ``(first_s, span_s)``: the scenario's hours of the first
+    evaluation day, moved earlier and shortened as far as a short evaluation part needs."""
+    evaluation_s = fleet.evaluation.count * fleet.load.interval_s
+    span_s = min(scenario.request_level_hours * 3600, evaluation_s)
+    offset_s = min(scenario.request_level_start_h * 3600, evaluation_s - span_s)
+    return fleet.curation_intervals * fleet.load.interval_s + offset_s, span_s
 
 
 def _strongest_baselines(summary: pl.DataFrame, target: float) -> list[str]:

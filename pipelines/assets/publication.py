@@ -101,7 +101,7 @@ def policy_spec_passes_publication_gate(
     verdict = validate(summary, target=curated["slo_attainment_target"], policy=curated["policy"])
     return dg.AssetCheckResult(
         passed=verdict.passed,
-        description=verdict.summary(),
+        description=f"{scenario.service}: {verdict.summary()}",
         metadata=typed(
             {
                 "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in verdict.reasons)),

@@ -57,12 +57,22 @@ def placement_plan(
 def placement_plan_respects_affinity(
     scenario: ScenarioResource, store: StoreResource
 ) -> dg.AssetCheckResult:
-    """Every placed instance sits in its Deployment Group's affinity domain."""
+    """Every placed instance sits in its Deployment Group's affinity domain; a failure names
+    the first placements outside it: service, role, group, node and decision cycle."""
     plan = store.read("placement_plan", service=scenario.service)
-    violations = plan.filter(~pl.col("affinity_satisfied")).height
+    outside = plan.filter(~pl.col("affinity_satisfied")).sort("cycle", "deployment_group")
+    named = [
+        f"{service} {role} of {group} on {node} in cycle {cycle}"
+        for service, role, group, node, cycle in outside.select(
+            "service", "role", "deployment_group", "node_id", "cycle"
+        ).rows()
+    ]
+    more = f"; {len(named) - 5} more" if len(named) > 5 else ""
     return dg.AssetCheckResult(
-        passed=violations == 0,
-        metadata=typed({"rows": plan.height, "violations": violations}),
+        passed=outside.is_empty(),
+        description="; ".join(named[:5]) + more
+        or f"{plan.height} placements, all within their group's affinity domain",
+        metadata=typed({"rows": plan.height, "violations": outside.height}),
     )
 
 
@@ -72,9 +82,18 @@ def placement_plan_places_every_instance(
 ) -> dg.AssetCheckResult:
     """Warn when the topology could not host what the policy asked for (a shortfall)."""
     outcomes = store.read("placement_outcomes", service=scenario.service)
-    shortfall = int(outcomes["shortfall_instances"].sum())
+    short = outcomes.filter(pl.col("shortfall_instances") > 0).sort("cycle")
+    shortfall = int(short["shortfall_instances"].sum())
+    first = short.row(0, named=True) if shortfall else None
     return dg.AssetCheckResult(
         passed=shortfall == 0,
         severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{shortfall} instances not placed in {short.height} cycles, the first "
+            f"{first['shortfall_instances']} {first['service']} {first['role']} in cycle "
+            f"{first['cycle']}"
+            if first
+            else "every instance placed"
+        ),
         metadata=typed({"shortfall_instances": shortfall}),
     )

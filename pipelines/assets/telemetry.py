@@ -15,7 +15,7 @@ import polars as pl
 from pipelines.metadata import ROW_COUNT
 from pipelines.partitions import DAILY_DEADLINE_CRON, TELEMETRY_DAYS
 from pipelines.resources import ScenarioResource, StoreResource, TelemetrySourceResource
-from simulator import default_cluster, simulate
+from simulator import simulate
 from simulator.persist import REQUEST_OUTCOMES, write_result
 from telemetry.gaps import gaps
 from telemetry.ingest import IngestError, LoadReport, ingest
@@ -65,8 +65,8 @@ def canonical_telemetry(
 def _simulated(
     context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource, day: date
 ):
-    """Replay the scenario's requests through the default P/D cluster. Its trace fixes the
-    day, so another partition is refused rather than filled with the wrong day's load."""
+    """Replay the scenario's requests through its P/D cluster. Its trace fixes the day, so
+    another partition is refused rather than filled with the wrong day's load."""
     trace = scenario.trace()
     if scenario.trace_day() != day:
         raise dg.Failure(
@@ -76,7 +76,7 @@ def _simulated(
                 "HETEROSCALE_SOURCES to load this day from your telemetry"
             )
         )
-    cluster = default_cluster()
+    cluster = scenario.cluster()
     context.log.info(
         f"simulating {trace.requests.height:,} requests of {scenario.describe_trace()} "
         f"on {cluster.describe()}"

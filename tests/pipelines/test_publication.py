@@ -65,7 +65,7 @@ def test_the_gate_blocks_a_policy_that_misses_on_unseen_days(tmp_path):
     assert not result.success
     evaluation = check_evaluation(result)
     assert not evaluation.passed
-    assert evaluation.description.startswith("heteroscale failed the publication gate: TTFT")
+    assert evaluation.description.startswith("chat: heteroscale failed the publication gate: TTFT")
     assert "missed by 0.80 points" in evaluation.description
     # The spec records the verdict; the exports never ran and nothing was written.
     spec = yaml.safe_load(publication.spec_path(store, "chat").read_text())

@@ -1,12 +1,11 @@
-"""``heteroscale place``, driven through its own parser (the lead registers it in the CLI)."""
+"""``heteroscale place``: the plan's figures, and bad input as one line and exit code 2."""
 
-import argparse
 import json
 
 import polars as pl
 import pytest
 
-from heteroscale.commands import place
+from heteroscale import cli
 from scheduler import DEFAULT_TOPOLOGY_PATH, PLAN_SCHEMA, SMALL_TOPOLOGY_PATH
 
 DECISIONS = pl.DataFrame(
@@ -20,10 +19,7 @@ DECISIONS = pl.DataFrame(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="heteroscale")
-    place.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["place", *argv])
-    return args.handler(args)
+    return cli.main(["place", *argv])
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json"])

@@ -1,13 +1,20 @@
 """The store's promises: idempotent partition writes, untouched neighbours, atomic failure."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
 
 from telemetry.schema import SchemaError
-from telemetry.store import TableWrite, TelemetryStore, one_service
+from telemetry.store import (
+    DB_ENV_VAR,
+    TableWrite,
+    TelemetryStore,
+    default_db_path,
+    one_service,
+)
 
 MIDNIGHT = datetime(2023, 11, 17, tzinfo=UTC)
 
@@ -109,3 +116,11 @@ def test_one_service_is_the_named_one_or_the_only_one():
         one_service(["code", "chat"], None)
     with pytest.raises(ValueError, match=r"specs are published for \['chat'\]"):
         one_service(["chat"], "code", held="specs are published for")
+
+
+def test_ingested_telemetry_has_its_own_store_unless_one_is_chosen(monkeypatch):
+    monkeypatch.delenv(DB_ENV_VAR, raising=False)
+    assert default_db_path() == Path("out/heteroscale.duckdb")
+    assert default_db_path(ingested=True) == Path("out/ingested/heteroscale.duckdb")
+    monkeypatch.setenv(DB_ENV_VAR, "mine.duckdb")
+    assert default_db_path() == default_db_path(ingested=True) == Path("mine.duckdb")

@@ -1,0 +1,113 @@
+"""``heteroscale report``: render the HTML report again from the tables a store holds."""
+
+import argparse
+from pathlib import Path
+
+from heteroscale.arguments import positive
+from telemetry.store import DB_ENV_VAR, default_db_path
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    report = commands.add_parser(
+        "report",
+        help="render the HTML report again from a store",
+        description=(
+            "Write the report's pages (the decision first, then the signal study, the policy "
+            "and its backtest, the placement, telemetry and ingestion health, the simulator's "
+            "fidelity) from the tables a store already holds, through the report asset the "
+            "main and policy jobs run, and print the index's path once every page is written. "
+            "A store that lacks a table the report needs is named with what is missing."
+        ),
+    )
+    report.add_argument(
+        "--db", type=Path, help=f"DuckDB store (default ${DB_ENV_VAR}, else {default_db_path()})"
+    )
+    report.add_argument(
+        "--out",
+        type=Path,
+        help="the index page to write; the other pages go beside it (default: "
+        "heteroscale-report.html beside the store)",
+    )
+    report.add_argument("--service", help="the service to report (default: the store's only one)")
+    report.add_argument(
+        "--window",
+        type=positive,
+        help="window of the signal study's figures, s (default: the main job's)",
+    )
+    report.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    path = write(args.db or default_db_path(), args.out, args.service, args.window)
+    print(path)
+    return 0
+
+
+def write(db: Path, out: Path | None, service: str | None, window_s: float | None) -> Path:
+    """Run the policy job's report asset alone on ``db`` (recorded where the Dagster UI
+    reads), writing the index to ``out``; its path.
+
+    Raises
+    ------
+    ValueError
+        When there is no store at ``db``, or it lacks a table the report reads for the
+        service, naming every one and what writes them.
+    """
+    # dagster is slow to import: only here, and only through pipelines.
+    from pipelines.assets.dashboards import report_html
+    from pipelines.definitions import build_definitions
+    from pipelines.resources import ScenarioResource, StoreResource
+    from pipelines.run import ui_instance
+
+    class ReportAt(StoreResource):
+        """The store, with the report written where the user asked."""
+
+        out: str
+
+        def report_path(self) -> Path:
+            return Path(self.out)
+
+    service = _service(db, service)
+    store = StoreResource(db_path=str(db.resolve()))
+    target = out.resolve() if out else store.report_path()
+    scenario = {"service": service} | ({} if window_s is None else {"signal_window_s": window_s})
+    defs = build_definitions(
+        ReportAt(db_path=store.db_path, out=str(target)), ScenarioResource(**scenario)
+    )
+    with ui_instance() as instance:
+        defs.resolve_job_def("policy_job").execute_in_process(
+            instance=instance,
+            asset_selection=[report_html.key],
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        )
+    return target
+
+
+def _service(db: Path, named: str | None) -> str:
+    """The service the report is about, once the store is known to hold every table the
+    report reads for it."""
+    from pipelines.assets.dashboards import TABLES
+    from telemetry.store import TelemetryStore, one_service
+
+    if not db.is_file():
+        raise ValueError(f"no store at {db}: run `heteroscale run` first")
+    store = TelemetryStore(db)
+    services = {}
+    for table in TABLES.values():
+        rows = store.distinct(table, ["service"])
+        services[table] = set() if rows is None else set(rows["service"])
+    held = [service for there in services.values() for service in there]
+    if not held:
+        raise ValueError(f"{db} holds none of the report's tables: {_TO_WRITE}")
+    service = one_service(held, named)
+    missing = [table for table, there in services.items() if service not in there]
+    if missing:
+        raise ValueError(f"{db} has no {', '.join(missing)} for service {service!r}: {_TO_WRITE}")
+    return service
+
+
+#: What writes the report's tables.
+_TO_WRITE = (
+    "the report needs the telemetry, the signal study, the curated policy with its backtest, "
+    "and the placement; `heteroscale run` writes them (with --db, on telemetry you ingested)"
+)
