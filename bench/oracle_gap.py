@@ -4,7 +4,7 @@ mechanism changed at a time, closed loop in fast mode on the default workload's 
 
     .venv/bin/python -m bench.oracle_gap
 
-Curation is the main job's chosen configuration (u 0.8, scale-in cool-down 600 s, step 5%),
+Curation is the main job's chosen configuration (u 0.7, scale-in cool-down 300 s, step 5%),
 curated on days 1-7 over that single grid point so that the pressure tests are the same.
 """
 
@@ -28,7 +28,7 @@ from policies.oracle import INSTANT, Oracle
 from policies.scoring import score
 from simulator.fluid_loop import FluidLoop
 
-CHOSEN = {"utilisation_target": (0.8,), "scale_in_cooldown_s": (600.0,), "scale_in_step": (0.05,)}
+CHOSEN = {"utilisation_target": (0.7,), "scale_in_cooldown_s": (300.0,), "scale_in_step": (0.05,)}
 
 
 def variants(config, lifecycle):
@@ -46,6 +46,7 @@ def variants(config, lifecycle):
     return {
         "chosen": (config, lifecycle, {}),
         "instant start": (config, INSTANT, {}),
+        "u 0.8": (replace(config, utilisation_target=0.8), lifecycle, {}),
         "u 0.9": (replace(config, utilisation_target=0.9), lifecycle, {}),
         "u 1.0": (replace(config, utilisation_target=1.0), lifecycle, {}),
         "u 1.0, instant start": (replace(config, utilisation_target=1.0), INSTANT, {}),
@@ -54,6 +55,7 @@ def variants(config, lifecycle):
             lifecycle,
             {},
         ),
+        "scale-in 600 s, 5%": (replace(config, scale_in_cooldown_s=600.0), lifecycle, {}),
         "scale-in 180 s, 10%": (
             replace(config, scale_in_cooldown_s=180.0, scale_in_step=0.1),
             lifecycle,

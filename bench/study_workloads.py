@@ -58,7 +58,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ALIBABA_MAPPING = ROOT / "telemetry" / "ingest" / "mappings" / "alibaba_gentd26.yaml"
 ALIBABA_FILES = ("pod_gpu_duty_cycle_anon.csv.gz", "qps.csv.gz")
 WINDOW_S = 60.0
-#: The configuration the main job's curation chose on the default workload (docs/policy.md).
+#: The configuration the main job's curation chose on the default workload until 2026-12-07
+#: (docs/policy.md), kept so that docs/signal-study.md's autoscaled day stays reproducible.
 CHOSEN = {"utilisation_target": (0.8,), "scale_in_cooldown_s": (600.0,), "scale_in_step": (0.05,)}
 SHOWN = ["rank", "role", "signal", "class", "r_squared_low", "dynamic_range", "load_dynamic_range"]
 SHOWN += ["snr", "steady_cv", "reset_pvalue", "slope_ratio"]

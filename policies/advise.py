@@ -69,6 +69,11 @@ class RecordedPool:
     starting: int
     metrics: Mapping[str, float]
 
+    @property
+    def reporting(self) -> int:
+        """The instances behind ``metrics``: the ready ones."""
+        return self.ready
+
 
 _ABSENT = RecordedPool(0, 0, {})
 

@@ -38,16 +38,27 @@ class PoolView:
         Per-instance mean of each canonical metric (``telemetry.schema`` names) over the
         observed window, over ready instances; None when the window's metrics are missing or
         stale (a scrape failed): a controller must not scale in on them.
+    reporting : float or None
+        Ready instances the metrics were averaged over (the observed window's mean count):
+        a pool's total is a per-instance mean times this, not times the live count, which a
+        scale-out completed since the window would inflate (and a scale-in deflate). None:
+        the pool has not changed since, ``ready``.
     """
 
     key: PoolKey
     ready: int
     starting: int
     metrics: Mapping[str, float] | None
+    reporting: float | None = None
 
     @property
     def role(self) -> str:
         return self.key[0]
+
+    @property
+    def reported(self) -> float:
+        """Instances behind the pool's metrics (:attr:`reporting`, else ``ready``)."""
+        return self.ready if self.reporting is None else self.reporting
 
     @property
     def instances(self) -> int:
@@ -108,14 +119,14 @@ class Window:
         pools = self.of_role(role)
         if any(p.metrics is None and p.ready > 0 for p in pools):
             return None
-        return sum((p.value(metric) or 0.0) * p.ready for p in pools if p.ready > 0)
+        return sum((p.value(metric) or 0.0) * p.reported for p in pools if p.ready > 0)
 
     def mean(self, metric: str, role: str) -> float | None:
-        """Ready-weighted mean of a per-instance metric over the role; None when stale or
-        nothing of the role is ready."""
+        """Mean of a per-instance metric over the role's reporting instances; None when stale
+        or nothing of the role is ready."""
         total = self.total(metric, role)
-        ready = sum(p.ready for p in self.of_role(role))
-        return None if total is None or ready == 0 else total / ready
+        reported = sum(p.reported for p in self.of_role(role) if p.ready > 0)
+        return None if total is None or reported == 0 else total / reported
 
     def worst(self, metric: str, role: str) -> float | None:
         """Largest per-instance value over the role's pools with ready instances (a latency

@@ -8,12 +8,12 @@
 2. **Simulate every candidate** controller configuration on the curation days
    (:func:`curate`), closed loop, with startup delays.
 3. **Choose** by a stated objective: the fewest GPU-hours among candidates that spend at most
-   half the SLO's error budget on *every* curation day (attainment >= 1 - (1 - target) / 2:
-   99.5% for a 99% target) and whose flaps stay within a limit; when none does, the best
+   a quarter of the SLO's error budget on *every* curation day (attainment >= 1 - (1 - target)
+   / 4: 99.75% for a 99% target) and whose flaps stay within a limit; when none does, the best
    worst-day attainment (and it says so). Every day, not the pooled share, because calm days
-   would hide a bad one; half the budget, because the choice must hold on days not seen,
-   which can be burstier than the curation days (docs/policy.md shows the evaluation week of
-   the default workload is).
+   would hide a bad one; a quarter of the budget, because the choice must hold on days not
+   seen, which can be burstier than the curation days (docs/policy.md shows the evaluation week
+   of the default workload is, and which rules it has informed).
 
 Curation sees only the load it is given (the curation days); evaluation days never enter it.
 """
@@ -43,7 +43,7 @@ RAMP_INTERVALS = 200
 #: Decode instances of the P/D split sweep (prefill runs 1 .. RAMP_SPLITS x this).
 SWEEP_DECODE = 4
 #: Share of the SLO's error budget a candidate may spend on a curation day.
-BUDGET_SHARE = 0.5
+BUDGET_SHARE = 0.25
 #: Flaps per day a chosen configuration may make (a shorter history is allowed one day's).
 MAX_FLAPS_PER_DAY = 4.0
 
@@ -54,7 +54,7 @@ Progress = Callable[..., Iterable]
 
 #: Candidate configurations swept on the curation days: headroom, scale-in pace, tiers.
 DEFAULT_GRID: dict[str, tuple] = {
-    "utilisation_target": (0.75, 0.8, 0.85, 0.9),
+    "utilisation_target": (0.65, 0.7, 0.75, 0.8, 0.85, 0.9),
     "scale_in_cooldown_s": (180.0, 300.0, 600.0),
     "scale_in_step": (0.05, 0.1),
 }

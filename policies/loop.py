@@ -254,6 +254,9 @@ class PoolSample(Protocol):
     @property
     def metrics(self) -> Mapping[str, float]: ...
 
+    @property
+    def reporting(self) -> int: ...
+
 
 def observe_window(
     history: Sequence[Sequence[PoolSample]],
@@ -267,8 +270,8 @@ def observe_window(
 ) -> Window:
     """The observation at the end of interval ``t``: live counts, metrics of the control
     window that ended ``lag`` intervals ago (per-instance means over the intervals of that
-    window with ready instances); none when the window starts before interval 0 or touches
-    an interval in ``missing``.
+    window with ready instances, and how many instances reported them); none when the window
+    starts before interval 0 or touches an interval in ``missing``.
 
     ``history[i][j]`` is pool ``keys[j]`` in interval ``i``. Shared by :func:`run_controller`
     and advisory mode's replay of recorded telemetry, so both observe alike.
@@ -280,17 +283,18 @@ def observe_window(
     now = history[t]
     pools = []
     for j, key in enumerate(keys):
-        metrics = None
+        metrics, reporting = None, None
         if fresh:
-            samples = [history[i][j] for i in observed if history[i][j].ready > 0]
+            samples = [history[i][j] for i in observed if history[i][j].reporting > 0]
             if len(samples) == 1:
-                metrics = samples[0].metrics
+                metrics, reporting = samples[0].metrics, samples[0].reporting
             elif samples:
                 metrics = {
                     name: sum(s.metrics[name] for s in samples) / len(samples)
                     for name in samples[0].metrics
                 }
-        pools.append(PoolView(key, now[j].ready, now[j].starting, metrics))
+                reporting = sum(s.reporting for s in samples) / len(samples)
+        pools.append(PoolView(key, now[j].ready, now[j].starting, metrics, reporting))
     t_s = (t + 1) * offered.interval_s
     return Window(
         now=offered.start + timedelta(seconds=t_s),

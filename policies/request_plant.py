@@ -140,7 +140,11 @@ class RequestPlant:
             self._ready[j, t] = ready_rows.height
             self._metrics[j, :, t] = list(metrics.values())
             ready, starting = self._sim.live_counts(*key)
-            out.append(PoolInterval(self._specs[j], rows.height, ready, starting, metrics))
+            out.append(
+                PoolInterval(
+                    self._specs[j], rows.height, ready, starting, metrics, ready_rows.height
+                )
+            )
         self.t = t + 1
         return tuple(out)
 

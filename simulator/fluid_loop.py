@@ -66,8 +66,9 @@ _TABLED = ("gpu_util_ratio", "sm_active_ratio", "running_requests", "kv_usage_ra
 class PoolInterval:
     """One pool in one interval: what it ran and what each of its ready instances reported.
 
-    ``metrics`` maps :data:`METRICS` to per-instance values (NaN where the role has none, or
-    when no instance was ready).
+    ``ready`` and ``starting`` are live counts at the interval's end; ``metrics`` maps
+    :data:`METRICS` to per-instance values (NaN where the role has none, or when no instance
+    was ready) averaged over ``reporting`` instances, those ready throughout the interval.
     """
 
     pool: PoolSpec
@@ -75,6 +76,7 @@ class PoolInterval:
     ready: int
     starting: int
     metrics: dict[str, float]
+    reporting: int
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,7 @@ class FluidLoop:
                     pool.ready,
                     len(pool.starting),
                     pool.last,
+                    pool.ready,
                 )
             )
             # Draining instances leave, or go warm, at the end of this interval.

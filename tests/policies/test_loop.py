@@ -55,6 +55,20 @@ def test_metrics_arrive_late_by_the_lag_and_counts_are_live(hours):
     assert window.load["request_rate_rps"] == pytest.approx(hours.requests[10:14].sum() / 60)
 
 
+def test_a_pools_total_counts_the_instances_that_reported_not_those_ready_since(hours):
+    """Two decode instances become ready: for a lag the metrics still come from the eight
+    that were ready, so the pool's total is their mean times eight, not ten."""
+    recorder = Recorder(act_at_s=300.0)
+    run = run_controller(plant(hours), recorder, control_interval_s=15.0, lag_s=30.0)
+    first_ten = next(w for w in recorder.windows if w.of_role("decode")[0].ready == 10)
+    decode = first_ten.of_role("decode")[0]
+    assert decode.reporting == 8
+    observed = round(first_ten.t_s / 15.0) - 1 - 2  # the interval seen, 2 intervals late
+    total = run.telemetry.metric("decode_tps")[1, observed] * run.telemetry.ready[1, observed]
+    assert run.telemetry.ready[1, observed] == 8
+    assert first_ten.total("decode_tps", "decode") == pytest.approx(total)
+
+
 def test_no_metrics_before_the_first_window_and_none_across_a_failed_scrape(hours):
     recorder = Recorder()
     run_controller(plant(hours), recorder, control_interval_s=15.0, lag_s=30.0, missing={20})
