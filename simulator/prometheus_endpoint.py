@@ -5,15 +5,19 @@ answers what those exporters answer: Prometheus text format 0.0.4 with ``# HELP`
 ``# TYPE`` lines and no timestamps; vLLM 0.11's series with its labels (``model_name``, the
 service, as ``--served-model-name`` sets it; ``engine``) and its own histogram buckets;
 DCGM's per-GPU series with the exporter's labels and value formats (integers for integer
-fields such as ``DCGM_FI_DEV_GPU_UTIL``, six decimals for ratios); kube-state-metrics'
-readiness with its three conditions; and the NVIDIA Dynamo frontend's request and token
-counters (label ``model``). One target stands for every pod of the cluster, so each series
+fields such as ``DCGM_FI_DEV_GPU_UTIL``, six decimals for ratios); kube-state-metrics' pod
+readiness with its three conditions and each role's Deployment replicas
+(``<service>-<role>``: asked for, and ready); and the NVIDIA Dynamo frontend's request and
+token counters (label ``model``). One target stands for every pod of the cluster, so each series
 also carries the ``pod`` (and for vLLM the ``role``) label a Prometheus scrape configuration
 would attach.
 
 A scrape shows the state at the end of the latest completed interval: counters and
 histograms summed over every interval so far, gauges at that interval's value, only the pods
-that exist in it (a pod scaled away stops being exported, as a real one does). The
+that exist in it (a pod scaled away stops being exported, as a real one does). A Deployment
+asks for its pods that are starting or ready: a pod that is not ready now but has served
+before is draining or kept warm, which is what a scale-in leaves behind, so it is no longer
+asked for. The
 simulator's telemetry has latency quantiles, not every request's latency, so each interval
 with first tokens (or generated tokens) adds 50 observations at p50, 40 at p90 and 10 at p99
 of the interval: ``histogram_quantile`` over a window then lands in the vLLM bucket holding
@@ -192,6 +196,8 @@ class ScrapeState:
         self._histograms: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
         self._load: dict[tuple[str, str], float] = {}
         self._latest = pl.DataFrame()
+        #: Pods ready in an interval before the latest one: not ready again means withdrawn.
+        self._served_before: set[str] = set()
 
     def add(self, frames: IntervalFrames) -> None:
         """Take in the next intervals (in time order, following those already added)."""
@@ -215,7 +221,10 @@ class ScrapeState:
                         (family, pod), (np.zeros(len(bounds) + 1), 0.0)
                     )
                     self._histograms[family, pod] = (before + counts, before_total + total)
-            self._latest = samples.filter(pl.col("ts") == pl.col("ts").max()).sort("instance_id")
+            latest = pl.col("ts") == pl.col("ts").max()
+            earlier = pl.concat([self._latest, samples.filter(~latest)], how="diagonal")
+            self._served_before |= set(earlier.filter(pl.col("ready"))["instance_id"])
+            self._latest = samples.filter(latest).sort("instance_id")
         for row in load.iter_rows(named=True):
             for name, column in (
                 ("requests", "request_rate_rps"),
@@ -227,7 +236,13 @@ class ScrapeState:
 
     def text(self) -> str:
         """The exposition text of the latest state, families in a fixed order."""
-        families = [*self._vllm(), *self._dcgm(), self._readiness(), *self._frontend()]
+        families = [
+            *self._vllm(),
+            *self._dcgm(),
+            self._readiness(),
+            *self._deployments(),
+            *self._frontend(),
+        ]
         parts = [f"{f.text()}\n" + "".join(f"{line}\n" for line in f.lines) for f in families]
         return "".join(parts)
 
@@ -314,6 +329,29 @@ class ScrapeState:
                 )
                 family.lines.append(f"kube_pod_status_ready{labels} {int(state[condition])}")
         return family
+
+    def _deployments(self) -> list[Family]:
+        """kube-state-metrics' replicas of each role's Deployment: asked for, and ready."""
+        if self._latest.is_empty():
+            return []
+        withdrawn = ~pl.col("ready") & pl.col("instance_id").is_in(list(self._served_before))
+        counts = (
+            self._latest.group_by("service", "role")
+            .agg((~withdrawn).sum().alias("spec"), pl.col("ready").sum().alias("ready"))
+            .sort("service", "role")
+        )
+        families = []
+        for name, column, text in (
+            ("kube_deployment_spec_replicas", "spec", "Pods the Deployment asks for."),
+            ("kube_deployment_status_replicas_ready", "ready", "Pods of the Deployment ready."),
+        ):
+            family = Family(name, "gauge", text)
+            family.lines = [
+                f"{name}{label_text(namespace=NAMESPACE, deployment=f'{service}-{role}')} {n}"
+                for service, role, n in counts.select("service", "role", column).iter_rows()
+            ]
+            families.append(family)
+        return families
 
     def _frontend(self) -> list[Family]:
         services = sorted({service for _, service in self._load})

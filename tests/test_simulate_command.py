@@ -111,3 +111,63 @@ def test_serve_needs_host_and_port(tmp_path):
     done = simulate(tmp_path, AZURE_CONV_CSV, "--serve", "9400")
     assert done.returncode == 2
     assert "HOST:PORT" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def policy_files(tmp_path_factory):
+    """The live rules test's policy, starting cluster and load swing, as files."""
+    from policies.spec import dump
+    from tests.policies.test_rules_on_prometheus import CLUSTER, CONFIG, swing_trace
+    from tests.policies.test_spec import make_spec, policy_inputs
+
+    folder = tmp_path_factory.mktemp("policy")
+    spec = make_spec(inputs=policy_inputs(pd_ratio=1.5, m=675.0), config=CONFIG)
+    (folder / "policy.yaml").write_text(dump(spec))
+    (folder / "cluster.yaml").write_text(CLUSTER)
+    (folder / "swing.csv").write_text(swing_trace())
+    return folder
+
+
+def test_a_policy_scales_the_cluster_and_its_decisions_are_stored(tmp_path, policy_files):
+    done = simulate(
+        tmp_path,
+        policy_files / "swing.csv",
+        *("--cluster", policy_files / "cluster.yaml", "--policy", policy_files / "policy.yaml"),
+        *("--startup-s", "30", "--json"),
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["rows"]
+    with duckdb.connect(str(tmp_path / "sim.duckdb"), read_only=True) as db:
+        decisions = db.sql(
+            "SELECT next_prefill, next_decode, reason FROM scaling_decisions"
+        ).fetchall()
+        decode_counts = db.sql(
+            "SELECT count(*) FROM instance_samples WHERE role = 'decode' GROUP BY ts ORDER BY ts"
+        ).fetchall()
+    assert rows["scaling_decisions"] == len(decisions) > 0
+    reasons = {reason.split(":")[0] for _, _, reason in decisions}
+    assert {"scale in", "scale out"} <= reasons
+    # 8 decode instances at 24 requests/s; the policy withdrew some at 6 and added back at 8.
+    assert decode_counts[0][0] == 8 and min(n for (n,) in decode_counts) < 8
+
+
+def test_a_policy_curated_for_other_pools_is_refused(tmp_path, policy_files):
+    cluster = tmp_path / "h20.yaml"
+    cluster.write_text(LONG_CONTEXT_CLUSTER)
+    done = simulate(
+        tmp_path,
+        policy_files / "swing.csv",
+        *("--cluster", cluster, "--policy", policy_files / "policy.yaml"),
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "curated for prefill L20 x4, decode H20 x4" in done.stderr
+    assert "the cluster runs decode H20 x4, prefill H20 x4" in done.stderr
+    assert not (tmp_path / "sim.duckdb").exists()
+
+
+def test_startup_and_topology_need_a_policy(tmp_path):
+    done = simulate(tmp_path, AZURE_CONV_CSV, "--startup-s", "30")
+    assert done.returncode == 2 and "--policy" in done.stderr
+    done = simulate(tmp_path, AZURE_CONV_CSV, "--startup-s", "nan")
+    assert done.returncode == 2 and "want a number >= 0" in done.stderr

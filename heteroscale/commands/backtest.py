@@ -3,9 +3,8 @@
 import argparse
 import json
 from dataclasses import replace
-from pathlib import Path
 
-from heteroscale.arguments import positive
+from heteroscale.arguments import add_trace, positive
 
 #: Scores the readable table shows, in order.
 _COLUMNS = (
@@ -20,8 +19,6 @@ _COLUMNS = (
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from simulator.workloads import TRACE_FORMATS
-
     backtest = commands.add_parser(
         "backtest",
         help="curate the coordinated policy and backtest it against every baseline and the oracle",
@@ -32,10 +29,7 @@ def register(commands: argparse._SubParsersAction) -> None:
             "m-large's 14 real days scaled to a fleet, days 1-7 curation, 8-14 evaluation."
         ),
     )
-    backtest.add_argument("--trace", type=Path, help="a request trace of your own")
-    backtest.add_argument(
-        "--format", choices=TRACE_FORMATS, default="azure", help="its format (default azure)"
-    )
+    add_trace(backtest, "a request trace of your own")
     backtest.add_argument(
         "--curation-share",
         type=float,

@@ -39,8 +39,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     export.add_argument(
         "--decode-matchers",
-        help='PromQL label matchers of the decode pods\' token counter (default service="SERVICE",'
-        'role="decode")',
+        help="PromQL label matchers of the decode pods' token counter (default "
+        'model_name="SERVICE",role="decode")',
     )
     export.set_defaults(handler=_export)
 

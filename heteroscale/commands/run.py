@@ -6,12 +6,11 @@ import sys
 import time
 from pathlib import Path
 
+from heteroscale.arguments import add_cluster, add_trace
 from telemetry.store import DB_ENV_VAR, TelemetryStore, default_db_path
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from simulator.workloads import TRACE_FORMATS
-
     run = commands.add_parser(
         "run",
         help="study, curate, backtest, gate, place and report: on the embedded default, "
@@ -39,16 +38,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--service", help="the service (default: the store's only one with --db, else chat)"
     )
-    run.add_argument("--trace", type=Path, help="simulate this request trace, not the ServeGen day")
-    run.add_argument(
-        "--format", choices=TRACE_FORMATS, default="azure", help="its format (default azure)"
-    )
-    run.add_argument(
-        "--cluster",
-        type=Path,
-        help="cluster YAML (docs/simulator.md, 'Your own cluster') simulated and backtested; "
-        "default: the embedded L20/H20 cluster",
-    )
+    add_trace(run, "simulate this request trace, not the ServeGen day")
+    add_cluster(run, " simulated and backtested")
     run.add_argument(
         "--topology",
         type=Path,

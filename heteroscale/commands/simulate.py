@@ -2,14 +2,13 @@
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
+from heteroscale.arguments import add_cluster, add_trace, non_negative, positive
+
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from simulator.workloads import TRACE_FORMATS
-
     simulate = commands.add_parser(
         "simulate",
         help="replay a request trace through a simulated P/D cluster, writing canonical telemetry",
@@ -19,20 +18,34 @@ def register(commands: argparse._SubParsersAction) -> None:
             "store (docs/telemetry-schema.md, docs/simulator.md)."
         ),
     )
-    simulate.add_argument("--trace", type=Path, required=True, help="the request trace file")
-    simulate.add_argument(
-        "--format", choices=TRACE_FORMATS, default="azure", help="trace format (default azure)"
-    )
-    simulate.add_argument(
-        "--cluster",
-        type=Path,
-        help="cluster YAML (docs/simulator.md, 'Your own cluster'); default: the embedded "
-        "L20/H20 cluster",
-    )
+    add_trace(simulate, "the request trace file", required=True)
+    add_cluster(simulate)
     simulate.add_argument("--out", type=Path, required=True, help="DuckDB file to write")
-    simulate.add_argument("--service", default="chat", help="service name (default chat)")
     simulate.add_argument(
-        "--interval-s", type=float, default=15.0, help="telemetry interval (default 15 s)"
+        "--service", help="service name (default: the policy's service, else chat)"
+    )
+    simulate.add_argument(
+        "--policy",
+        type=Path,
+        help=(
+            "a policy spec (heteroscale export --format policy): it scales the cluster as the "
+            "trace replays, every action placed on --topology; its decisions are stored as "
+            "scaling_decisions"
+        ),
+    )
+    simulate.add_argument(
+        "--topology",
+        type=Path,
+        help="where --policy's actions are placed (default: the shipped fleet topology)",
+    )
+    simulate.add_argument(
+        "--startup-s",
+        type=non_negative,
+        help="seconds a new instance takes to serve, under --policy (default: the simulator's "
+        "per-GPU delays)",
+    )
+    simulate.add_argument(
+        "--interval-s", type=positive, default=15.0, help="telemetry interval (default 15 s)"
     )
     simulate.add_argument("--json", action="store_true", help="print a JSON summary")
     simulate.add_argument(
@@ -45,7 +58,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     simulate.add_argument(
         "--speed",
-        type=float,
+        type=positive,
         default=1.0,
         help="simulated seconds per wall second while serving (default 1)",
     )
@@ -53,43 +66,44 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from simulator import TraceError, default_cluster, load_trace, simulate
-    from simulator.cluster_file import ClusterFileError, load_cluster
+    """Bad input raises; :func:`heteroscale.cli.main` turns it into one line."""
+    from policies.rollout import check_pools
+    from scheduler import load_topology
+    from simulator import default_cluster, load_trace
+    from simulator.cluster_file import load_cluster
     from simulator.persist import write_result
     from telemetry.store import TelemetryStore
 
-    try:
-        address = _host_port(args.serve) if args.serve else None
-        if args.speed <= 0:
-            raise ValueError(f"--speed must be > 0, got {args.speed}")
-    except ValueError as exc:
-        print(f"heteroscale simulate: {exc}", file=sys.stderr)
-        return 2
-    try:
-        trace = load_trace(args.trace, args.format)
-        cluster = load_cluster(args.cluster) if args.cluster else default_cluster()
-    except (TraceError, ClusterFileError) as exc:
-        print(f"heteroscale simulate: {exc}", file=sys.stderr)
-        return 2
+    address = _host_port(args.serve) if args.serve else None
+    if args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a folder: name the DuckDB file to write")
+    if (args.topology or args.startup_s is not None) and not args.policy:
+        raise ValueError("--topology and --startup-s place and start --policy's instances")
+    trace = load_trace(args.trace, args.format)
+    cluster = load_cluster(args.cluster) if args.cluster else default_cluster()
+    spec = _policy(args.policy) if args.policy else None
+    topology = load_topology(args.topology) if args.topology else None
+    if spec:
+        check_pools(spec, cluster)
+    service = args.service or (spec.service if spec else "chat")
+    if spec and service != spec.service:
+        raise ValueError(f"--service {service} but the policy is {spec.service}'s")
     started = time.perf_counter()
     try:
-        result = simulate(
-            trace.requests,
-            cluster,
-            service=args.service,
-            start=trace.start,
-            interval_s=args.interval_s,
-        )
+        result, decisions = _run(args, trace, cluster, spec, service, topology)
     except ValueError as exc:  # e.g. a prompt no instance of this cluster can hold
-        print(f"heteroscale simulate: {args.trace}: {exc}", file=sys.stderr)
-        return 2
+        raise ValueError(f"{args.trace}: {exc}") from exc
     wall_s = time.perf_counter() - started
+    store = TelemetryStore(args.out)
+    rows = write_result(store, result, service=service)
+    if decisions is not None:
+        rows["scaling_decisions"] = store.write("scaling_decisions", decisions, ("service",))
     summary = {
         "requests": result.requests.height,
         "cluster": cluster.describe(),
         "wall_s": round(wall_s, 3),
         "db": str(args.out),
-        "rows": write_result(TelemetryStore(args.out), result, service=args.service),
+        "rows": rows,
         **outcome(result),
     }
     server = None
@@ -132,6 +146,44 @@ def _simulate(args: argparse.Namespace) -> int:
         finally:
             server.close()
     return 0
+
+
+def _policy(path: Path):
+    """The policy spec at ``path``, checked against its schema."""
+    import yaml
+
+    from policies.spec import load
+
+    try:
+        return load(path.read_text())
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def _run(args, trace, cluster, spec, service, topology):
+    """The simulation, fixed-size or scaled by ``spec``; and the policy's decisions (None
+    without one)."""
+    from simulator import simulate
+
+    if spec is None:
+        result = simulate(
+            trace.requests, cluster, service=service, start=trace.start, interval_s=args.interval_s
+        )
+        return result, None
+    from policies.rollout import roll_out
+    from simulator.cluster import LifecycleSpec
+
+    rollout = roll_out(
+        spec,
+        trace,
+        cluster,
+        topology=topology,
+        lifecycle=None
+        if args.startup_s is None
+        else LifecycleSpec(default_startup_s=args.startup_s),
+        interval_s=args.interval_s,
+    )
+    return rollout.result, rollout.decisions
 
 
 #: Quantiles of the per-request latencies the summary reports.

@@ -2,9 +2,11 @@
 
 The policy spec says how to scale; the binding says what: the namespace and Deployments of
 the service's two roles, the Prometheus that KEDA queries, and the series the rules read.
-The defaults fit the labels of the simulator's ``/metrics`` endpoint (``service``, ``role``),
-a stock kube-state-metrics and prometheus-operator's Prometheus service; a real cluster passes
-its own names (``heteroscale export --namespace ... --prefill-deployment ...``).
+The defaults fit vLLM's own ``model_name`` label (the served model name, which is the
+service), a ``role`` label taken from the pods' labels by the scrape configuration, a stock
+kube-state-metrics and prometheus-operator's Prometheus service, as the simulator's
+``/metrics`` endpoint serves them; a real cluster passes its own names
+(``heteroscale export --namespace ... --prefill-deployment ...``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class ClusterBinding:
         Counter of generated tokens (vLLM's; SGLang's is ``sglang:generation_tokens_total``).
     decode_matchers : str or None
         PromQL label matchers selecting the decode pods' series (default
-        ``service="<service>",role="decode"``, the simulator's labels).
+        ``model_name="<service>",role="decode"``).
     rate_window : str
         Range of ``rate()`` over the counter: at least four scrape intervals.
     replicas_metric, ready_metric : str
@@ -66,7 +68,7 @@ class ClusterBinding:
 
     def decode_selector(self, service: str) -> str:
         """The label matchers of the decode pods' token counter."""
-        return self.decode_matchers or f'service="{service}",role="decode"'
+        return self.decode_matchers or f'model_name="{service}",role="decode"'
 
 
 def object_labels(service: str, role: str | None = None) -> dict[str, str]:

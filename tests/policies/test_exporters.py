@@ -299,7 +299,7 @@ def promtool_unit_test(case: Case, rule_file_name: str) -> dict:
         per_step = case.load * PER_INSTANCE * 15
         series.append(
             {
-                "series": 'vllm:generation_tokens_total{service="chat",role="decode",pod="d-0"}',
+                "series": 'vllm:generation_tokens_total{model_name="chat",role="decode",pod="d-0"}',
                 "values": " ".join(str(per_step * k) for k in range(steps)),
             }
         )

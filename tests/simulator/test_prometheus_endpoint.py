@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -256,6 +257,50 @@ def test_a_pod_scaled_away_stops_being_exported():
     assert len(set(after["pod"].drop_nulls())) == 2
     # The remaining pods' counters keep counting from where they were.
     assert _value(after, "dynamo_frontend_requests_total") == [45.0]
+    server.close()
+
+
+def test_a_deployment_asks_for_its_starting_and_ready_pods_not_withdrawn_ones():
+    """kube-state-metrics' view of a scale-out (the starting pod is asked for, not ready) and
+    of a scale-in (the withdrawn decode pod, still draining its long generations, is exported
+    but no longer asked for)."""
+    requests = canonical_frame(
+        arrival_s=[float(k) for k in range(0, 300, 2)],
+        input_tokens=[500] * 150,
+        output_tokens=[3000] * 150,
+    )
+    cluster = _cluster(prefill=2)
+    cluster = replace(cluster, decode_pools=(replace(cluster.decode_pools[0], count=2),))
+    loop = ClosedLoopSimulation(
+        requests,
+        cluster,
+        service="s",
+        start=datetime(2024, 1, 1, tzinfo=UTC),
+        lifecycle=LifecycleSpec(default_startup_s=60.0),
+    )
+    clock = Clock()
+    server = MetricsServer(loop, clock=clock)
+    metrics = ("kube_deployment_spec_replicas", "kube_deployment_status_replicas_ready")
+
+    def scrape() -> tuple[dict[str, tuple[float, ...]], set[str]]:
+        series = _series(server.scrape())
+        replicas = {
+            role: tuple(
+                _value(series, m, namespace="llm", deployment=f"s-{role}")[0] for m in metrics
+            )
+            for role in ("prefill", "decode")
+        }
+        return replicas, set(series["pod"].drop_nulls())
+
+    clock.now = 30.0
+    assert scrape()[0] == {"prefill": (2, 2), "decode": (2, 2)}
+    loop.scale([ScaleAction("prefill", "L20", 4, 1), ScaleAction("decode", "H20", 4, -1)])
+    clock.now = 60.0
+    replicas, pods = scrape()
+    assert replicas == {"prefill": (3, 2), "decode": (1, 1)}
+    assert {"prefill-L20-2", "decode-H20-1"} <= pods  # starting; draining
+    clock.now = 120.0
+    assert scrape()[0] == {"prefill": (3, 3), "decode": (1, 1)}
     server.close()
 
 
