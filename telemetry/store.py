@@ -61,6 +61,25 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def connect(database: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the store's session settings, so that a DuckDB file and the
+    Parquet mirror (telemetry.parquet_store) read back the same types and time zone."""
+    conn = duckdb.connect(database, read_only=read_only)
+    conn.execute("SET TimeZone = 'UTC'")
+    # Rows of a table have no order (readers sort); this lets inserts use every core.
+    conn.execute("SET preserve_insertion_order = false")
+    return conn
+
+
+def select_where(source: str, where: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+    """``SELECT *`` of ``source`` (a table or a table function), only rows whose columns equal
+    ``where``, with its parameters."""
+    if not where:
+        return f"SELECT * FROM {source}", []
+    matches = " AND ".join(f"{_quote(c)} = ?" for c in where)
+    return f"SELECT * FROM {source} WHERE {matches}", list(where.values())
+
+
 @dataclass(frozen=True)
 class TableWrite:
     """One partition replacement of :meth:`TelemetryStore.write_many`.
@@ -124,11 +143,7 @@ class TelemetryStore:
     def _connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = duckdb.connect(str(self.path), read_only=read_only)
-        conn.execute("SET TimeZone = 'UTC'")
-        # Rows of a table have no order (readers sort); this lets inserts use every core.
-        conn.execute("SET preserve_insertion_order = false")
-        return conn
+        return connect(str(self.path), read_only=read_only)
 
     def write(
         self, table: str, frame: pl.DataFrame, partition_by: Sequence[str] | None = None
@@ -171,11 +186,7 @@ class TelemetryStore:
 
     def read(self, table: str, where: Mapping[str, Any] | None = None) -> pl.DataFrame:
         """Rows of ``table`` (optionally only those whose columns equal ``where``)."""
-        sql = f"SELECT * FROM {_quote(table)}"
-        params: list[Any] = []
-        if where:
-            sql += " WHERE " + " AND ".join(f"{_quote(c)} = ?" for c in where)
-            params = list(where.values())
+        sql, params = select_where(_quote(table), where)
         with self._connect(read_only=True) as conn:
             return conn.sql(sql, params=params).pl()
 
