@@ -23,8 +23,12 @@ Phases, each in its own child process, whose own peak RSS (``VmHWM``) is reporte
   statistics, ``study_table`` and ``classify`` on the aggregated series. ``study_table``
   takes instance samples only, so the role series is handed to it as one pseudo-instance per
   role and interval (:func:`as_instances`), which it aggregates back to the same series. The
-  peak RSS is reset between the two (``/proc/self/clear_refs``), so each has its own; the
-  study's peak is the larger. Last, timed apart, the core statistics alone (Pearson,
+  peak RSS is reset between the two (``/proc/self/clear_refs``), so each has its own. A study
+  this large runs its candidates in one worker process per core, so the statistics' peak is
+  bounded by this process's plus one per core of the largest worker's, and their CPU time
+  includes the workers'; the study's peak is the larger of the two phases'. Then, timed
+  apart, the same statistics in this process alone (``workers=1``), which must give the same
+  table: the parallel gain beside the rest. Last, the core statistics alone (Pearson,
   Spearman, R², dynamic range, each with a 500-replicate block-bootstrap interval) through
   ``signals``' own functions, the work the pandas baseline does.
 - ``pandas``: the obvious pandas route to those core statistics. ``pd.read_parquet`` of one
@@ -48,6 +52,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -58,6 +63,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from joblib.externals.loky import get_reusable_executor
 from scipy.signal import lfilter
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -67,12 +73,12 @@ from signals import (  # noqa: E402
     ROLE_LOAD,
     SIGNALS,
     SUM_SIGNALS,
-    block_bootstrap_ci,
     classify,
     paired_series,
     role_series,
     study_table,
 )
+from signals.bootstrap import block_bootstrap_cis  # noqa: E402
 from signals.statistics import HEADLINE, correlations, dynamic_range  # noqa: E402
 from telemetry.schema import (  # noqa: E402
     INSTANCE_SAMPLES,
@@ -308,16 +314,22 @@ def reset_peak_rss() -> None:
 
 
 def cpu_seconds() -> float:
-    """User + system CPU of this process; beside wall time it shows contention and threads."""
+    """User + system CPU of this process and of its ended children (the study's worker
+    processes); beside wall time it shows contention and parallelism."""
     times = os.times()
-    return times.user + times.system
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def workers_peak_rss_gb() -> float:
+    """The largest peak RSS of any ended child of this process (the study's workers)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
 
 
 def core_statistics(paired: pl.DataFrame, candidates: list[tuple[str, str]]) -> dict:
     """The core statistics of each whole-role (role, signal) of ``paired``
     (:func:`signals.paired_series`) with ``signals``' own functions, nulls dropped as
     ``study_table`` drops them; ``{"role/signal": {statistic: value}}``."""
-    out = {}
+    out, core = {}, {name: HEADLINE[name] for name in CORE}
     for role, signal in candidates:
         load_column = ROLE_LOAD[role]
         whole = (pl.col("role") == role) & pl.col("gpu_type").is_null()
@@ -330,8 +342,8 @@ def core_statistics(paired: pl.DataFrame, candidates: list[tuple[str, str]]) -> 
             "r_squared": HEADLINE["r_squared"](x, y),
             "dynamic_range": dynamic_range(x, y),
         }
-        for name in CORE:
-            row[f"{name}_ci"] = block_bootstrap_ci(x, y, HEADLINE[name], resamples=RESAMPLES)
+        for name, interval in block_bootstrap_cis(x, y, core, resamples=RESAMPLES).items():
+            row[f"{name}_ci"] = interval
         out[f"{role}/{signal}"] = row
     return out
 
@@ -353,8 +365,17 @@ def study_child(root: Path) -> dict:
     table = classify(study_table(pseudo, load, window_s=WINDOW_S, slo=SLO))
     figures["statistics_s"] = time.perf_counter() - started
     figures["statistics_peak_rss_gb"] = own_peak_rss_gb()
+    # The study leaves its worker processes for the next call; ended, they count as children.
+    get_reusable_executor().shutdown(wait=True)
     figures["statistics_cpu_s"] = cpu_seconds() - cpu
+    figures["statistics_worker_peak_rss_gb"] = workers_peak_rss_gb()
     table.write_parquet(root / "study.parquet")
+
+    started, cpu = time.perf_counter(), cpu_seconds()
+    alone = classify(study_table(pseudo, load, window_s=WINDOW_S, slo=SLO, workers=1))
+    figures["statistics_one_process_s"] = time.perf_counter() - started
+    figures["statistics_one_process_cpu_s"] = cpu_seconds() - cpu
+    figures["one_process_same_table"] = alone.equals(table)
 
     candidates = table.filter(pl.col("gpu_type").is_null()).select("role", "signal").rows()
     started = time.perf_counter()
@@ -514,7 +535,11 @@ def measure(args) -> dict:
         checks = agreement(root)
         print(f"agreement: {checks}", flush=True)
     total_s = study["aggregation_s"] + study["statistics_s"]
-    peak = max(study["aggregation_peak_rss_gb"], study["statistics_peak_rss_gb"])
+    # The study's workers run beside its process, at most one per core.
+    statistics_peak = (
+        study["statistics_peak_rss_gb"] + machine["cores"] * study["statistics_worker_peak_rss_gb"]
+    )
+    peak = max(study["aggregation_peak_rss_gb"], statistics_peak)
     pandas_s = baseline["aggregation_s"] + baseline["statistics_s"]
     core_s = study["aggregation_s"] + study["core_statistics_s"]
     return {
@@ -536,8 +561,13 @@ def measure(args) -> dict:
         "core_statistics_s": study["core_statistics_s"],
         "aggregation_peak_rss_gb": study["aggregation_peak_rss_gb"],
         "statistics_peak_rss_gb": study["statistics_peak_rss_gb"],
+        "statistics_worker_peak_rss_gb": study["statistics_worker_peak_rss_gb"],
+        "statistics_peak_rss_bound_gb": statistics_peak,
         "aggregation_cpu_s": study["aggregation_cpu_s"],
         "statistics_cpu_s": study["statistics_cpu_s"],
+        "statistics_one_process_s": study["statistics_one_process_s"],
+        "statistics_one_process_cpu_s": study["statistics_one_process_cpu_s"],
+        "one_process_same_table": study["one_process_same_table"],
         "pandas_aggregation_s": baseline["aggregation_s"],
         "pandas_statistics_s": baseline["statistics_s"],
         "pandas_aggregation_peak_rss_gb": baseline["aggregation_peak_rss_gb"],

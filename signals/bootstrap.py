@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from statsmodels.tsa.stattools import acovf
@@ -141,6 +141,31 @@ def block_bootstrap_ci(
     observations", Annals of Statistics 17(3). Lahiri, S. N. (2003), *Resampling Methods for
     Dependent Data*, Springer, ch. 2.
     """
+    if batched:
+        batch = statistic
+    else:
+
+        def batch(xs: np.ndarray, ys: np.ndarray) -> list[float]:
+            return [statistic(x_row, y_row) for x_row, y_row in zip(xs, ys, strict=True)]
+
+    return block_bootstrap_cis(
+        x, y, {"statistic": batch}, block=block, resamples=resamples, level=level, seed=seed
+    )["statistic"]
+
+
+def block_bootstrap_cis(
+    x: np.ndarray,
+    y: np.ndarray,
+    statistics: Mapping[str, Callable[[np.ndarray, np.ndarray], np.ndarray]],
+    *,
+    block: int | None = None,
+    resamples: int = 500,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """:func:`block_bootstrap_ci` of several statistics that work along the last axis, by
+    name, all from one set of resamples: the intervals it gives each, with the resamples drawn
+    and gathered once instead of once per statistic."""
     x, y = as_pairs(x, y)
     n = x.size
     block = pairs_block(x, y) if block is None else block
@@ -151,12 +176,17 @@ def block_bootstrap_ci(
     if resamples < 2 / (1 - level):
         raise ValueError(f"resamples must be >= {math.ceil(2 / (1 - level))} at level {level}")
     indices = block_indices(n, block, resamples, seed)
-    if batched:
-        replicates = np.asarray(statistic(x[indices], y[indices]), dtype=float)
-    else:
-        replicates = np.array([statistic(x[i], y[i]) for i in indices], dtype=float)
+    xs, ys = x[indices], y[indices]
+    return {
+        name: _percentile_interval(np.asarray(statistic(xs, ys), dtype=float), level)
+        for name, statistic in statistics.items()
+    }
+
+
+def _percentile_interval(replicates: np.ndarray, level: float) -> tuple[float, float]:
+    """The ``level`` percentile interval of the replicates (see :func:`block_bootstrap_ci`)."""
     defined = replicates[~np.isnan(replicates)]
-    if defined.size < (1 - MAX_UNDEFINED_REPLICATES) * resamples:
+    if defined.size < (1 - MAX_UNDEFINED_REPLICATES) * replicates.size:
         return math.nan, math.nan
     # A replicate can be infinite (a perfect fit's signal-to-noise ratio); interpolating
     # between two infinities is undefined, so they stand in as the largest float meanwhile.

@@ -12,16 +12,19 @@ close enough to the SLO to show one.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Collection, Mapping
 
 import numpy as np
 import polars as pl
+from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
 
 from signals.aggregate import SIGNALS, SUM_SIGNALS, resample, role_series
 from signals.classify import classify, recommend
 from signals.paired import MIN_INTERVALS, is_constant
 from signals.scoring import ROLE_LOAD
-from signals.statistics import describe, dynamic_range
+from signals.statistics import Description, describe, dynamic_range
 from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD, conform
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,12 @@ MIN_CANDIDATE_INTERVALS = MIN_INTERVALS + 1
 
 SERIES_BY = ("service", "role", "gpu_type")
 
+#: A study of fewer intervals than this, summed over its candidates, runs in one process.
+#: Starting two workers (each imports numpy, scipy, statsmodels and scikit-learn) took 1.4 s
+#: on an idle 2-core machine, what a second core saves on about 20,000 intervals at 0.14 ms an
+#: interval (docs/signals.md, "Speed"); a loaded machine starts them slower.
+PARALLEL_INTERVALS = 50_000
+
 
 def study_table(
     instance_samples: pl.DataFrame,
@@ -62,6 +71,7 @@ def study_table(
     slo: object | Mapping[str, float] | None = None,
     service: str | None = None,
     candidates: Collection[tuple[str, str]] | None = None,
+    workers: int | None = None,
 ) -> pl.DataFrame:
     """Describe every candidate signal against its role's offered load, one row per candidate.
 
@@ -82,6 +92,11 @@ def study_table(
     candidates : collection of (role, signal), optional
         Describe these only (e.g. one signal checked for drift); by default every signal of
         :data:`signals.SIGNALS` on every role.
+    workers : int, optional
+        Processes to describe the candidates in; by default one for a study of fewer than
+        :data:`PARALLEL_INTERVALS` intervals over all candidates, else one per CPU. A
+        candidate's statistics depend on its own series and seeds only, so every number of
+        workers gives the same table.
 
     Returns
     -------
@@ -129,7 +144,7 @@ def study_table(
     if slo is not None:
         paired = paired.join(_role_breaches(paired, slo), on=["ts", "service", "role"])
 
-    rows, skipped = [], []
+    keys, jobs, skipped = [], [], []
     for (service_name, role, gpu_type), group in paired.group_by(SERIES_BY, maintain_order=True):
         group = group.sort("ts")
         load_column = ROLE_LOAD[role]
@@ -143,7 +158,7 @@ def study_table(
                 skipped.append(f"{service_name}/{role}/{gpu_type or 'all'}/{signal} ({reason})")
                 continue
             breach = present["breach"].to_numpy() if slo is not None else None
-            rows.append(
+            keys.append(
                 {
                     "service": service_name,
                     "role": role,
@@ -152,16 +167,49 @@ def study_table(
                     "load_column": load_column,
                     "load_dynamic_range": dynamic_range(x, x),
                     "dropped_intervals": group.height - present.height,
-                    **describe(
-                        x, y, breach=breach, max_lag=min(MAX_LAG, x.size - MIN_CANDIDATE_INTERVALS)
-                    ).as_row(),
                 }
             )
+            jobs.append((x, y, breach, min(MAX_LAG, x.size - MIN_CANDIDATE_INTERVALS)))
     if skipped:
         logger.info("study_table: skipped %d candidates: %s", len(skipped), "; ".join(skipped))
-    if not rows:
+    if not jobs:
         raise ValueError("study_table: no candidate could be described (see the skipped ones)")
+    descriptions = _describe_all(jobs, _workers(jobs) if workers is None else workers)
+    rows = [{**key, **found.as_row()} for key, found in zip(keys, descriptions, strict=True)]
     return pl.DataFrame(rows, infer_schema_length=None).sort(*CANDIDATE_KEY)
+
+
+#: One candidate for :func:`signals.describe`: load, signal, breaches (or None) and max lag.
+_Job = tuple[np.ndarray, np.ndarray, np.ndarray | None, int]
+
+
+def _workers(jobs: list[_Job]) -> int:
+    """Processes to describe ``jobs`` in: one for a small study, else one per CPU (at most
+    one per job); :data:`PARALLEL_INTERVALS` says where a second process starts to pay."""
+    if sum(job[0].size for job in jobs) < PARALLEL_INTERVALS:
+        return 1
+    return min(len(os.sched_getaffinity(0)), len(jobs))
+
+
+def _describe_all(jobs: list[_Job], workers: int) -> list[Description]:
+    """:func:`signals.describe` of every job, in order, over ``workers`` processes.
+
+    Each process runs one BLAS thread: the study's matrices are too small to keep a second
+    one busy, and OpenBLAS's threads spin while they wait (in one process on the bench's
+    week, two threads took 50 CPU-s and more wall time than one thread's 32). joblib gives
+    each of its workers cores / workers threads. Its workers are fresh processes, not forks
+    of this one (which runs polars' thread pool), and unlike ``multiprocessing``'s spawned
+    ones they do not re-run the caller's main script; it keeps them for the next call.
+    """
+    if workers == 1:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return [_describe(job) for job in jobs]
+    return Parallel(n_jobs=workers)(delayed(_describe)(job) for job in jobs)
+
+
+def _describe(job: _Job) -> Description:
+    x, y, breach, max_lag = job
+    return describe(x, y, breach=breach, max_lag=max_lag)
 
 
 def paired_series(

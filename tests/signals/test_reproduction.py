@@ -3,21 +3,30 @@ default telemetry: a real ServeGen m-large day simulated at request level on the
 cluster, studied at the control interval. Nothing here tells the study which signal should
 win; the assertions read what it found (docs/signal-study.md)."""
 
+import numpy as np
 import polars as pl
 import pytest
+from statsmodels.tsa.stattools import adfuller
 
 from policies.slo import ServiceSLO
+from signals.aggregate import SIGNALS
 from signals.classify import SATURATED_RANGE, STRONG_P, classify
-from signals.study import study_table
-from simulator import default_cluster, servegen_day, simulate
+from signals.scoring import ROLE_LOAD
+from signals.statistics import _adf_lag
+from signals.study import paired_series, study_table
+from simulator import SimulationResult, default_cluster, servegen_day, simulate
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def study() -> pl.DataFrame:
+def run() -> SimulationResult:
     day = servegen_day()
-    run = simulate(day.requests, default_cluster(), service="chat", start=day.start)
+    return simulate(day.requests, default_cluster(), service="chat", start=day.start)
+
+
+@pytest.fixture(scope="module")
+def study(run) -> pl.DataFrame:
     return classify(
         study_table(run.instance_samples, run.service_load, window_s=60.0, slo=ServiceSLO())
     )
@@ -67,3 +76,18 @@ def test_latencies_are_non_linear_and_fit_only_for_negative_feedback(study, role
     latency = row(study, role, signal)
     assert latency["reset_pvalue"] <= STRONG_P
     assert latency["class"] == "negative_feedback"
+
+
+def test_the_adf_lag_search_chooses_statsmodels_lag_on_every_series_of_the_day(run):
+    """The study's ADF test takes statsmodels' AIC lag from one factorisation instead of a fit
+    per lag (signals.statistics._adf_lag); on the day it must choose the same lag everywhere."""
+    paired = paired_series(run.instance_samples, run.service_load, window_s=60.0)
+    checked = 0
+    for (role,), group in paired.filter(pl.col("gpu_type").is_null()).group_by("role"):
+        for column in (*SIGNALS, ROLE_LOAD[role]):
+            series = group.sort("ts")[column].drop_nulls().to_numpy()
+            if series.size > 10 and np.ptp(series) > 0:
+                expected = adfuller(series, regression="c", autolag="AIC", result_object=True)
+                assert _adf_lag(series) == expected.lags, (role, column)
+                checked += 1
+    assert checked >= 20

@@ -11,12 +11,14 @@ from scipy import stats
 from scipy.signal import lfilter
 from statsmodels.regression.linear_model import OLS
 from statsmodels.stats.diagnostic import linear_reset
-from statsmodels.tsa.stattools import acf
+from statsmodels.tsa.stattools import acf, adfuller
 
 from signals import ROLE_LOAD, resample, role_series
-from signals.bootstrap import block_bootstrap_ci, block_length
+from signals.bootstrap import block_bootstrap_ci, block_bootstrap_cis, block_length
 from signals.paired import MIN_INTERVALS
 from signals.statistics import (
+    HEADLINE,
+    _adf_lag,
     breach_auc,
     correlations,
     describe,
@@ -120,6 +122,28 @@ def test_block_bootstrap_gives_no_interval_when_the_statistic_is_mostly_undefine
         math.isnan(bound)
         for bound in block_bootstrap_ci(load, signal, lambda x, y: math.nan, resamples=100)
     )
+
+
+def test_batched_headline_intervals_equal_reference_statistics_per_resample():
+    """describe's intervals compute every replicate at once, sorting and partitioning where the
+    reference sorts or calls scipy per resample; both give the same replicates, ties included."""
+    rng = np.random.default_rng(13)
+    load = np.round(rng.uniform(0.0, 20.0, 150))  # tied loads: the fifths split a tie
+    signal = np.round(0.1 * load + rng.normal(0.0, 0.5, 150), 1)
+
+    def fifths(x, y):
+        by_load = y[np.argsort(x, kind="stable")]
+        k = math.floor(x.size / 5)
+        return by_load[:k].mean() / by_load[-k:].mean()
+
+    reference = {
+        "pearson": lambda x, y: stats.pearsonr(x, y).statistic,
+        "spearman": lambda x, y: stats.spearmanr(x, y).statistic,
+        "dynamic_range": fifths,
+    }
+    batched = block_bootstrap_cis(load, signal, {name: HEADLINE[name] for name in reference})
+    for name, statistic in reference.items():
+        assert_allclose(batched[name], block_bootstrap_ci(load, signal, statistic), rtol=1e-12)
 
 
 # --- linearity, knee and cliff ---------------------------------------------------------------
@@ -236,6 +260,26 @@ def test_diagnostics_tell_white_noise_from_a_random_walk():
     assert white.kpss_pvalue > random_walk.kpss_pvalue
     assert_allclose(white.lag1_autocorrelation, acf(noise, nlags=1)[1])
     assert random_walk.lag1_autocorrelation > 0.9
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        np.random.default_rng(14).normal(size=300),
+        np.cumsum(np.random.default_rng(15).normal(size=300)),
+        lfilter([1.0], [1.0, -0.5, 0.3], np.random.default_rng(16).normal(size=2000)),
+        np.random.default_rng(17).normal(size=12),
+        np.arange(60.0),  # constant differences: a design of deficient rank
+    ],
+    ids=["white-noise", "random-walk", "ar2", "short", "ramp"],
+)
+def test_adf_chooses_statsmodels_autolag_lag_and_gives_its_statistic(series):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the ramp's regressions are singular either way
+        expected = adfuller(series, regression="c", autolag="AIC", result_object=True)
+        lag, found = _adf_lag(series), diagnostics(series)
+    assert lag == expected.lags
+    assert found.adf_pvalue == expected.pvalue
 
 
 def test_generality_of_a_capacity_normalised_signal():

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from signals.aggregate import resample
 from signals.classify import classify, recommend
@@ -103,6 +104,13 @@ def test_table_scores_breaches_against_the_roles_slo(synthetic):
     within = study_table(samples, offered, slo={"ttft_p99_s": 6.0, "tbt_p99_s": 0.05})
     assert set(without["breach_reason"]) == {"no breach series"}
     assert "no breach series" not in set(within["breach_reason"])
+
+
+def test_worker_processes_describe_the_candidates_as_one_process_does(synthetic):
+    _, samples, offered = synthetic
+    slo = {"ttft_p99_s": 6.0, "tbt_p99_s": 0.05}
+    one = study_table(samples, offered, slo=slo, workers=1)
+    assert_frame_equal(study_table(samples, offered, slo=slo, workers=2), one, check_exact=True)
 
 
 def test_table_has_a_row_per_gpu_type_when_a_role_runs_several(synthetic):
