@@ -16,7 +16,7 @@ from simulator import PoolSpec
 from simulator.fluid_loop import FluidLoop
 
 GRID = {
-    "utilisation_target": (0.7, 0.75, 0.8),
+    "utilisation_target": (0.6, 0.7, 0.8),
     "scale_in_cooldown_s": (600.0,),
     "scale_in_step": (0.1,),
 }
