@@ -353,8 +353,9 @@ def timeline(backtest: FleetBacktest, *, bin_s: float = 600.0) -> pl.DataFrame:
                     "decode": telemetry.provisioned[roles == "decode", :n].sum(axis=0),
                     "gpu_s": out.gpu_s,
                     "busy_gpu_s": out.busy_gpu_s,
-                    "ttft": np.nanmax(telemetry.metric("ttft_p99_s")[roles == "prefill"], axis=0),
-                    "tbt": np.nanmax(telemetry.metric("tbt_p99_s")[roles == "decode"], axis=0),
+                    # fmax skips NaN; an interval no pool measured (idle) stays NaN, silently.
+                    "ttft": np.fmax.reduce(telemetry.metric("ttft_p99_s")[roles == "prefill"]),
+                    "tbt": np.fmax.reduce(telemetry.metric("tbt_p99_s")[roles == "decode"]),
                 }
             ).with_columns(policy=pl.lit(name))
         )
