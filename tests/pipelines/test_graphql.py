@@ -16,11 +16,10 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from telemetry.store import TelemetryStore
-from tests.telemetry.ingest.frames import START, source_frames
+from tests.telemetry.ingest.frames import START, hourly_days_export
 
 pytestmark = pytest.mark.slow
 
@@ -107,15 +106,7 @@ def deployment(tmp_path_factory):
     """``dagster dev`` on the code location, with a telemetry source of three days."""
     home = tmp_path_factory.mktemp("dagster_home")
     shutil.copy(ROOT / "dagster.yaml", home)
-    # Three whole days, hourly, so that two consecutive days pass the blocking gap check.
-    frames = [
-        source_frames(intervals=24, interval_s=3600.0, seed=k, start=START + timedelta(days=k))[0]
-        for k in (0, 1, 2)
-    ]
-    export = home / "export.parquet"
-    pl.concat(frames).write_parquet(export)
-    mapping = home / "mapping.yaml"
-    mapping.write_text("interval_s: 3600\n")
+    export, mapping = hourly_days_export(home)
     db = home / "heteroscale.duckdb"
     env = {
         **os.environ,

@@ -16,7 +16,7 @@ from pipelines.assets.telemetry import (
 )
 from pipelines.resources import ScenarioResource, StoreResource, TelemetrySourceResource
 from telemetry.store import TelemetryStore
-from tests.telemetry.ingest.frames import START, source_frames
+from tests.telemetry.ingest.frames import START, hourly_days_export, source_frames
 
 DAYS = [(START + timedelta(days=k)).date().isoformat() for k in range(3)]
 
@@ -91,14 +91,7 @@ def test_the_simulator_fills_only_the_day_its_trace_covers(tmp_path):
 
 
 def test_a_missing_day_between_loaded_ones_is_a_gap_the_check_names(tmp_path):
-    frames = [
-        source_frames(intervals=24, interval_s=3600.0, seed=k, start=START + timedelta(days=k))[0]
-        for k in (0, 1, 2)
-    ]
-    path = tmp_path / "hourly.parquet"
-    pl.concat(frames).write_parquet(path)
-    mapping = tmp_path / "mapping.yaml"
-    mapping.write_text("interval_s: 3600\n")
+    path, mapping = hourly_days_export(tmp_path)
     first = materialise(tmp_path, DAYS[0], str(path), str(mapping), checked=True)
     assert [e.passed for e in first.get_asset_check_evaluations()] == [True]
     third = materialise(tmp_path, DAYS[2], str(path), str(mapping), checked=True)

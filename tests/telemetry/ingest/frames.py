@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -74,3 +75,17 @@ def source_frames(
         }
     )
     return conform(pl.concat(rows), INSTANCE_SAMPLES), conform(load, SERVICE_LOAD)
+
+
+def hourly_days_export(folder: Path, days: int = 3) -> tuple[Path, Path]:
+    """``days`` whole days of hourly ``instance_samples`` from :data:`START` as one Parquet
+    export, and the mapping file that reads it at that interval: what a telemetry source
+    holds when consecutive days must pass the blocking gap check."""
+    frames = [
+        source_frames(intervals=24, interval_s=3600.0, seed=k, start=START + timedelta(days=k))[0]
+        for k in range(days)
+    ]
+    export, mapping = folder / "export.parquet", folder / "mapping.yaml"
+    pl.concat(frames).write_parquet(export)
+    mapping.write_text("interval_s: 3600\n")
+    return export, mapping
