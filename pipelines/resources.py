@@ -26,13 +26,14 @@ SIMULATOR = "simulator"
 
 
 class StoreResource(dg.ConfigurableResource):
-    """The DuckDB store every asset reads from and writes to (``HETEROSCALE_DB``), and the
-    folder beside it where the HTML report goes."""
+    """The DuckDB store every asset reads from and writes to (``HETEROSCALE_DB``), and where
+    the HTML report's index goes: ``report_file``, else beside the store."""
 
     db_path: str
+    report_file: str = ""
 
     def report_path(self) -> Path:
-        return Path(self.db_path).parent / REPORT_NAME
+        return Path(self.report_file or Path(self.db_path).parent / REPORT_NAME)
 
     def store(self) -> TelemetryStore:
         return TelemetryStore(self.db_path)

@@ -69,6 +69,22 @@ def run_policy_job(
     return _execute("policy_job", db_path, scenario, log_level)
 
 
+def render_report(db_path: Path, scenario: ScenarioResource, out: Path | None = None) -> Path:
+    """Run the policy job's report asset alone on the tables ``db_path`` holds (recorded where
+    the Dagster UI reads), writing the index to ``out`` (default: beside the store); its path."""
+    store = StoreResource(
+        db_path=str(Path(db_path).resolve()), report_file=str(out.resolve()) if out else ""
+    )
+    defs = build_definitions(store, scenario)
+    with ui_instance() as instance:
+        defs.resolve_job_def("policy_job").execute_in_process(
+            instance=instance,
+            asset_selection=[REPORT_KEY],
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        )
+    return store.report_path()
+
+
 def _execute(
     job: str,
     db_path: Path,

@@ -54,33 +54,13 @@ def write(db: Path, out: Path | None, service: str | None, window_s: float | Non
         service, naming every one and what writes them.
     """
     # dagster is slow to import: only here, and only through pipelines.
-    from pipelines.assets.dashboards import report_html
-    from pipelines.definitions import build_definitions
-    from pipelines.resources import ScenarioResource, StoreResource
-    from pipelines.run import ui_instance
+    from pipelines.resources import ScenarioResource
+    from pipelines.run import render_report
 
-    class ReportAt(StoreResource):
-        """The store, with the report written where the user asked."""
-
-        out: str
-
-        def report_path(self) -> Path:
-            return Path(self.out)
-
-    service = _service(db, service)
-    store = StoreResource(db_path=str(db.resolve()))
-    target = out.resolve() if out else store.report_path()
-    scenario = {"service": service} | ({} if window_s is None else {"signal_window_s": window_s})
-    defs = build_definitions(
-        ReportAt(db_path=store.db_path, out=str(target)), ScenarioResource(**scenario)
-    )
-    with ui_instance() as instance:
-        defs.resolve_job_def("policy_job").execute_in_process(
-            instance=instance,
-            asset_selection=[report_html.key],
-            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        )
-    return target
+    scenario = {"service": _service(db, service)}
+    if window_s is not None:
+        scenario["signal_window_s"] = window_s
+    return render_report(db, ScenarioResource(**scenario), out)
 
 
 def _service(db: Path, named: str | None) -> str:
