@@ -37,8 +37,9 @@ from simulator.fluid_load import (
     scaled_lengths,
 )
 from simulator.fluid_loop import FluidLoop
+from simulator.paths import SERVEGEN_RATES_CSV_GZ
 from simulator.persist import REQUEST_OUTCOMES
-from simulator.servegen import load_servegen_rates, rate_requests
+from simulator.servegen import fill_collection_gaps, load_servegen_rates, rate_requests
 from simulator.traces import Trace, default_trace
 from telemetry.schema import SERVICE_LOAD
 from telemetry.store import TelemetryStore, one_service
@@ -122,22 +123,39 @@ def servegen_scenario(
     *,
     days: int = DEFAULT_DAYS,
     curation_days: int = DEFAULT_CURATION_DAYS,
-    rate_scale: float = DEFAULT_RATE_SCALE,
+    rate_scale: float | None = None,
     interval_s: float = 15.0,
+    servegen_service: str = "m-large",
 ) -> FleetScenario:
-    """The default workload: ServeGen m-large's real days, scaled to a fleet."""
+    """The default workload: ServeGen m-large's real days, scaled to a fleet.
+
+    ``servegen_service`` picks another of ServeGen's language services (m-mid, m-small), whose
+    collection gaps carry the previous window's rate (:func:`fill_collection_gaps`). Without a
+    ``rate_scale`` every service is scaled to the default fleet's mean rate over its 14 days
+    (m-large x :data:`DEFAULT_RATE_SCALE`), so that all run on fleets of the same size.
+    """
     if not 0 < curation_days < days:
         raise ValueError(f"need 0 < curation_days < days, got {curation_days} of {days}")
-    rates, lengths = load_servegen_rates(), default_trace().requests
+    if servegen_service not in SERVEGEN_RATES_CSV_GZ:
+        raise ValueError(
+            f"no ServeGen service {servegen_service!r}: one of {', '.join(SERVEGEN_RATES_CSV_GZ)}"
+        )
+    rates, gaps = fill_collection_gaps(load_servegen_rates(SERVEGEN_RATES_CSV_GZ[servegen_service]))
+    if rate_scale is None:
+        default_mean = load_servegen_rates()["rate_rps"].mean()
+        rate_scale = DEFAULT_RATE_SCALE * (default_mean / rates["rate_rps"].mean())
+    lengths = default_trace().requests
     load = load_from_windows(rates, lengths, interval_s, days=days, rate_scale=rate_scale)
+    filled = f", {gaps} collection-gap windows carrying the previous one's rate" if gaps else ""
     return FleetScenario(
         service="chat",
         load=load,
         curation_intervals=round(curation_days * DAY_S / interval_s),
         cluster=fleet_cluster(),
         source=(
-            f"ServeGen m-large, {days} real days x {rate_scale} (days 1-{curation_days} "
-            f"curation, {curation_days + 1}-{days} evaluation), Azure 2023 conversation lengths"
+            f"ServeGen {servegen_service}, {days} real days x {rate_scale:.3g} (days "
+            f"1-{curation_days} curation, {curation_days + 1}-{days} evaluation){filled}, "
+            "Azure 2023 conversation lengths"
         ),
         requests=partial(_poisson_requests, rates, lengths, rate_scale),
     )

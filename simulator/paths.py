@@ -22,10 +22,12 @@ SERVEGEN_SLICE_CSV_GZ = DATA_DIR / "traces" / "servegen_language_m-large_3client
 SERVEGEN_3CLIENTS_14DAYS_CSV_GZ = (
     DATA_DIR / "traces" / "servegen_language_m-large_3clients_14days.csv.gz"
 )
-#: ServeGen language m-large, all 162 clients summed per 10-minute window, 14 days (Apache-2.0).
-SERVEGEN_14DAY_RATES_CSV_GZ = (
-    DATA_DIR / "traces" / "servegen_language_m-large_14days_aggregate.csv.gz"
-)
+#: ServeGen's three language services (Apache-2.0), each's clients summed per 10-minute window
+#: over 14 days: m-large (162 clients, the default workload), m-mid (109) and m-small (43).
+SERVEGEN_RATES_CSV_GZ = {
+    service: DATA_DIR / "traces" / f"servegen_language_{service}_14days_aggregate.csv.gz"
+    for service in ("m-large", "m-mid", "m-small")
+}
 #: Splitwise measured prefill/decode latencies, Llama2-70B and BLOOM-176B on A100/H100 (MIT).
 SPLITWISE_PERF_CSV = DATA_DIR / "perf" / "splitwise_perf_model.csv"
 #: Argonne LLM-Inference-Bench, vLLM on one A100-40GB or H100, 7-8B models (BSD-3).

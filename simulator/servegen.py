@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from simulator.paths import SERVEGEN_14DAY_RATES_CSV_GZ, SERVEGEN_SLICE_CSV_GZ
+from simulator.paths import SERVEGEN_RATES_CSV_GZ, SERVEGEN_SLICE_CSV_GZ
 from simulator.traces import (
     SYNTHETIC_EPOCH,
     Trace,
@@ -81,9 +81,10 @@ def load_servegen_windows(path: Path = SERVEGEN_SLICE_CSV_GZ) -> pl.DataFrame:
     return windows.sort("client_id", "window_start_s")
 
 
-def load_servegen_rates(path: Path = SERVEGEN_14DAY_RATES_CSV_GZ) -> pl.DataFrame:
+def load_servegen_rates(path: Path = SERVEGEN_RATES_CSV_GZ["m-large"]) -> pl.DataFrame:
     """Load a service's aggregate ServeGen rate, one row per window (plain or gzipped CSV with
-    the :data:`RATE_SCHEMA` columns); by default the shipped 14 days of m-large, all clients.
+    the :data:`RATE_SCHEMA` columns); by default the shipped 14 days of m-large, all clients
+    (m-mid and m-small ship too, :data:`~simulator.paths.SERVEGEN_RATES_CSV_GZ`).
 
     Aggregate rates are what the fluid model reads (:func:`simulator.fluid_load.load_from_windows`):
     the sum over clients is exact, while the clients' inter-arrival fits do not add up, so an
@@ -105,6 +106,28 @@ def load_servegen_rates(path: Path = SERVEGEN_14DAY_RATES_CSV_GZ) -> pl.DataFram
         },
     )
     return rates.sort("window_start_s")
+
+
+def fill_collection_gaps(rates: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Aggregate rates with each window that no client was active in carrying the previous
+    window's rate; how many windows were filled.
+
+    m-mid and m-small have such windows (84 and 37 of 2,016), in runs of 1 to 23, mostly in
+    busy hours between windows of thousands of requests/s: a collection gap, not an idle
+    service (ServeGen's data README calls them probably that). Replayed as zero load they
+    would have a controller scale in and then meet the whole load at once.
+    A gap at the very start has nothing to carry and stays at 0.
+    """
+    gap = pl.col("active_clients") == 0
+    filled = rates.sort("window_start_s").with_columns(
+        pl.when(gap)
+        .then(None)
+        .otherwise(pl.col("rate_rps"))
+        .forward_fill()
+        .fill_null(0.0)
+        .alias("rate_rps")
+    )
+    return filled, int(rates.select(gap.sum()).item())
 
 
 def _typed(path: Path, schema: dict[str, pl.DataType]) -> pl.DataFrame:

@@ -41,3 +41,9 @@ def test_an_unreachable_slo_says_so():
     done = backtest("--trace", str(MOONCAKE_CONV_SLICE_JSONL), "--format", "mooncake")
     assert done.returncode == 2
     assert "the SLO is out of reach" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_trace_and_a_servegen_service_together_are_refused():
+    done = backtest("--trace", str(AZURE_CONV_CSV), "--servegen", "m-mid")
+    assert done.returncode == 2
+    assert "not both" in done.stderr and "Traceback" not in done.stderr

@@ -43,6 +43,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="days of the default workload; the first half is curation (default 14)",
     )
     backtest.add_argument(
+        "--servegen",
+        choices=("m-large", "m-mid", "m-small"),
+        help="which of ServeGen's language services the default workload replays, scaled to "
+        "the same mean rate (default m-large)",
+    )
+    backtest.add_argument(
         "--ttft-slo-s", type=positive, default=6.0, help="TTFT p99 objective, s (default 6)"
     )
     backtest.add_argument(
@@ -66,6 +72,8 @@ def _backtest(args: argparse.Namespace) -> int:
     from simulator import load_trace
 
     builders = select(args.policies.split(",") if args.policies else None, ablations=args.ablations)
+    if args.trace and args.servegen:
+        raise ValueError("--trace replays your trace; --servegen a ServeGen service: not both")
     if args.trace:
         scenario = trace_scenario(
             load_trace(args.trace, args.format), curation_share=args.curation_share
@@ -75,7 +83,11 @@ def _backtest(args: argparse.Namespace) -> int:
             f"--days must be at least 2 (half curated, half evaluated), got {args.days}"
         )
     else:
-        scenario = servegen_scenario(days=args.days, curation_days=args.days // 2)
+        scenario = servegen_scenario(
+            days=args.days,
+            curation_days=args.days // 2,
+            servegen_service=args.servegen or "m-large",
+        )
     slo = ServiceSLO(ttft_p99_s=args.ttft_slo_s, tbt_p99_s=args.tbt_slo_s)
     result = run_fleet_backtest(replace(scenario, slo=slo), builders, progress=bar)
     report = _report(result)

@@ -1,6 +1,7 @@
-"""A store's recorded offered load as the fleet workload: split into curation and evaluation
-halves (by day when it spans days), its length mix from recorded requests or, with only means
-recorded, the reference mix scaled to them; and refused, in words, when it cannot be."""
+"""The fleet workloads. ServeGen's services, each scaled to the default fleet's mean rate. A
+store's recorded offered load: split into curation and evaluation halves (by day when it spans
+days), its length mix from recorded requests or, with only means recorded, the reference mix
+scaled to them; and refused, in words, when it cannot be."""
 
 from datetime import timedelta
 
@@ -8,11 +9,28 @@ import numpy as np
 import polars as pl
 import pytest
 
-from policies.fleet import MIN_PART_S, store_scenario
+from policies.fleet import DEFAULT_RATE_SCALE, MIN_PART_S, servegen_scenario, store_scenario
 from simulator.fluid_load import LengthMix
 from telemetry.store import TelemetryStore
 from tests.canonical_frames import START, service_load
 from tests.simulated_store import azure_hour_store
+
+
+@pytest.mark.parametrize("service", ["m-mid", "m-small"])
+def test_every_servegen_service_runs_at_the_default_fleets_mean_rate(service):
+    default = servegen_scenario()
+    other = servegen_scenario(servegen_service=service)
+    assert default.source.startswith(f"ServeGen m-large, 14 real days x {DEFAULT_RATE_SCALE} ")
+    assert other.load.count == default.load.count == 14 * 5760
+    assert other.load.requests.mean() == pytest.approx(default.load.requests.mean(), rel=1e-9)
+    assert "collection-gap windows" in other.source
+    # Another service's days, not the default's shape rescaled.
+    assert np.corrcoef(other.load.requests, default.load.requests)[0, 1] < 0.95
+
+
+def test_an_unknown_servegen_service_is_refused():
+    with pytest.raises(ValueError, match="one of m-large, m-mid, m-small"):
+        servegen_scenario(servegen_service="m-huge")
 
 
 def store_of(tmp_path, *loads: pl.DataFrame) -> TelemetryStore:

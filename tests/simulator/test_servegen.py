@@ -9,8 +9,13 @@ import polars as pl
 import pytest
 
 from simulator import TraceError, default_trace, load_servegen_windows, servegen_requests
-from simulator.paths import SERVEGEN_3CLIENTS_14DAYS_CSV_GZ
-from simulator.servegen import WINDOW_S, load_servegen_rates, rate_requests
+from simulator.paths import SERVEGEN_3CLIENTS_14DAYS_CSV_GZ, SERVEGEN_RATES_CSV_GZ
+from simulator.servegen import (
+    WINDOW_S,
+    fill_collection_gaps,
+    load_servegen_rates,
+    rate_requests,
+)
 from simulator.traces import SYNTHETIC_EPOCH
 
 
@@ -40,6 +45,36 @@ def test_the_shipped_14_days_hold_every_window_and_contain_the_slice_clients():
     assert three.height == 14 * 144
     assert (three["rate_rps_all"] >= three["rate_rps"] - 1e-9).all()
     assert (three["active_clients"] >= three["active"]).all()
+
+
+@pytest.mark.parametrize(("service", "gaps"), [("m-large", 0), ("m-mid", 84), ("m-small", 37)])
+def test_collection_gaps_carry_the_previous_windows_rate(service, gaps):
+    rates = load_servegen_rates(SERVEGEN_RATES_CSV_GZ[service])
+    assert rates.height == 14 * 144
+    filled, count = fill_collection_gaps(rates)
+    assert count == gaps
+    assert filled["window_start_s"].equals(rates["window_start_s"])
+    was_gap = (rates["active_clients"] == 0).to_numpy()
+    kept, carried = filled["rate_rps"].to_numpy(), rates["rate_rps"].to_numpy()
+    assert np.array_equal(kept[~was_gap], carried[~was_gap])
+    # The gaps are exactly the windows that read 0; filled, each reads the last window before
+    # its run of gaps, which was positive.
+    assert np.array_equal(was_gap, carried == 0)
+    for k in np.flatnonzero(was_gap):
+        before = np.flatnonzero(~was_gap[:k])[-1]
+        assert kept[k] == carried[before] > 0
+
+
+def test_a_gap_with_nothing_before_it_stays_idle():
+    rates = pl.DataFrame(
+        {
+            "window_start_s": [0.0, 600.0, 1200.0],
+            "rate_rps": [0.0, 5.0, 0.0],
+            "active_clients": [0, 2, 0],
+        }
+    )
+    filled, count = fill_collection_gaps(rates)
+    assert count == 2 and filled["rate_rps"].to_list() == [0.0, 5.0, 5.0]
 
 
 @pytest.mark.parametrize(
