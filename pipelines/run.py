@@ -69,20 +69,21 @@ def run_policy_job(
     return _execute("policy_job", db_path, scenario, log_level)
 
 
-def render_report(db_path: Path, scenario: ScenarioResource, out: Path | None = None) -> Path:
+def render_report(db_path: Path, scenario: ScenarioResource, out: Path | None = None) -> RunOutputs:
     """Run the policy job's report asset alone on the tables ``db_path`` holds (recorded where
-    the Dagster UI reads), writing the index to ``out`` (default: beside the store); its path."""
+    the Dagster UI reads), writing the index to ``out`` (default: beside the store)."""
     store = StoreResource(
         db_path=str(Path(db_path).resolve()), report_file=str(out.resolve()) if out else ""
     )
     defs = build_definitions(store, scenario)
     with ui_instance() as instance:
-        defs.resolve_job_def("policy_job").execute_in_process(
+        result = defs.resolve_job_def("policy_job").execute_in_process(
             instance=instance,
             asset_selection=[REPORT_KEY],
+            raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         )
-    return store.report_path()
+    return _outputs(result, store)
 
 
 def _execute(
@@ -101,6 +102,10 @@ def _execute(
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
+    return _outputs(result, store)
+
+
+def _outputs(result: dg.ExecuteInProcessResult, store: StoreResource) -> RunOutputs:
     written = result.asset_materializations_for_node(REPORT_KEY.to_python_identifier())
     return RunOutputs(
         result.success,

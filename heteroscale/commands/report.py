@@ -1,6 +1,7 @@
 """``heteroscale report``: render the HTML report again from the tables a store holds."""
 
 import argparse
+import sys
 from pathlib import Path
 
 from heteroscale.arguments import positive
@@ -38,14 +39,19 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    path = write(args.db or default_db_path(), args.out, args.service, args.window)
-    print(path)
+    outputs = write(args.db or default_db_path(), args.out, args.service, args.window)
+    if outputs.report_path is None:
+        for failure in outputs.failures:
+            print(f"heteroscale report: {failure}", file=sys.stderr)
+        return 1
+    print(outputs.report_path)
     return 0
 
 
-def write(db: Path, out: Path | None, service: str | None, window_s: float | None) -> Path:
+def write(db: Path, out: Path | None, service: str | None, window_s: float | None):
     """Run the policy job's report asset alone on ``db`` (recorded where the Dagster UI
-    reads), writing the index to ``out``; its path.
+    reads), writing the index to ``out``; the run's :class:`~pipelines.run.RunOutputs`
+    (its report path None, and its failures in words, when the asset failed).
 
     Raises
     ------

@@ -1,6 +1,7 @@
 """`heteroscale report` renders the report again from a store's tables through the report
-asset, printing the index's path once every page is written, and names what a store lacks.
-Here, beside the asset's test, for the fixture's tables (a real small backtest)."""
+asset, printing the index's path once every page is written; names what a store lacks, and a
+failed asset in one line. Here, beside the asset's test, for the fixture's tables (a real small
+backtest)."""
 
 import polars as pl
 import pytest
@@ -58,9 +59,12 @@ def test_what_the_store_lacks_is_named_and_nothing_is_written(store, tmp_path, c
     assert not (tmp_path / "r.html").exists()
 
 
-def test_a_report_that_cannot_be_written_is_one_line(store, tmp_path, capsys):
+def test_a_report_asset_that_fails_is_one_line_naming_its_step(store, tmp_path, capsys):
+    """The asset fails (its folder cannot be made): no traceback, no path printed, exit 1."""
     (tmp_path / "a-file").write_text("")
     out = tmp_path / "a-file" / "report.html"
-    assert main(["report", "--db", str(store), "--service", "svc", "--out", str(out)]) == 2
+    assert main(["report", "--db", str(store), "--service", "svc", "--out", str(out)]) == 1
     out, err = capsys.readouterr()
-    assert out == "" and err == f"heteroscale report: {tmp_path / 'a-file'}: File exists\n"
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith("heteroscale report: step dashboards__report_html failed: ")
+    assert f"FileExistsError: [Errno 17] File exists: '{tmp_path / 'a-file'}'" in err
