@@ -80,12 +80,10 @@ def freshness(instance: dg.DagsterInstance) -> dict[dg.AssetKey, bool]:
 
 
 def test_freshness_flags_telemetry_whose_newest_day_is_missing(instance):
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
-    day_before = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
-    report(instance, INSTANCE_SAMPLES_KEY, yesterday)
-    report(instance, SERVICE_LOAD_KEY, day_before)
-    checked = freshness(instance)
-    if datetime.now(UTC).hour < 5:  # before the deadline, yesterday is not due yet
-        assert checked == {INSTANCE_SAMPLES_KEY: True, SERVICE_LOAD_KEY: True}
-    else:
-        assert checked == {INSTANCE_SAMPLES_KEY: True, SERVICE_LOAD_KEY: False}
+    """The day due is yesterday from the 05:00 UTC deadline on, the day before until then:
+    telemetry holding it is fresh, telemetry a day behind it is not, at any hour."""
+    now = datetime.now(UTC)
+    due = (now - timedelta(days=1 if now.hour >= 5 else 2)).date()
+    report(instance, INSTANCE_SAMPLES_KEY, due.isoformat())
+    report(instance, SERVICE_LOAD_KEY, (due - timedelta(days=1)).isoformat())
+    assert freshness(instance) == {INSTANCE_SAMPLES_KEY: True, SERVICE_LOAD_KEY: False}
