@@ -17,6 +17,17 @@ def positive(text: str) -> float:
     return value
 
 
+def at_least_one(text: str) -> int:
+    """A whole number >= 1 (a count of workers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"want a whole number >= 1, got {text!r}")
+    return value
+
+
 def non_negative(text: str) -> float:
     """A finite number >= 0 (a delay that may be none)."""
     try:

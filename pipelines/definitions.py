@@ -12,6 +12,7 @@ from pipelines.assets import publication as publication_assets
 from pipelines.assets import scheduler as scheduler_assets
 from pipelines.assets import signals as signals_assets
 from pipelines.assets import telemetry as telemetry_assets
+from pipelines.executors import multiprocess
 from pipelines.jobs import heteroscale_job, ingest_job, policy_job, telemetry_job
 from pipelines.resources import (
     InboxResource,
@@ -43,9 +44,11 @@ def build_definitions(
     scenario: ScenarioResource,
     source: TelemetrySourceResource | None = None,
     inbox: InboxResource | None = None,
+    executor: dg.ExecutorDefinition | None = None,
 ) -> dg.Definitions:
     """Definitions bound to one store, scenario, telemetry source and inbox (the CLI binds
-    its own ``--out`` and the simulator; the code location binds the environment's)."""
+    its own ``--out`` and the simulator; the code location binds the environment's), their
+    jobs' steps run by ``executor`` (default: :func:`pipelines.executors.multiprocess`)."""
     return dg.Definitions(
         assets=dg.load_assets_from_modules(ASSET_MODULES),
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
@@ -58,12 +61,22 @@ def build_definitions(
             "source": source or TelemetrySourceResource(),
             "inbox": inbox or InboxResource(),
         },
+        executor=executor or multiprocess(),
     )
 
 
-defs = build_definitions(
-    StoreResource(db_path=dg.EnvVar(DB_ENV_VAR)),
-    ScenarioResource(),
-    TelemetrySourceResource(sources=dg.EnvVar(SOURCES_ENV_VAR), mapping=dg.EnvVar(MAPPING_ENV_VAR)),
-    InboxResource(path=dg.EnvVar(INBOX_ENV_VAR)),
-)
+def environment_definitions(executor: dg.ExecutorDefinition) -> dg.Definitions:
+    """Definitions bound to the deployment's environment variables, read when a run or sensor
+    starts, their jobs' steps run by ``executor``."""
+    return build_definitions(
+        StoreResource(db_path=dg.EnvVar(DB_ENV_VAR)),
+        ScenarioResource(),
+        TelemetrySourceResource(
+            sources=dg.EnvVar(SOURCES_ENV_VAR), mapping=dg.EnvVar(MAPPING_ENV_VAR)
+        ),
+        InboxResource(path=dg.EnvVar(INBOX_ENV_VAR)),
+        executor,
+    )
+
+
+defs = environment_definitions(multiprocess())

@@ -1,5 +1,9 @@
 """Jobs: the main job from trace to dashboard, the telemetry job that fills day partitions, the
-policy job that re-derives everything from the stored telemetry, and the ingest job."""
+policy job that re-derives everything from the stored telemetry, and the ingest job.
+
+Their steps run on the code location's executor (:mod:`pipelines.executors`: processes of their
+own, or Kubernetes pods), except the ingest job's, which run in the run's own process.
+"""
 
 import dagster as dg
 
@@ -24,8 +28,6 @@ heteroscale_job = dg.define_asset_job(
         "The end-to-end study on the scenario (embedded default: ServeGen m-large's real days); "
         "run it for the day the scenario's trace starts on (2024-01-01 for the default)."
     ),
-    # DuckDB is single-writer: run the steps one after another in one process.
-    executor_def=dg.in_process_executor,
 )
 
 #: One day of canonical telemetry from the configured source; the ingestion schedule runs it
@@ -34,7 +36,6 @@ telemetry_job = dg.define_asset_job(
     "telemetry_job",
     selection=_TELEMETRY - _FRESHNESS,
     description="Load (or simulate) one UTC day of canonical telemetry into the store.",
-    executor_def=dg.in_process_executor,
 )
 
 #: Study, curation, backtest, the publication gate, placement and report on the stored
@@ -46,7 +47,6 @@ policy_job = dg.define_asset_job(
         "Re-run the signal study, curation, backtest, publication gate, placement and report "
         "on the telemetry in the store."
     ),
-    executor_def=dg.in_process_executor,
 )
 
 #: Files or a Prometheus into the store; run by hand or by the inbox sensor.
@@ -54,5 +54,6 @@ ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.assets(INGEST_LOG_KEY),
     description="Load telemetry sources into the store (docs/ingest.md).",
+    # One step and its check, both on the store: nothing to spread.
     executor_def=dg.in_process_executor,
 )

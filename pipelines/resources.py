@@ -25,6 +25,12 @@ REPORT_NAME = "heteroscale-report.html"
 SIMULATOR = "simulator"
 
 
+#: Tags every step that opens the store. DuckDB lets one process at a time hold a file open to
+#: write, so the jobs' executor runs these steps one at a time (:mod:`pipelines.jobs`); steps
+#: without it (the curation sweep's) run beside them and each other.
+STORE_STEP = {"heteroscale/store": "duckdb"}
+
+
 class StoreResource(dg.ConfigurableResource):
     """The DuckDB store every asset reads from and writes to (``HETEROSCALE_DB``), and where
     the HTML report's index goes: ``report_file``, else beside the store."""

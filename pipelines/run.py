@@ -1,6 +1,8 @@
-"""Materialise a job in this process, for the CLI and the end-to-end tests, recording the run
-in the instance the Dagster UI reads: the main job on a simulated scenario, or the policy job on
-the telemetry a store holds."""
+"""Materialise a job for the CLI and the end-to-end tests, recording the run in the instance
+the Dagster UI reads: the main job on a simulated scenario, or the policy job on the telemetry a
+store holds. In this process by default (the imports are paid once); with ``workers`` > 1 on
+the jobs' multiprocess executor, whose steps run in processes of their own, so the curation
+sweep spreads over ``workers`` cores (:mod:`pipelines.jobs`)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import dagster as dg
 
 from pipelines.assets.dashboards import REPORT_KEY
 from pipelines.definitions import build_definitions
+from pipelines.executors import multiprocess
 from pipelines.resources import SIMULATOR, ScenarioResource, StoreResource, TelemetrySourceResource
 
 DB_NAME = "heteroscale.duckdb"
@@ -50,23 +53,26 @@ def ui_instance() -> dg.DagsterInstance:
 
 
 def run_main_job(
-    db_path: Path, scenario: ScenarioResource | None = None, *, log_level: str = "INFO"
+    db_path: Path,
+    scenario: ScenarioResource | None = None,
+    *,
+    log_level: str = "INFO",
+    workers: int = 1,
 ) -> RunOutputs:
     """Run ``heteroscale_job`` on ``scenario`` (default: the embedded one), simulating its
     telemetry into ``db_path`` with a report beside it, for the day the scenario's trace
     starts on."""
     scenario = scenario or ScenarioResource()
-    return _execute(
-        "heteroscale_job", db_path, scenario, log_level, scenario.trace_day().isoformat()
-    )
+    day = scenario.trace_day().isoformat()
+    return _execute("heteroscale_job", db_path, scenario, log_level, workers, day)
 
 
 def run_policy_job(
-    db_path: Path, scenario: ScenarioResource, *, log_level: str = "INFO"
+    db_path: Path, scenario: ScenarioResource, *, log_level: str = "INFO", workers: int = 1
 ) -> RunOutputs:
     """Run ``policy_job`` (study, curation, backtest, gate, placement, report) on the telemetry
     ``db_path`` holds, simulating nothing."""
-    return _execute("policy_job", db_path, scenario, log_level)
+    return _execute("policy_job", db_path, scenario, log_level, workers)
 
 
 def render_report(db_path: Path, scenario: ScenarioResource, out: Path | None = None) -> RunOutputs:
@@ -86,23 +92,51 @@ def render_report(db_path: Path, scenario: ScenarioResource, out: Path | None = 
     return _outputs(result, store)
 
 
+def bound_job(job: str, db_path: str, scenario: dict, workers: int) -> dg.JobDefinition:
+    """``job`` bound to the store at ``db_path``, the scenario's fields and the simulator as
+    the telemetry source, its steps over ``workers`` processes: what a step's process rebuilds
+    (:func:`dg.build_reconstructable_job` needs plain arguments)."""
+    store = StoreResource(db_path=db_path)
+    source = TelemetrySourceResource(sources=SIMULATOR)
+    defs = build_definitions(
+        store, ScenarioResource(**scenario), source, executor=multiprocess(workers)
+    )
+    return defs.resolve_job_def(job)
+
+
 def _execute(
     job: str,
     db_path: Path,
     scenario: ScenarioResource,
     log_level: str,
+    workers: int,
     partition_key: str | None = None,
 ) -> RunOutputs:
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     store = StoreResource(db_path=str(Path(db_path).resolve()))
-    defs = build_definitions(store, scenario, TelemetrySourceResource(sources=SIMULATOR))
+    loggers = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     with ui_instance() as instance:
-        result = defs.resolve_job_def(job).execute_in_process(
-            instance=instance,
-            partition_key=partition_key,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        if workers == 1:
+            result = bound_job(job, store.db_path, scenario.model_dump(), 1).execute_in_process(
+                instance=instance,
+                partition_key=partition_key,
+                raise_on_error=False,
+                run_config=loggers,
+            )
+            return _outputs(result, store)
+        reconstructable = dg.build_reconstructable_job(
+            __name__,
+            bound_job.__name__,
+            reconstructable_args=(job, store.db_path, scenario.model_dump(), workers),
         )
-    return _outputs(result, store)
+        with dg.execute_job(
+            reconstructable,
+            instance,
+            run_config=loggers,
+            tags={"dagster/partition": partition_key} if partition_key else None,
+        ) as result:
+            return _outputs(result, store)
 
 
 def _outputs(result: dg.ExecuteInProcessResult, store: StoreResource) -> RunOutputs:

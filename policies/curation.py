@@ -6,7 +6,8 @@
    and keep the split that serves the most decode tokens/s per instance within both SLOs:
    the ratio ``r_opt`` and the per-instance target ``m-hat`` (the paper's Fig. 4 experiment).
 2. **Simulate every candidate** controller configuration on the curation days
-   (:func:`curate`), closed loop, with startup delays.
+   (:meth:`CurationPlan.score`), closed loop, with startup delays; each on its own, so the
+   sweep can be spread over processes (:mod:`pipelines.assets.policies`).
 3. **Choose** by a stated objective: the fewest GPU-hours among candidates that spend at most
    a quarter of the SLO's error budget on *every* curation day (attainment >= 1 - (1 - target)
    / 4: 99.75% for a 99% target) and whose flaps stay within a limit; when none does, the best
@@ -296,7 +297,78 @@ def initial_cluster(cluster: ClusterSpec, inputs: PolicyInputs, load: FluidLoad)
     )
 
 
-def curate(
+@dataclass(frozen=True)
+class CurationPlan:
+    """Algorithm 1 up to its sweep: the pressure-tested inputs, the cluster every candidate
+    starts from, and the candidates. Each candidate is scored on its own (:meth:`score`), so a
+    sweep can be spread over processes or machines, and :meth:`choose` picks from the scores.
+
+    Attributes
+    ----------
+    inputs : PolicyInputs
+        The pressure test's ratio and capacities; ``inputs.history`` is the curation days.
+    pressure : PressureTest
+    start : ClusterSpec
+        The cluster every candidate starts from (:func:`initial_cluster`).
+    grid : dict
+        :class:`HeteroScaleConfig` field -> candidate values.
+    lifecycle : LifecycleSpec or None
+        Startup delays in the candidates' closed loops.
+    """
+
+    inputs: PolicyInputs
+    pressure: PressureTest
+    start: ClusterSpec
+    grid: dict[str, tuple]
+    lifecycle: LifecycleSpec | None
+
+    @property
+    def candidates(self) -> list[dict]:
+        """Every configuration of the grid, as :class:`HeteroScaleConfig` keyword arguments."""
+        return [
+            dict(zip(self.grid, values, strict=True))
+            for values in itertools.product(*self.grid.values())
+        ]
+
+    def score(self, params: dict) -> dict:
+        """One candidate closed loop on the curation days: its parameters, its scores and its
+        worst day's SLO attainment."""
+        inputs, slo = self.inputs, self.inputs.slo
+        run = run_controller(
+            FluidLoop(inputs.history, self.start, lifecycle=self.lifecycle),
+            HeteroScale(inputs, HeteroScaleConfig(**params)),
+            control_interval_s=inputs.control_interval_s,
+        )
+        worst = min(
+            day["slo_attainment"] for day in daily_scores(run, slo, pd_ratio=inputs.pd_ratio)
+        )
+        return (
+            params | score(run, slo, pd_ratio=inputs.pd_ratio) | {"worst_day_slo_attainment": worst}
+        )
+
+    def choose(self, rows: Iterable[dict]) -> Curation:
+        """The objective over the candidates' scores (any order): the fewest GPU-hours among
+        those within the budget share every day and the flap limit, else the best worst day."""
+        slo, history = self.inputs.slo, self.inputs.history
+        days = history.count * history.interval_s / DAY_S
+        candidates = pl.DataFrame(list(rows)).sort(list(self.grid))
+        feasible = candidates.filter(
+            (pl.col("worst_day_slo_attainment") >= 1 - BUDGET_SHARE * (1 - slo.attainment))
+            & (pl.col("flaps") <= MAX_FLAPS_PER_DAY * max(days, 1.0))
+        )
+        met = not feasible.is_empty()
+        chosen = (
+            feasible.sort("gpu_hours").row(0, named=True)
+            if met
+            else candidates.sort(
+                "worst_day_slo_attainment", "gpu_hours", descending=[True, False]
+            ).row(0, named=True)
+        )
+        config = HeteroScaleConfig(**{name: chosen[name] for name in self.grid})
+        return Curation(self.inputs, config, met, self.pressure, candidates)
+
+
+def plan_curation(
     history: FluidLoad,
     cluster: ClusterSpec,
     slo: ServiceSLO,
@@ -304,9 +376,8 @@ def curate(
     lifecycle: LifecycleSpec | None = None,
     control_interval_s: float = 15.0,
     grid: dict[str, tuple] | None = None,
-    progress: Progress | None = None,
-) -> Curation:
-    """Run Algorithm 1 on the curation days ``history``.
+) -> CurationPlan:
+    """Algorithm 1's pressure tests on the curation days ``history``, and the sweep to run.
 
     Parameters
     ----------
@@ -320,12 +391,6 @@ def curate(
     control_interval_s : float
     grid : dict, optional
         :class:`HeteroScaleConfig` field -> candidate values (default :data:`DEFAULT_GRID`).
-    progress : Progress, optional
-        Wraps the candidates' sweep, one item per candidate.
-
-    Returns
-    -------
-    Curation
     """
     pressure = pressure_test(history, cluster, slo)
     inputs = PolicyInputs(
@@ -336,39 +401,37 @@ def curate(
         history=history,
         control_interval_s=control_interval_s,
     )
-    grid = grid or DEFAULT_GRID
-    start = initial_cluster(cluster, inputs, history)
-    days = history.count * history.interval_s / DAY_S
-    rows = []
-    sweep = itertools.product(*grid.values())
+    return CurationPlan(
+        inputs=inputs,
+        pressure=pressure,
+        start=initial_cluster(cluster, inputs, history),
+        grid=grid or DEFAULT_GRID,
+        lifecycle=lifecycle,
+    )
+
+
+def curate(
+    history: FluidLoad,
+    cluster: ClusterSpec,
+    slo: ServiceSLO,
+    *,
+    lifecycle: LifecycleSpec | None = None,
+    control_interval_s: float = 15.0,
+    grid: dict[str, tuple] | None = None,
+    progress: Progress | None = None,
+) -> Curation:
+    """Run Algorithm 1 on the curation days ``history`` in this process: :func:`plan_curation`
+    with the same arguments, every candidate scored in turn (``progress`` wraps the sweep, one
+    item per candidate), and the choice."""
+    plan = plan_curation(
+        history,
+        cluster,
+        slo,
+        lifecycle=lifecycle,
+        control_interval_s=control_interval_s,
+        grid=grid,
+    )
+    sweep = plan.candidates
     if progress is not None:
-        sweep = progress(sweep, total=math.prod(map(len, grid.values())), desc="curation")
-    for values in sweep:
-        params = dict(zip(grid, values, strict=True))
-        config = HeteroScaleConfig(**params)
-        run = run_controller(
-            FluidLoop(history, start, lifecycle=lifecycle),
-            HeteroScale(inputs, config),
-            control_interval_s=control_interval_s,
-        )
-        worst = min(
-            day["slo_attainment"] for day in daily_scores(run, slo, pd_ratio=inputs.pd_ratio)
-        )
-        rows.append(
-            params | score(run, slo, pd_ratio=inputs.pd_ratio) | {"worst_day_slo_attainment": worst}
-        )
-    candidates = pl.DataFrame(rows)
-    feasible = candidates.filter(
-        (pl.col("worst_day_slo_attainment") >= 1 - BUDGET_SHARE * (1 - slo.attainment))
-        & (pl.col("flaps") <= MAX_FLAPS_PER_DAY * max(days, 1.0))
-    )
-    met = not feasible.is_empty()
-    chosen = (
-        feasible.sort("gpu_hours").row(0, named=True)
-        if met
-        else candidates.sort("worst_day_slo_attainment", "gpu_hours", descending=[True, False]).row(
-            0, named=True
-        )
-    )
-    config = HeteroScaleConfig(**{name: chosen[name] for name in grid})
-    return Curation(inputs, config, met, pressure, candidates)
+        sweep = progress(sweep, total=len(sweep), desc="curation")
+    return plan.choose(plan.score(params) for params in sweep)

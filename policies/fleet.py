@@ -508,10 +508,9 @@ def bootstrap_mean_ci(values: Sequence[float], *, level: float = 0.95) -> tuple[
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
-def curated_policy_row(backtest: FleetBacktest) -> pl.DataFrame:
+def curated_policy_row(scenario: FleetScenario, curation: Curation) -> pl.DataFrame:
     """The chosen policy as one row: what it is, where each value came from, what it is held
     to (the ``curated_policy`` table)."""
-    scenario, curation = backtest.scenario, backtest.curation
     inputs = curation.inputs
     evaluation = scenario.evaluation
     return pl.DataFrame(
@@ -556,14 +555,21 @@ def pressure_targets(curated: dict, service: str) -> dict[tuple[str, str, str], 
     }
 
 
+def curation_tables(scenario: FleetScenario, curation: Curation) -> dict[str, pl.DataFrame]:
+    """Every table curation stores, by name (docs/policy.md, "Tables")."""
+    return {
+        "curated_policy": curated_policy_row(scenario, curation),
+        "curation_candidates": curation.candidates,
+        "pressure_sweep": curation.pressure.sweep,
+        "pd_ratios": curation.pressure.pairing_ratios(),
+    }
+
+
 def backtest_tables(backtest: FleetBacktest) -> dict[str, pl.DataFrame]:
-    """Every table the fleet backtest stores, by name (docs/policy.md, "Tables")."""
+    """Every table the fleet backtest stores besides curation's, by name (docs/policy.md,
+    "Tables")."""
     start = backtest.scenario.evaluation.start
     return {
-        "curated_policy": curated_policy_row(backtest),
-        "curation_candidates": backtest.curation.candidates,
-        "pressure_sweep": backtest.curation.pressure.sweep,
-        "pd_ratios": backtest.curation.pressure.pairing_ratios(),
         "fleet_summary": backtest.summary,
         "fleet_per_day": backtest.per_day,
         "fleet_timeline": timeline(backtest),

@@ -137,7 +137,7 @@ def test_a_report_from_an_earlier_run_is_never_printed(tmp_path, capsys, monkeyp
     stale = tmp_path / REPORT_NAME
     stale.write_text("an earlier run's report")
 
-    def stopped(db_path, scenario, *, log_level):
+    def stopped(db_path, scenario, *, log_level, workers):
         return pipelines_run.RunOutputs(
             False, Path(db_path), None, "run-id", ("step fleet_policy failed: why",)
         )

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from heteroscale.arguments import add_cluster, add_trace
+from heteroscale.arguments import add_cluster, add_trace, at_least_one
 from telemetry.store import DB_ENV_VAR, TelemetryStore, default_db_path
 
 
@@ -46,6 +46,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="topology YAML the decisions are placed on (default: the shipped fleet)",
     )
     run.add_argument(
+        "--workers",
+        type=at_least_one,
+        default=1,
+        help="processes to spread the steps over, the curation sweep's in parallel (default 1: "
+        "every step in this process, which pays the imports once)",
+    )
+    run.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -72,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"heteroscale: running the main job, writing to {db_path}", file=sys.stderr)
         job = run_main_job
     started = time.perf_counter()
-    outputs = job(db_path, scenario, log_level=args.log_level)
+    outputs = job(db_path, scenario, log_level=args.log_level, workers=args.workers)
     elapsed_s = time.perf_counter() - started
     verdict = "succeeded" if outputs.success else "FAILED"
     print(f"{verdict} in {elapsed_s:.1f} s (run {outputs.run_id})")

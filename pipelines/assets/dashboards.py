@@ -13,7 +13,7 @@ from pipelines.assets.policies import (
 from pipelines.assets.scheduler import PLACEMENT_PLAN_KEY
 from pipelines.assets.signals import SIGNAL_SCORES_KEY, SIGNAL_STUDY_KEY
 from pipelines.assets.telemetry import INSTANCE_SAMPLES_KEY, SERVICE_LOAD_KEY
-from pipelines.resources import ScenarioResource, StoreResource
+from pipelines.resources import STORE_STEP, ScenarioResource, StoreResource
 from signals import paired_series
 from telemetry.ingest import INGEST_LOG, QUARANTINE
 from telemetry.ingest.load import SERVICE_LOAD_ORIGIN
@@ -68,6 +68,7 @@ INGESTION_TABLES = {
         "the policy and its backtest, the placement, telemetry and ingestion health, and the "
         "simulator's fidelity."
     ),
+    op_tags=STORE_STEP,
 )
 def report_html(
     context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource

@@ -17,7 +17,7 @@ import polars as pl
 from pipelines.assets.telemetry import TELEMETRY_KEYS, per_day
 from pipelines.metadata import ROW_COUNT
 from pipelines.partitions import TELEMETRY_DAYS
-from pipelines.resources import StoreResource, TelemetrySourceResource
+from pipelines.resources import STORE_STEP, StoreResource, TelemetrySourceResource
 from telemetry.ingest import INGEST_LOG, QUARANTINE, IngestError, LoadReport, ingest, load_mapping
 
 INGEST_LOG_KEY = dg.AssetKey(["telemetry", INGEST_LOG])
@@ -42,6 +42,7 @@ class IngestConfig(dg.Config):
         "service x day partitions of instance_samples and service_load its sources cover and "
         "writes their quarantine rows (docs/ingest.md)."
     ),
+    op_tags=STORE_STEP,
 )
 def ingest_log(
     context: dg.AssetExecutionContext,
@@ -108,7 +109,7 @@ def telemetry_partitions_written(report: LoadReport) -> list[dg.AssetMaterializa
     ]
 
 
-@dg.asset_check(asset=INGEST_LOG_KEY, blocking=True)
+@dg.asset_check(asset=INGEST_LOG_KEY, blocking=True, op_tags=STORE_STEP)
 def ingest_log_rows_accounted_for(store: StoreResource, source: TelemetrySourceResource):
     """Every row read was loaded, skipped (a series the schema does not use) or quarantined,
     in every load the log holds (loads logged before skipping existed skipped nothing)."""

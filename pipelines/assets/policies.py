@@ -1,6 +1,11 @@
 """The policy assets: Algorithm 1's curation, the multi-day fleet backtest of every policy
 against the oracle, fast mode checked against request level, and the chosen policy's scaling
-decisions (docs/policy.md)."""
+decisions (docs/policy.md).
+
+Curation is a graph of steps: the pressure tests, the candidates' sweep in steps of
+:data:`CANDIDATES_PER_STEP` that open no store (so an executor runs them in parallel, in
+processes or Kubernetes pods), and the choice.
+"""
 
 from dataclasses import replace
 
@@ -8,10 +13,12 @@ import dagster as dg
 import polars as pl
 
 from pipelines.metadata import ROW_COUNT, markdown_table, typed
-from pipelines.resources import ScenarioResource, StoreResource
+from pipelines.resources import STORE_STEP, ScenarioResource, StoreResource
+from policies.curation import Curation, CurationPlan, plan_curation
 from policies.fleet import (
     FleetScenario,
     backtest_tables,
+    curation_tables,
     run_fleet_backtest,
     servegen_scenario,
     store_scenario,
@@ -30,17 +37,94 @@ SCALING_DECISIONS_KEY = dg.AssetKey(["policies", "scaling_decisions"])
 #: SLO on the fleet backtest (or come closest).
 REQUEST_LEVEL_BASELINES = 2
 
+#: Candidates a sweep step simulates (about 2.5 s each on the default workload): few enough steps
+#: that starting each costs little beside its work, enough to spread the default grid's 36.
+CANDIDATES_PER_STEP = 6
+
+
+@dg.op(out={"plan": dg.Out(), "candidates": dg.DynamicOut()}, tags=STORE_STEP)
+def pressure_tests(
+    context: dg.OpExecutionContext, scenario: ScenarioResource, store: StoreResource
+):
+    """Algorithm 1's pressure tests on the curation days, then the candidates in steps."""
+    fleet = fleet_scenario(scenario, store)
+    context.log.info(f"curation on {fleet.source}")
+    plan = plan_curation(
+        fleet.curation,
+        fleet.cluster,
+        fleet.slo,
+        lifecycle=fleet.lifecycle,
+        control_interval_s=fleet.control_interval_s,
+    )
+    yield dg.Output(plan, "plan")
+    candidates = plan.candidates
+    for first in range(0, len(candidates), CANDIDATES_PER_STEP):
+        yield dg.DynamicOutput(
+            candidates[first : first + CANDIDATES_PER_STEP],
+            mapping_key=str(first // CANDIDATES_PER_STEP),
+            output_name="candidates",
+        )
+
+
+@dg.op
+def simulate_candidates(plan: CurationPlan, candidates: list[dict]) -> list[dict]:
+    """Some candidates closed loop on the curation days: their scores (no store opened)."""
+    return [plan.score(params) for params in candidates]
+
+
+@dg.op(tags=STORE_STEP)
+def choose_configuration(
+    context: dg.OpExecutionContext,
+    scenario: ScenarioResource,
+    store: StoreResource,
+    plan: CurationPlan,
+    scores: list[list[dict]],
+) -> Curation:
+    """The configuration curation's objective picks from every candidate's scores; curation's
+    tables stored."""
+    curation = plan.choose(row for step in scores for row in step)
+    fleet = fleet_scenario(scenario, store)
+    tables = curation_tables(fleet, curation)
+    service = pl.lit(scenario.service)
+    stored = store.store().write_many(
+        [
+            TableWrite(name, frame.with_columns(service=service), ("service",))
+            for name, frame in tables.items()
+        ]
+    )
+    rows = dict(zip(tables, stored, strict=True))
+    context.add_output_metadata(
+        typed(
+            {
+                ROW_COUNT: rows["curation_candidates"],
+                "pd_ratio": curation.inputs.pd_ratio,
+                "decode_tps_per_instance": curation.inputs.decode_tps_per_instance,
+                "utilisation_target": curation.config.utilisation_target,
+                "met_objective": curation.met_objective,
+                "source": fleet.source,
+            }
+        )
+    )
+    return curation
+
+
+@dg.graph_asset(
+    key=CURATION_KEY,
+    group_name="policies",
+    description=(
+        "Algorithm 1 on the curation days: pressure tests (per-instance capacity at the SLO, the "
+        "P/D split sweep), then the controller configuration swept, in parallel steps, and chosen."
+    ),
+)
+def curation():
+    plan, candidates = pressure_tests()
+    scores = candidates.map(lambda step: simulate_candidates(plan, step)).collect()
+    return choose_configuration(plan, scores)
+
 
 @dg.multi_asset(
+    ins={"curation": dg.AssetIn(CURATION_KEY)},
     specs=[
-        dg.AssetSpec(
-            CURATION_KEY,
-            group_name="policies",
-            description=(
-                "Algorithm 1 on the curation days: pressure tests (per-instance capacity at the "
-                "SLO, the P/D split sweep), then the controller configuration swept and chosen."
-            ),
-        ),
         dg.AssetSpec(
             FLEET_BACKTEST_KEY,
             group_name="policies",
@@ -66,14 +150,19 @@ REQUEST_LEVEL_BASELINES = 2
             description="The chosen policy's instance counts, decision by decision.",
         ),
     ],
+    op_tags=STORE_STEP,
 )
 def fleet_policy(
-    context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
+    context: dg.AssetExecutionContext,
+    scenario: ScenarioResource,
+    store: StoreResource,
+    curation: Curation,
 ):
-    """Curate, backtest every policy, check the strongest at request level, store it all."""
+    """Backtest every policy on the curation, check the strongest at request level, and store
+    it all."""
     fleet = fleet_scenario(scenario, store)
     context.log.info(f"fleet backtest on {fleet.source}")
-    backtest = run_fleet_backtest(fleet, select(None, ablations=True))
+    backtest = run_fleet_backtest(fleet, select(None, ablations=True), curation=curation)
     service = scenario.service
     tables = {
         name: frame.with_columns(service=pl.lit(service))
@@ -97,21 +186,7 @@ def fleet_policy(
     mode_rows = store.write(
         "mode_agreement", modes.with_columns(service=pl.lit(service)), ("service",)
     )
-    curated = tables["curated_policy"].row(0, named=True)
     heteroscale = summary.filter(pl.col("policy") == "heteroscale").row(0, named=True)
-    yield dg.MaterializeResult(
-        asset_key=CURATION_KEY,
-        metadata=typed(
-            {
-                ROW_COUNT: rows["curation_candidates"],
-                "pd_ratio": curated["pd_ratio"],
-                "decode_tps_per_instance": curated["decode_tps_per_instance"],
-                "utilisation_target": curated["utilisation_target"],
-                "met_objective": curated["met_objective"],
-                "source": fleet.source,
-            }
-        ),
-    )
     yield dg.MaterializeResult(
         asset_key=FLEET_BACKTEST_KEY,
         metadata=typed(

@@ -14,7 +14,7 @@ import polars as pl
 
 from pipelines.assets.policies import CURATION_KEY, FLEET_BACKTEST_KEY
 from pipelines.metadata import ROW_COUNT, typed
-from pipelines.resources import ScenarioResource, StoreResource
+from pipelines.resources import STORE_STEP, ScenarioResource, StoreResource
 from policies.exporters import FORMATS, ClusterBinding, write_exports
 from policies.gate import validate
 from policies.spec import API_VERSION, dump, load, spec_from_store
@@ -42,6 +42,7 @@ def exports_dir(store: StoreResource, service: str) -> Path:
         "table): signal, per-instance target, P/D ratio per pairing, thresholds, cool-downs, "
         "tiers, bounds, where each value came from, and the publication gate's verdict."
     ),
+    op_tags=STORE_STEP,
 )
 def policy_spec(
     context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
@@ -91,6 +92,7 @@ def policy_spec(
         "On the evaluation days (never seen by curation) the policy meets the SLO attainment "
         "target for TTFT and for TBT and uses fewer GPU-hours than static peak provisioning."
     ),
+    op_tags=STORE_STEP,
 )
 def policy_spec_passes_publication_gate(
     scenario: ScenarioResource, store: StoreResource
@@ -122,6 +124,7 @@ def policy_spec_passes_publication_gate(
         "The validated policy's manifests: the spec, a PrometheusRule and plain rule file, "
         "KEDA ScaledObjects and plain HPAs per role (deploy/<service>/ beside the store)."
     ),
+    op_tags=STORE_STEP,
 )
 def policy_exports(scenario: ScenarioResource, store: StoreResource) -> dg.MaterializeResult:
     """Write every export format of the stored spec (the one the gate passed)."""

@@ -5,7 +5,7 @@ import polars as pl
 
 from pipelines.assets.policies import CURATION_KEY, SCALING_DECISIONS_KEY
 from pipelines.metadata import ROW_COUNT, typed
-from pipelines.resources import ScenarioResource, StoreResource
+from pipelines.resources import STORE_STEP, ScenarioResource, StoreResource
 from policies.modes import placement_requirements
 from scheduler import load_topology, replay_targets, targets_from_decisions
 from scheduler.metrics import plan_metrics
@@ -19,6 +19,7 @@ PLACEMENT_PLAN_KEY = dg.AssetKey(["scheduler", "placement_plan"])
     deps=[SCALING_DECISIONS_KEY, CURATION_KEY],
     group_name="scheduler",
     description="Where each decision's instances go: node, S1, S2, RDMA subgroup priority.",
+    op_tags=STORE_STEP,
 )
 def placement_plan(
     context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
@@ -53,7 +54,7 @@ def placement_plan(
     )
 
 
-@dg.asset_check(asset=PLACEMENT_PLAN_KEY, blocking=True)
+@dg.asset_check(asset=PLACEMENT_PLAN_KEY, blocking=True, op_tags=STORE_STEP)
 def placement_plan_respects_affinity(
     scenario: ScenarioResource, store: StoreResource
 ) -> dg.AssetCheckResult:
@@ -76,7 +77,7 @@ def placement_plan_respects_affinity(
     )
 
 
-@dg.asset_check(asset=PLACEMENT_PLAN_KEY)
+@dg.asset_check(asset=PLACEMENT_PLAN_KEY, op_tags=STORE_STEP)
 def placement_plan_places_every_instance(
     scenario: ScenarioResource, store: StoreResource
 ) -> dg.AssetCheckResult:

@@ -7,7 +7,7 @@ import polars as pl
 from pipelines.assets.policies import CURATION_KEY
 from pipelines.assets.telemetry import INSTANCE_SAMPLES_KEY, SERVICE_LOAD_KEY
 from pipelines.metadata import ROW_COUNT, markdown_table, typed
-from pipelines.resources import ScenarioResource, StoreResource
+from pipelines.resources import STORE_STEP, ScenarioResource, StoreResource
 from policies.fleet import pressure_targets
 from policies.slo import ServiceSLO
 from signals import RECOMMENDATION_SCHEMA, run_study, score_signals
@@ -24,6 +24,7 @@ SIGNAL_STUDY_KEY = dg.AssetKey(["signals", "signal_study"])
     deps=[INSTANCE_SAMPLES_KEY, SERVICE_LOAD_KEY],
     group_name="signals",
     description="Per role and signal: correlation with offered load, scale-in response, noise.",
+    op_tags=STORE_STEP,
 )
 def signal_scores(
     context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
@@ -46,6 +47,7 @@ def signal_scores(
         "Every candidate signal classed proportional / negative_feedback / unusable with its "
         "statistics, intervals and reasons, ranked; the recommended signal and its target."
     ),
+    op_tags=STORE_STEP,
 )
 def signal_study(
     context: dg.AssetExecutionContext, scenario: ScenarioResource, store: StoreResource
@@ -95,6 +97,7 @@ def signal_study(
         "Warns when the recommended signal's relation with load weakens on a day of the "
         "telemetry: its correlation below, or its slope outside, the study's bootstrap band."
     ),
+    op_tags=STORE_STEP,
 )
 def recommended_signal_tracks_load(
     scenario: ScenarioResource, store: StoreResource

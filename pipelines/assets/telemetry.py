@@ -14,7 +14,7 @@ import polars as pl
 
 from pipelines.metadata import ROW_COUNT
 from pipelines.partitions import DAILY_DEADLINE_CRON, TELEMETRY_DAYS
-from pipelines.resources import ScenarioResource, StoreResource, TelemetrySourceResource
+from pipelines.resources import STORE_STEP, ScenarioResource, StoreResource, TelemetrySourceResource
 from simulator import simulate
 from simulator.persist import REQUEST_OUTCOMES, write_result
 from telemetry.gaps import gaps
@@ -47,6 +47,7 @@ TELEMETRY_KEYS = (INSTANCE_SAMPLES_KEY, SERVICE_LOAD_KEY)
         ),
     ],
     partitions_def=TELEMETRY_DAYS,
+    op_tags=STORE_STEP,
 )
 def canonical_telemetry(
     context: dg.AssetExecutionContext,
@@ -157,7 +158,7 @@ def per_day(report: LoadReport) -> list[tuple[str, str, int, str]]:
     )
 
 
-@dg.asset_check(asset=INSTANCE_SAMPLES_KEY, blocking=True)
+@dg.asset_check(asset=INSTANCE_SAMPLES_KEY, blocking=True, op_tags=STORE_STEP)
 def instance_samples_have_no_gaps(store: StoreResource):
     """Every instance of every service reports once per interval from its first to its last
     sample; a failure names the service, the instance and where its first gap starts."""

@@ -5,7 +5,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from policies.fleet import backtest_tables, run_fleet_backtest, servegen_scenario
+from policies.fleet import (
+    backtest_tables,
+    curation_tables,
+    run_fleet_backtest,
+    servegen_scenario,
+)
 from policies.modes import compare_modes
 from policies.registry import select
 from signals import RECOMMENDATION_SCHEMA, paired_series, run_study, score_signals
@@ -32,7 +37,7 @@ def fleet():
     quarter hour of the second evaluation day in both modes; about 10 s."""
     scenario = servegen_scenario(days=3, curation_days=1, rate_scale=0.05)
     backtest = run_fleet_backtest(scenario, select(None, ablations=True), grid=GRID)
-    tables = backtest_tables(backtest)
+    tables = curation_tables(scenario, backtest.curation) | backtest_tables(backtest)
     modes = compare_modes(
         scenario,
         backtest.curation,

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+from dagster._config import process_config
 
 from pipelines.definitions import defs
+from pipelines.executors import multiprocess_config
 from pipelines.partitions import TELEMETRY_DAYS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +30,7 @@ TELEMETRY_NODES = {
 POLICY_NODES = {
     "signals__signal_scores",
     "signals__signal_study",
+    "policies__curation",
     "fleet_policy",
     "scheduler__placement_plan",
     "dashboards__report_html",
@@ -101,6 +104,34 @@ def test_telemetry_is_partitioned_by_day_and_the_other_jobs_split_the_main_one()
         if key.name == "freshness_check"
     }
     assert freshness == set(TELEMETRY_ASSETS) - {"telemetry/request_outcomes"}
+
+
+def test_the_executors_configuration_is_one_dagster_accepts():
+    for workers in (0, 1, 4):
+        checked = process_config(
+            dg.multiprocess_executor.config_schema.as_field().config_type,
+            multiprocess_config(workers),
+        )
+        assert checked.success, checked.errors
+
+
+def test_every_step_that_opens_the_store_carries_the_tag_its_executor_limits():
+    """DuckDB lets one process hold the store open to write: the executor runs the steps
+    tagged as opening it one at a time (tests/pipelines/test_run.py shows it), and every step
+    that requires the store carries the tag; the sweep's steps do not need it."""
+    for name in ("heteroscale_job", "telemetry_job", "policy_job", "ingest_job"):
+        job = defs.resolve_job_def(name)
+        executor = "in_process" if name == "ingest_job" else "multiprocess"
+        assert job.executor_def.name == executor, name
+        for node in job.graph.iterate_op_defs():
+            opens_store = "store" in node.required_resource_keys
+            assert (node.tags.get("heteroscale/store") == "duckdb") == opens_store, node.name
+    sweep = {
+        node.name
+        for node in defs.resolve_job_def("heteroscale_job").graph.iterate_op_defs()
+        if not node.required_resource_keys
+    }
+    assert sweep == {"simulate_candidates"}
 
 
 def test_the_code_location_reads_its_settings_from_the_environment_at_run_time():

@@ -1,18 +1,21 @@
 """The shipped Kubernetes deployment (deploy/k8s/): the instance configures dagster-k8s's run
 launcher and a queue of one run, Dagster's own config schema accepts it and the launcher builds
-from it; the manifests meet Kubernetes' schema; and the settings ConfigMap carries every
-variable the code location and the instance read."""
+from it; its code location runs each step in a pod, passing outputs through the store's volume;
+the manifests meet Kubernetes' schema; and the settings ConfigMap carries every variable the
+code location and the instance read."""
 
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
+from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster._serdes import ConfigurableClassData
-from dagster_k8s import K8sRunLauncher
+from dagster_k8s import K8sRunLauncher, k8s_job_executor
 
 from pipelines.definitions import INBOX_ENV_VAR, MAPPING_ENV_VAR, SOURCES_ENV_VAR
+from pipelines.executors import KUBERNETES_CONFIG
 from telemetry.store import DB_ENV_VAR
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
@@ -67,6 +70,23 @@ def test_the_instance_launches_each_run_in_a_kubernetes_job_one_at_a_time(
     assert built.env_config_maps == ["heteroscale-env"]
     assert [v["persistentVolumeClaim"]["claimName"] for v in built.volumes] == ["heteroscale-store"]
     assert [m["mountPath"] for m in built.volume_mounts] == ["/data"]
+
+
+def test_each_step_runs_in_a_pod_and_outputs_pass_through_the_store_volume(instance_config):
+    """The Kubernetes code location's jobs run a step per pod (the curation sweep's side by
+    side, the store's one at a time), and the folder steps hand outputs over in is on the
+    volume every pod mounts."""
+    from pipelines.kubernetes import defs
+
+    for name in ("heteroscale_job", "telemetry_job", "policy_job"):
+        assert defs.resolve_job_def(name).executor_def.name == "kubernetes", name
+    checked = process_config(
+        k8s_job_executor.config_schema.as_field().config_type, KUBERNETES_CONFIG
+    )
+    assert checked.success, checked.errors
+    storage = instance_config["local_artifact_storage"]
+    assert storage["class"] == "LocalArtifactStorage"
+    assert storage["config"]["base_dir"].startswith("/data/")
 
 
 def test_the_manifests_meet_kubernetes_schema_and_carry_every_setting(instance_config):

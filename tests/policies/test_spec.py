@@ -94,7 +94,7 @@ def curated_tables(
         }
     )
     tables = {
-        "curated_policy": curated_policy_row(backtest),
+        "curated_policy": curated_policy_row(backtest.scenario, backtest.curation),
         "pd_ratios": pressure.pairing_ratios(),
         "fleet_summary": summary,
     }
