@@ -415,22 +415,14 @@ def curate(
     cluster: ClusterSpec,
     slo: ServiceSLO,
     *,
-    lifecycle: LifecycleSpec | None = None,
-    control_interval_s: float = 15.0,
-    grid: dict[str, tuple] | None = None,
     progress: Progress | None = None,
+    **options,
 ) -> Curation:
     """Run Algorithm 1 on the curation days ``history`` in this process: :func:`plan_curation`
-    with the same arguments, every candidate scored in turn (``progress`` wraps the sweep, one
-    item per candidate), and the choice."""
-    plan = plan_curation(
-        history,
-        cluster,
-        slo,
-        lifecycle=lifecycle,
-        control_interval_s=control_interval_s,
-        grid=grid,
-    )
+    with the same arguments and ``options`` (``lifecycle``, ``control_interval_s``, ``grid``),
+    every candidate scored in turn (``progress`` wraps the sweep, one item per candidate), and
+    the choice."""
+    plan = plan_curation(history, cluster, slo, **options)
     sweep = plan.candidates
     if progress is not None:
         sweep = progress(sweep, total=len(sweep), desc="curation")
