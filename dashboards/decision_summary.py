@@ -13,6 +13,7 @@ import polars as pl
 from dashboards.policy_groups import (
     ABLATION_PREFIX,
     CHOSEN,
+    STATIC_HINDSIGHT,
     STATIC_PEAK,
     ablations,
     best_baseline,
@@ -90,8 +91,9 @@ def decision_card(
         Label, text and whether it passed (None where nothing is judged): the SLO verdict, the
         publication gate's (:func:`policies.gate.validate`, the function the main job's
         blocking check calls), the recommended signal (:func:`signal_brief`), the
-        configuration, the saving against static_peak and against the best baseline at the
-        SLO (GPU-hours and utilisation with their 95% CIs over days), and the targets met.
+        configuration, the saving against static_peak, static_hindsight and the best baseline
+        at the SLO (GPU-hours and utilisation with their 95% CIs over days), and the targets
+        met.
     """
     curated = curated_policy.row(0, named=True)
     chosen = row(fleet_summary, CHOSEN)
@@ -131,6 +133,9 @@ def decision_card(
     static = row(fleet_summary, STATIC_PEAK)
     if static is not None:
         rows.append((f"Against {STATIC_PEAK}", _brief(chosen, static), None))
+    hindsight = row(fleet_summary, STATIC_HINDSIGHT)
+    if hindsight is not None:
+        rows.append((f"Against {STATIC_HINDSIGHT}", _brief(chosen, hindsight), None))
     best = best_baseline(fleet_summary, target)
     if best is None:
         versus = f"none meets the {100 * target:g}% SLO attainment target."
@@ -233,6 +238,13 @@ def _savings(curated: dict, chosen: dict, summary: pl.DataFrame) -> list[str]:
     static = row(summary, STATIC_PEAK)
     best = best_baseline(summary, target)
     lines = [] if static is None else [_against(STATIC_PEAK, chosen, static)]
+    hindsight = row(summary, STATIC_HINDSIGHT)
+    if hindsight is not None:
+        label = (
+            f"{STATIC_HINDSIGHT} (a fixed deployment sized, in hindsight, for the evaluation "
+            "days' own peak: what a right-sized static deployment costs)"
+        )
+        lines.append(_against(label, chosen, hindsight))
     if best is None:
         lines.append(
             f"No baseline meets the {100 * target:g}% SLO attainment target: none to compare "

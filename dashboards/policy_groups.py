@@ -1,5 +1,6 @@
-"""Which policy of the fleet backtest plays which part: the chosen one, the limit, the fixed
-deployment, the baselines it has to beat, and the ablations that each take one mechanism away.
+"""Which policy of the fleet backtest plays which part: the chosen one, the references (the
+limit, the right-sized fixed deployment), the fixed deployment, the baselines it has to beat,
+and the ablations that each take one mechanism away.
 
 The fleet backtest's tables name each policy as ``policies/registry.py`` does. The report
 groups policies by those names, not by row order, so it reads right for a run of any subset.
@@ -19,11 +20,21 @@ CHOSEN = "heteroscale"
 ORACLE = "oracle"
 #: The fixed deployment sized for the peak: what autoscaling saves against.
 STATIC_PEAK = "static_peak"
+#: The fixed deployment sized for the evaluation days' own peak, known only in hindsight: what
+#: a right-sized static deployment costs. A reference, like the oracle, not a baseline.
+STATIC_HINDSIGHT = "static_hindsight"
+#: Policies that read the load they run on: references, not peers.
+REFERENCES = (ORACLE, STATIC_HINDSIGHT)
 #: Registry names of the ablations: the chosen policy with one mechanism switched off.
 ABLATION_PREFIX = f"{CHOSEN}_without_"
 
 #: Fixed colours of the policies every figure shows, so they read the same on each figure.
-ANCHOR_COLOURS = {CHOSEN: "#d62728", ORACLE: "#111111", STATIC_PEAK: "#7f7f7f"}
+ANCHOR_COLOURS = {
+    CHOSEN: "#d62728",
+    ORACLE: "#111111",
+    STATIC_PEAK: "#7f7f7f",
+    STATIC_HINDSIGHT: "#bcbd22",
+}
 
 
 def is_ablation(policy: str) -> bool:
@@ -43,11 +54,11 @@ def row(summary: pl.DataFrame, policy: str) -> dict | None:
 
 
 def baselines(summary: pl.DataFrame) -> pl.DataFrame:
-    """The rows of the peers the chosen policy competes with: neither itself, nor the
-    oracle (a limit no real policy reaches), nor an ablation."""
+    """The rows of the peers the chosen policy competes with: neither itself, nor a
+    reference (:data:`REFERENCES`, which know the load they run on), nor an ablation."""
     policy = pl.col("policy")
     return summary.filter(
-        (policy != CHOSEN) & (policy != ORACLE) & ~policy.str.starts_with(ABLATION_PREFIX)
+        (policy != CHOSEN) & ~policy.is_in(REFERENCES) & ~policy.str.starts_with(ABLATION_PREFIX)
     )
 
 

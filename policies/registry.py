@@ -1,7 +1,8 @@
 """Every policy the backtest compares, by the name the CLI, the store and the report use.
 
 A builder takes the curation (inputs, chosen configuration) and the load the policy will run on;
-only the oracle reads that load (it is the limit, not a policy). The ablations switch one
+only the references read that load: the oracle (the limit) and ``static_hindsight`` (the fixed
+deployment right-sized for it), which no team could run. The ablations switch one
 HeteroScale mechanism off each, to show that it matters.
 """
 
@@ -33,6 +34,8 @@ POLICIES: dict[str, Builder] = {
     "heteroscale": lambda c, load: HeteroScale(c.inputs, c.config),
     "oracle": lambda c, load: Oracle(c.inputs, load),
     "static_peak": lambda c, load: StaticPeak(c.inputs),
+    # A reference like the oracle: the fixed deployment right-sized for the load it runs on.
+    "static_hindsight": lambda c, load: StaticPeak(c.inputs, sized_on=load),
     "hpa_gpu_util": lambda c, load: HpaGpuUtil(c.inputs),
     "independent_tps": lambda c, load: IndependentTps(
         c.inputs, utilisation_target=c.config.utilisation_target

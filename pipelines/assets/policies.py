@@ -12,6 +12,7 @@ from dataclasses import replace
 import dagster as dg
 import polars as pl
 
+from dashboards import policy_groups
 from pipelines.metadata import ROW_COUNT, markdown_table, typed
 from pipelines.resources import STORE_STEP, ScenarioResource, StoreResource
 from policies.curation import Curation, CurationPlan, plan_curation
@@ -248,9 +249,7 @@ def request_level_span(fleet: FleetScenario, scenario: ScenarioResource) -> tupl
 
 def _strongest_baselines(summary: pl.DataFrame, target: float) -> list[str]:
     """The baselines that meet the SLO with the fewest GPU-hours, then the closest misses."""
-    baselines = summary.filter(
-        ~pl.col("policy").str.starts_with("heteroscale") & (pl.col("policy") != "oracle")
-    )
+    baselines = policy_groups.baselines(summary)
     meets = pl.col("slo_attainment") >= target
     ranked = baselines.sort(
         meets,

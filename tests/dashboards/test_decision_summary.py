@@ -108,6 +108,19 @@ def test_a_baseline_cheaper_at_the_same_slo_is_a_miss(tables):
     assert sections(tables, fleet_summary=fair)["Targets"][3].startswith("PASS: ")
 
 
+def test_the_right_sized_static_deployment_is_a_reference_said_against_not_a_baseline(tables):
+    """Sized in hindsight on the evaluation days, it could not be run: however cheap, it is
+    not the baseline to beat, and the savings say what the chosen policy saves against it."""
+    summary = tables["fleet_summary"]
+    hours = value(summary, "heteroscale", "gpu_hours")
+    cheap = with_values(summary, "static_hindsight", gpu_hours=hours / 2, slo_attainment=1.0)
+    text = sections(tables, fleet_summary=cheap)
+    assert "fewer GPU-hours than every baseline" in text["Targets"][3]
+    assert "static_hindsight" not in text["Targets"][3]
+    against = [line for line in text["Savings"] if line.startswith("Against static_hindsight")]
+    assert len(against) == 1 and f"against {hours / 2:.1f}" in against[0]
+
+
 def test_a_target_without_its_reference_policy_is_not_judged(tables):
     summary = tables["fleet_summary"].filter(pl.col("policy") != "oracle")
     text = sections(tables, fleet_summary=summary)
@@ -186,7 +199,7 @@ def test_the_configuration_and_its_provenance_come_from_the_curated_row(tables):
     assert row["source"] in text
 
 
-def test_savings_compare_with_static_peak_and_the_best_baseline_at_the_slo(tables):
+def test_savings_compare_with_both_static_deployments_and_the_best_baseline_at_the_slo(tables):
     summary = tables["fleet_summary"]
     hours = value(summary, "heteroscale", "gpu_hours")
     static = value(summary, "static_peak", "gpu_hours")
@@ -200,11 +213,12 @@ def test_savings_compare_with_static_peak_and_the_best_baseline_at_the_slo(table
         .then(1.0)
         .otherwise(pl.col("slo_attainment").clip(upper_bound=0.98))
     )
-    assert sections(tables, fleet_summary=only_static)["Savings"][1] == (
+    assert lines[1].startswith("Against static_hindsight (a fixed deployment sized, in hindsight")
+    assert sections(tables, fleet_summary=only_static)["Savings"][2] == (
         "The best baseline that meets the SLO is static_peak itself."
     )
     none = summary.with_columns(slo_attainment=pl.lit(0.9))
-    assert sections(tables, fleet_summary=none)["Savings"][1].startswith(
+    assert sections(tables, fleet_summary=none)["Savings"][2].startswith(
         "No baseline meets the 99% SLO attainment target"
     )
 
@@ -290,6 +304,7 @@ def test_the_card_states_the_configuration_from_the_curated_row(tables):
         "Signal",
         "Configuration",
         "Against static_peak",
+        "Against static_hindsight",
         "Against the best baseline at the SLO",
         "Targets",
     ]

@@ -71,6 +71,7 @@ def test_the_first_screen_is_the_decision(pages):
         "Signal",
         "Configuration",
         "Against static_peak",
+        "Against static_hindsight",
         "Against the best baseline at the SLO",
         "Targets",
     ]

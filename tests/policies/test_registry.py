@@ -10,6 +10,7 @@ def test_every_named_policy_is_registered_heteroscale_first():
         "heteroscale",
         "oracle",
         "static_peak",
+        "static_hindsight",
         "hpa_gpu_util",
         "independent_tps",
         "latency_steps",

@@ -1,5 +1,6 @@
 """Baselines that plan from the history: the periodic schedule and the forecast planner."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -294,3 +295,16 @@ def test_on_a_servegen_day_both_scale_in_below_static_peak():
     # So only the planner keeps most intervals within the SLO on a day unlike the history.
     assert scores["forecast_planner"]["slo_attainment"] > 0.85
     assert scores["forecast_planner"]["slo_attainment"] > scores["periodic"]["slo_attainment"]
+
+
+def test_static_peak_sized_on_the_run_is_the_right_sized_fixed_deployment():
+    """``static_hindsight``: the same sizing on the load the policy runs on, not the history."""
+    two_days = load_from_windows(
+        load_servegen_rates(), default_trace().requests, 15.0, days=2, rate_scale=0.2
+    )
+    history, day = _day(two_days, 0), _day(two_days, 1)
+    inputs = _inputs(history, prefill=(900.0, 1, 400), decode=(1700.0, 1, 100))
+    hindsight = StaticPeak(inputs, sized_on=day)
+    assert hindsight.targets == StaticPeak(replace(inputs, history=day)).targets
+    assert hindsight.targets != StaticPeak(inputs).targets
+    assert hindsight.reason.startswith("static: run's own peak ")
