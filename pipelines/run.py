@@ -2,7 +2,7 @@
 the Dagster UI reads: the main job on a simulated scenario, or the policy job on the telemetry a
 store holds. In this process by default (the imports are paid once); with ``workers`` > 1 on
 the jobs' multiprocess executor, whose steps run in processes of their own, so the curation
-sweep spreads over ``workers`` cores (:mod:`pipelines.jobs`)."""
+sweep spreads over ``workers`` cores (:mod:`pipelines.executors`)."""
 
 from __future__ import annotations
 
@@ -139,7 +139,11 @@ def _execute(
             return _outputs(result, store)
 
 
-def _outputs(result: dg.ExecuteInProcessResult, store: StoreResource) -> RunOutputs:
+#: What a run in this process or on an executor returns; both answer the same questions.
+JobResult = dg.ExecuteInProcessResult | dg.JobExecutionResult
+
+
+def _outputs(result: JobResult, store: StoreResource) -> RunOutputs:
     written = result.asset_materializations_for_node(REPORT_KEY.to_python_identifier())
     return RunOutputs(
         result.success,
@@ -150,7 +154,7 @@ def _outputs(result: dg.ExecuteInProcessResult, store: StoreResource) -> RunOutp
     )
 
 
-def failures(result: dg.ExecuteInProcessResult) -> tuple[str, ...]:
+def failures(result: JobResult) -> tuple[str, ...]:
     """Each failed step with its error, then each failed check with what it found (a
     blocking check's description names the service, instance and interval at fault)."""
     steps = [
