@@ -127,7 +127,7 @@ def test_every_policy_is_backtested_and_the_chosen_one_is_placed(first_run):
         ).fetchone()[0]
         modes = conn.execute("SELECT DISTINCT mode FROM mode_agreement").fetchall()
     assert {"heteroscale", "oracle", "static_peak", "hpa_gpu_util", "forecast_planner"} <= policies
-    assert len(policies) == 12  # nine policies and three ablations
+    assert len(policies) == 13  # ten policies (two of them references) and three ablations
     # The week swings between night and day: the chosen policy scales both ways.
     scale_out, scale_in, decisions = moves
     assert scale_out > 0 and scale_in > 0
