@@ -65,6 +65,8 @@ decode_pools: [{gpu_type: H20, tp: 4, count: 8}]
 #: Seconds of one phase's load after which both sides observe only it: the rules' one-minute
 #: ``rate()`` plus the policy's window, 30 s late.
 STEADY_S = 90.0
+#: The rules' ``rate()`` window.
+RATE_WINDOW_S = 60.0
 #: The served run's pods are in the simulator's namespace.
 BINDING = ClusterBinding(namespace=NAMESPACE)
 #: Set in CI: a missing Prometheus fails instead of skipping.
@@ -115,6 +117,7 @@ def test_the_recorded_replicas_are_the_policys_decisions(prometheus_binaries, tm
         with running_prometheus(tmp_path, config) as url:
             time.sleep(max(0.0, serving_since + span_s - time.time()))
             recorded = recorded_replicas(url, span_s + 60)
+            first_scrape = first_scrape_at(url, span_s + 60)
     finally:
         served.terminate()
         served.wait(timeout=30)
@@ -125,7 +128,10 @@ def test_the_recorded_replicas_are_the_policys_decisions(prometheus_binaries, tm
     store = TelemetryStore(tmp_path / "run.duckdb")
     decisions = store.read("scaling_decisions")
     zero = store.read("service_load")["ts"].min()  # the served clock's zero: the trace's start
-    steady = recorded.filter(steady_for(recorded["t_s"], STEADY_S))
+    # A one-minute rate() needs a minute of scrapes: Prometheus starts after the endpoint, and
+    # later on a busy machine.
+    scraped = pl.col("at") >= first_scrape + RATE_WINDOW_S
+    steady = recorded.filter(steady_for(recorded["t_s"], STEADY_S) & scraped)
     assert steady.height >= 8
     for row in steady.iter_rows(named=True):
         rules = (row["prefill_rules"], row["decode_rules"])
@@ -160,12 +166,7 @@ def swing_trace(seed: int = 7) -> str:
 def recorded_replicas(url: str, range_s: float) -> pl.DataFrame:
     """Every evaluation of the desired replicas: ``at`` (Unix s), ``prefill_rules``,
     ``decode_rules``."""
-    import urllib.parse
-    import urllib.request
-
-    query = urllib.parse.urlencode({"query": f"{DESIRED}[{int(range_s)}s]"})
-    with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=10) as response:
-        series = json.loads(response.read())["data"]["result"]
+    series = query(url, f"{DESIRED}[{int(range_s)}s]")
     frames = [
         pl.DataFrame(
             {
@@ -177,6 +178,22 @@ def recorded_replicas(url: str, range_s: float) -> pl.DataFrame:
     ]
     assert len(frames) == 2, series
     return frames[0].join(frames[1], on="at")
+
+
+def first_scrape_at(url: str, range_s: float) -> float:
+    """When Prometheus first scraped the endpoint (Unix s)."""
+    (series,) = query(url, f'up{{job="sim"}}[{int(range_s)}s]')
+    return float(series["values"][0][0])
+
+
+def query(url: str, expression: str) -> list[dict]:
+    """The result of an instant query (a range selector gives each series' samples)."""
+    import urllib.parse
+    import urllib.request
+
+    encoded = urllib.parse.urlencode({"query": expression})
+    with urllib.request.urlopen(f"{url}/api/v1/query?{encoded}", timeout=10) as response:
+        return json.loads(response.read())["data"]["result"]
 
 
 def policy_replicas(decisions: pl.DataFrame, at: datetime) -> tuple[int, int]:
