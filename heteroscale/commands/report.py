@@ -3,9 +3,13 @@
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from heteroscale.arguments import positive
 from telemetry.store import DB_ENV_VAR, default_db_path
+
+if TYPE_CHECKING:  # dagster is slow to import: the command imports it only when it runs
+    from pipelines.run import RunOutputs
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -48,7 +52,7 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def write(db: Path, out: Path | None, service: str | None, window_s: float | None):
+def write(db: Path, out: Path | None, service: str | None, window_s: float | None) -> "RunOutputs":
     """Run the policy job's report asset alone on ``db`` (recorded where the Dagster UI
     reads), writing the index to ``out``; the run's :class:`~pipelines.run.RunOutputs`
     (its report path None, and its failures in words, when the asset failed).
