@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.simulator import cpu_model  # noqa: E402
-from policies.curation import curate, initial_cluster  # noqa: E402
+from policies.curation import initial_cluster  # noqa: E402
 from policies.fleet import servegen_scenario  # noqa: E402
 from policies.loop import run_controller  # noqa: E402
 from policies.oracle import INSTANT, Oracle  # noqa: E402
@@ -32,9 +32,7 @@ def main() -> None:
     scenario = servegen_scenario()
     load = scenario.load
     started = time.perf_counter()
-    curation = curate(
-        scenario.curation, scenario.cluster, scenario.slo, lifecycle=scenario.lifecycle
-    )
+    curation = scenario.plan_curation().run()
     curation_s = time.perf_counter() - started
     start = initial_cluster(scenario.cluster, curation.inputs, load)
     started = time.perf_counter()

@@ -20,7 +20,7 @@ from pathlib import Path
 if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from policies.curation import curate, initial_cluster
+from policies.curation import initial_cluster
 from policies.fleet import servegen_scenario
 from policies.heteroscale import HeteroScale
 from policies.loop import run_controller
@@ -75,14 +75,7 @@ def variants(config, lifecycle):
 
 def main() -> None:
     scenario = servegen_scenario()
-    curation = curate(
-        scenario.curation,
-        scenario.cluster,
-        scenario.slo,
-        lifecycle=scenario.lifecycle,
-        control_interval_s=scenario.control_interval_s,
-        grid=CHOSEN,
-    )
+    curation = scenario.plan_curation(CHOSEN).run()
     evaluation, inputs = scenario.evaluation, curation.inputs
     start = initial_cluster(scenario.cluster, inputs, evaluation)
 

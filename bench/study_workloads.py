@@ -38,7 +38,7 @@ if not __package__:
 
 import polars as pl
 
-from policies.curation import curate, initial_cluster
+from policies.curation import initial_cluster
 from policies.fleet import servegen_scenario
 from policies.heteroscale import HeteroScale
 from policies.loop import run_controller
@@ -82,9 +82,7 @@ def servegen_days(days: int):
 
 def autoscaled_day() -> pl.DataFrame:
     scenario = servegen_scenario(days=2, curation_days=1, rate_scale=DAY_RATE_SCALE)
-    curation = curate(
-        scenario.curation, scenario.cluster, scenario.slo, lifecycle=scenario.lifecycle, grid=CHOSEN
-    )
+    curation = scenario.plan_curation(CHOSEN).run()
     trace = scenario.requests(DAY_S, DAY_S)
     load = load_from_requests(trace.requests, trace.start, scenario.load.interval_s)
     inputs = curation.inputs

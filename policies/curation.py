@@ -367,6 +367,14 @@ class CurationPlan:
         config = HeteroScaleConfig(**{name: chosen[name] for name in self.grid})
         return Curation(self.inputs, config, met, self.pressure, candidates)
 
+    def run(self, progress: Progress | None = None) -> Curation:
+        """Every candidate scored in turn in this process (``progress`` wraps the sweep, one
+        item per candidate), and the choice."""
+        sweep = self.candidates
+        if progress is not None:
+            sweep = progress(sweep, total=len(sweep), desc="curation")
+        return self.choose(self.score(params) for params in sweep)
+
 
 def plan_curation(
     history: FluidLoad,
@@ -420,10 +428,5 @@ def curate(
 ) -> Curation:
     """Run Algorithm 1 on the curation days ``history`` in this process: :func:`plan_curation`
     with the same arguments and ``options`` (``lifecycle``, ``control_interval_s``, ``grid``),
-    every candidate scored in turn (``progress`` wraps the sweep, one item per candidate), and
-    the choice."""
-    plan = plan_curation(history, cluster, slo, **options)
-    sweep = plan.candidates
-    if progress is not None:
-        sweep = progress(sweep, total=len(sweep), desc="curation")
-    return plan.choose(plan.score(params) for params in sweep)
+    then :meth:`CurationPlan.run`."""
+    return plan_curation(history, cluster, slo, **options).run(progress)

@@ -23,7 +23,14 @@ import numpy as np
 import polars as pl
 
 from policies.controller import Controller
-from policies.curation import DEFAULT_GRID, Curation, Progress, curate, initial_cluster
+from policies.curation import (
+    DEFAULT_GRID,
+    Curation,
+    CurationPlan,
+    Progress,
+    initial_cluster,
+    plan_curation,
+)
 from policies.loop import ControlRun, run_controller
 from policies.oracle import INSTANT, Oracle
 from policies.scoring import DAY_S, daily_scores, interval_outcome, score
@@ -104,6 +111,18 @@ class FleetScenario:
     @property
     def evaluation(self) -> FluidLoad:
         return self.load.part(self.curation_intervals, self.load.count)
+
+    def plan_curation(self, grid: dict[str, tuple] | None = None) -> CurationPlan:
+        """Algorithm 1's pressure tests on the curation part, on the scenario's cluster, SLO,
+        startup delays and control interval, and the sweep of ``grid`` to run."""
+        return plan_curation(
+            self.curation,
+            self.cluster,
+            self.slo,
+            lifecycle=self.lifecycle,
+            control_interval_s=self.control_interval_s,
+            grid=grid,
+        )
 
 
 def fleet_cluster() -> ClusterSpec:
@@ -419,15 +438,7 @@ def run_fleet_backtest(
     progress : policies.curation.Progress, optional
         Wraps curation's sweep and the policies' runs, one after the other.
     """
-    curation = curation or curate(
-        scenario.curation,
-        scenario.cluster,
-        scenario.slo,
-        lifecycle=scenario.lifecycle,
-        control_interval_s=scenario.control_interval_s,
-        grid=grid,
-        progress=progress,
-    )
+    curation = curation or scenario.plan_curation(grid).run(progress)
     evaluation = scenario.evaluation
     start = initial_cluster(scenario.cluster, curation.inputs, evaluation)
     runs, skipped = {}, {}

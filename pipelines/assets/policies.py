@@ -15,7 +15,7 @@ import polars as pl
 from dashboards import policy_groups
 from pipelines.metadata import ROW_COUNT, markdown_table, typed
 from pipelines.resources import STORE_STEP, ScenarioResource, StoreResource
-from policies.curation import Curation, CurationPlan, plan_curation
+from policies.curation import Curation, CurationPlan
 from policies.fleet import (
     FleetScenario,
     backtest_tables,
@@ -50,13 +50,7 @@ def pressure_tests(
     """Algorithm 1's pressure tests on the curation days, then the candidates in steps."""
     fleet = fleet_scenario(scenario, store)
     context.log.info(f"curation on {fleet.source}")
-    plan = plan_curation(
-        fleet.curation,
-        fleet.cluster,
-        fleet.slo,
-        lifecycle=fleet.lifecycle,
-        control_interval_s=fleet.control_interval_s,
-    )
+    plan = fleet.plan_curation()
     yield dg.Output(plan, "plan")
     candidates = plan.candidates
     for first in range(0, len(candidates), CANDIDATES_PER_STEP):
