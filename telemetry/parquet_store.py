@@ -78,12 +78,15 @@ class ParquetStore:
         return [row[0] for row in conn.execute(f"SELECT file FROM glob({glob})").fetchall()]
 
     def _scan(self, conn: duckdb.DuckDBPyConnection, table: str) -> str | None:
-        """The ``read_parquet`` of ``table``, None when it was never exported. Hive partitioning
-        lets a filter on a partition column skip the other partitions' files unopened."""
-        pattern = f"{table}/**/{PARTITION_FILE}"
-        if not self._files(conn, pattern):
+        """The ``read_parquet`` of ``table``, None when it was never exported."""
+        if not self._files(conn, f"{table}/**/{PARTITION_FILE}"):
             return None
-        glob = _literal(f"{self.root}/{pattern}")
+        return self._reader(table)
+
+    def _reader(self, table: str) -> str:
+        """The ``read_parquet`` of an exported ``table``. Hive partitioning lets a filter on a
+        partition column skip the other partitions' files unopened."""
+        glob = _literal(f"{self.root}/{table}/**/{PARTITION_FILE}")
         columns = _partition_columns(table)
         if not columns:
             return f"read_parquet({glob}, hive_partitioning = false)"
@@ -166,11 +169,11 @@ class ParquetStore:
             return conn.sql(f"SELECT DISTINCT {selected} FROM {scan}").pl()
 
     def row_counts(self) -> dict[str, int]:
-        """Rows per exported table."""
+        """Rows per exported table (one listing of the root, not one per table)."""
         with connect(":memory:") as conn:
             files = self._files(conn, f"*/**/{PARTITION_FILE}")
             tables = sorted({_table_of(f) for f in files})
             return {
-                t: conn.execute(f"SELECT count(*) FROM {self._scan(conn, t)}").fetchone()[0]
+                t: conn.execute(f"SELECT count(*) FROM {self._reader(t)}").fetchone()[0]
                 for t in tables
             }
