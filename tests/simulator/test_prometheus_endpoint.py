@@ -13,6 +13,7 @@ import urllib.request
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 from numpy.testing import assert_allclose
@@ -163,6 +164,32 @@ def test_a_scrape_reads_like_the_real_exporters(run):
     offered = result.service_load.filter(pl.col("ts") <= latest["ts"][0])
     requests = _value(series, "dynamo_frontend_requests_total", model="chat")
     assert requests == [round((offered["request_rate_rps"] * INTERVAL_S).sum())]
+
+
+def test_a_finished_runs_counters_grow_between_intervals_as_real_ones_do(run):
+    """Between interval ends the token and request counters move at the interval's mean rate,
+    so a ``rate()`` window does not depend on how many interval ends it holds; gauges and
+    pods stay at the latest completed interval."""
+    start, result = run
+    clock = Clock()
+    server = MetricsServer(FinishedRun(result, start), clock=clock)
+    decode = result.instance_samples.filter(pl.col("instance_id") == "decode-H20-0").sort("ts")
+    ends = np.arange(decode.height + 1) * INTERVAL_S
+    generated = np.concatenate([[0.0], np.cumsum(decode["decode_tps"] * INTERVAL_S)])
+    offered = np.concatenate(
+        [[0.0], np.cumsum(result.service_load.sort("ts")["request_rate_rps"] * INTERVAL_S)]
+    )
+    for now in np.arange(15.0, 120.0, 2.5):
+        clock.now = now
+        series = _series(server.scrape())
+        shown = _value(series, "vllm:generation_tokens_total", pod="decode-H20-0")
+        assert shown == [round(np.interp(now, ends, generated))], now
+        requests = _value(series, "dynamo_frontend_requests_total", model="chat")
+        assert requests == [round(np.interp(now, ends, offered))], now
+        completed = decode.filter(pl.col("ts") == start + timedelta(seconds=now // 15 * 15 - 15))
+        running = _value(series, "vllm:num_requests_running", pod="decode-H20-0")
+        assert_allclose(running, completed["running_requests"], err_msg=str(now))
+    server.close()
 
 
 @needs_prometheus
