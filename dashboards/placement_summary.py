@@ -7,8 +7,11 @@ page says what each term means before it uses it (docs/scheduler.md has the full
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import polars as pl
 
+from scheduler import instance_hours
 from scheduler.subgroups import Priority
 
 #: Each term the placement page uses, and what it means.
@@ -48,8 +51,14 @@ GLOSSARY = (
 )
 
 
-def placement_lines(placement: pl.DataFrame, placement_outcomes: pl.DataFrame) -> list[str]:
-    """Where the instances went, in which subgroups, whether affinity held, what fell short.
+def placement_lines(
+    placement: pl.DataFrame,
+    placement_outcomes: pl.DataFrame,
+    decisions: pl.DataFrame,
+    gpus_per_instance: Mapping[str, int],
+) -> list[str]:
+    """Where the instances went, in which subgroups, whether affinity held, what fell short,
+    and what that changed in GPU-hours.
 
     Parameters
     ----------
@@ -60,13 +69,17 @@ def placement_lines(placement: pl.DataFrame, placement_outcomes: pl.DataFrame) -
     placement_outcomes : pl.DataFrame
         Per cycle, role and action the ``requested_instances``, ``placed_instances`` and
         ``shortfall_instances`` (``scheduler.outcomes_to_frame``).
+    decisions : pl.DataFrame
+        The decisions placed (``scaling_decisions``).
+    gpus_per_instance : mapping of str to int
+        GPUs of one instance, per role.
 
     Returns
     -------
     list of str
         Cycles, instances placed and removed, Deployment Groups, S2 and S1 used; per role the
         GPU types its instances got; the RDMA subgroups scale-outs used; affinity; shortfall
-        per action.
+        per action; the GPU-hours the placement ran against those the policy asked for.
     """
     if placement.is_empty():
         return ["Placement: nothing was placed in this run."]
@@ -104,7 +117,33 @@ def placement_lines(placement: pl.DataFrame, placement_outcomes: pl.DataFrame) -
         "Deployment Group's domain."
     )
     lines += _shortfall_lines(placement_outcomes)
+    lines.append(_gpu_hours_line(decisions, placement_outcomes, gpus_per_instance))
     return lines
+
+
+def _gpu_hours_line(
+    decisions: pl.DataFrame, outcomes: pl.DataFrame, gpus_per_instance: Mapping[str, int]
+) -> str:
+    hours = instance_hours(decisions, outcomes).with_columns(
+        gpus=pl.col("role").replace_strict(dict(gpus_per_instance), return_dtype=pl.Float64)
+    )
+    asked = float((hours["asked_instance_hours"] * hours["gpus"]).sum())
+    placed = float((hours["placed_instance_hours"] * hours["gpus"]).sum())
+    if asked == 0:
+        return "GPU-hours: the decisions span no time, so placement changed none."
+    roles = "; ".join(
+        f"{role} {ran:,.0f} instance-hours against {wanted:,.0f} asked ({ran / wanted - 1:+.1%})"
+        for role, wanted, ran in hours.select(
+            "role", "asked_instance_hours", "placed_instance_hours"
+        ).iter_rows()
+        if wanted
+    )
+    return (
+        f"GPU-hours from the first decision to the last: the placement ran {placed:,.0f} where "
+        f"the policy asked for {asked:,.0f} ({placed / asked - 1:+.2%}; {roles}). Kept-back "
+        "scale-ins add to it, shortfalls take from it; the backtest's figures count what the "
+        "policy asked."
+    )
 
 
 def _shortfall_lines(outcomes: pl.DataFrame) -> list[str]:

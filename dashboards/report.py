@@ -196,7 +196,7 @@ def write_report(
         ),
         glossary(GLOSSARY),
         heading("Where the chosen policy's instances went"),
-        bullets(placement_lines(placement, placement_outcomes)),
+        bullets(placement_lines(placement, placement_outcomes, decisions, _gpus(curated_policy))),
         placement_figure(placement),
     ]
 
@@ -260,6 +260,12 @@ def _one_service(*tables: pl.DataFrame) -> str:
             f"the report needs the tables of one service, got {sorted(services) or 'none'}"
         )
     return services.pop()
+
+
+def _gpus(curated_policy: pl.DataFrame) -> dict[str, int]:
+    """GPUs of one instance per role, as curated."""
+    row = curated_policy.row(0, named=True)
+    return {role: row[f"{role}_gpus_per_instance"] for role in ("prefill", "decode")}
 
 
 def _timeline_policies(summary: pl.DataFrame, target: float) -> list[str]:

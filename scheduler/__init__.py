@@ -22,6 +22,7 @@ from scheduler.replay import (
     INSTANCES_SCHEMA,
     TARGET_COLUMNS,
     ReplayResult,
+    instance_hours,
     replay_targets,
     targets_from_decisions,
 )
@@ -98,5 +99,6 @@ __all__ = [
     "place_cycle",
     "plan_to_frame",
     "replay_targets",
+    "instance_hours",
     "targets_from_decisions",
 ]

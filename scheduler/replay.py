@@ -164,6 +164,71 @@ def targets_from_decisions(decisions: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def instance_hours(decisions: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
+    """Per service and role, the instance-hours the decisions asked for and those the placement
+    ran, from the first decision to the last.
+
+    A scale-in the scheduler kept back (a Deployment Group would leave its P/D ratio) keeps
+    instances running that the policy had released, and a shortfall runs fewer: what the
+    policy's own GPU-hours leave out. Cycle ``k`` (:func:`targets_from_decisions`) lasts from
+    its decision to the next one.
+
+    Parameters
+    ----------
+    decisions : pl.DataFrame
+        :data:`DECISION_COLUMNS`: the decisions the placement replayed.
+    outcomes : pl.DataFrame
+        That replay's outcomes (``cycle``, ``service``, ``role``, ``action``,
+        ``placed_instances``), cycle 0 placing the starting deployment.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``service``, ``role``, ``asked_instance_hours``, ``placed_instance_hours``.
+    """
+    spans = (
+        decisions.select(pl.col("ts").rank("dense").cast(pl.Int64).alias("cycle"), "ts")
+        .unique()
+        .sort("cycle")
+        .with_columns(hours=(pl.col("ts").shift(-1) - pl.col("ts")).dt.total_seconds() / 3600)
+        .drop_nulls("hours")
+    )
+    asked = (
+        targets_from_decisions(decisions)
+        .unpivot(index=["cycle", "service"], variable_name="role", value_name="asked")
+        .with_columns(pl.col("role").str.strip_prefix("target_"))
+    )
+    placed = outcomes.group_by("cycle", "service", "role").agg(
+        pl.when(pl.col("action") == "scale_out")
+        .then(pl.col("placed_instances"))
+        .otherwise(-pl.col("placed_instances"))
+        .sum()
+        .alias("placed")
+    )
+    pools = asked.select("service", "role").unique()
+    running = (
+        pl.concat([asked.select("cycle"), placed.select("cycle")])
+        .unique()
+        .join(pools, how="cross")
+        .join(asked, on=["cycle", "service", "role"], how="left")
+        .join(placed, on=["cycle", "service", "role"], how="left")
+        .sort("cycle")
+        .with_columns(
+            pl.col("asked").forward_fill().over("service", "role"),
+            pl.col("placed").fill_null(0).cum_sum().over("service", "role"),
+        )
+    )
+    return (
+        running.join(spans, on="cycle")
+        .group_by("service", "role")
+        .agg(
+            (pl.col("asked") * pl.col("hours")).sum().alias("asked_instance_hours"),
+            (pl.col("placed") * pl.col("hours")).sum().alias("placed_instance_hours"),
+        )
+        .sort("service", "role")
+    )
+
+
 def _check_targets(targets: pl.DataFrame, requirements: dict[str, ServiceRequirements]) -> None:
     missing = [c for c in TARGET_COLUMNS if c not in targets.columns]
     if missing:

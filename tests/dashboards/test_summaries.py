@@ -38,8 +38,24 @@ def test_score_lines_name_the_best_tracker_and_the_signal_unfit_to_scale_in(tabl
     assert "gpu_util_ratio gives up least at low load" in decode
 
 
+#: The decisions behind the placement fixture's two cycles: the starting 2 prefill and 5
+#: decode, then 2 decode at 01:00, held for an hour (the placement kept one more).
+DECISIONS = pl.DataFrame(
+    {
+        "ts": [datetime(2025, 3, 1, h, tzinfo=UTC) for h in (1, 2)],
+        "service": ["svc"] * 2,
+        "current_prefill": [2, 2],
+        "current_decode": [5, 2],
+        "next_prefill": [2, 2],
+        "next_decode": [2, 2],
+    }
+)
+
+
 def test_placement_lines_sum_the_plan_and_the_outcomes(tables):
-    lines = placement_lines(tables["placement"], tables["placement_outcomes"])
+    lines = placement_lines(
+        tables["placement"], tables["placement_outcomes"], DECISIONS, {"prefill": 4, "decode": 8}
+    )
     assert lines[0] == (
         "Placement: 2 cycle(s) (cycle 0 places the starting cluster, each later one a decision "
         "of the policy): 6 instances placed, 2 removed, in 2 Deployment Group(s) across 2 S2 "
@@ -51,13 +67,20 @@ def test_placement_lines_sum_the_plan_and_the_outcomes(tables):
         " ".join(lines)
     )
     assert "Affinity: every instance lies inside its Deployment Group's domain." in lines
-    assert lines[-2:] == [
+    assert lines[-3:-1] == [
         "Scale-out: 7 instances asked, 6 done, 1 short in 1 cycle(s).",
         "Scale-in: 3 instances asked, 2 done, 1 short in 1 cycle(s) (kept back to hold the P/D "
         "ratio).",
     ]
+    # Cycle 1 holds 2 prefill and 2 decode (4 placed, 2 removed) for the hour it was asked.
+    assert lines[-1].startswith(
+        "GPU-hours from the first decision to the last: the placement ran 24 where the policy "
+        "asked for 24 (+0.00%; decode 2 instance-hours against 2 asked (+0.0%); prefill 2 "
+    )
     outside = tables["placement"].with_columns(affinity_satisfied=pl.Series([True, False] * 2))
-    broken = placement_lines(outside, tables["placement_outcomes"])
+    broken = placement_lines(
+        outside, tables["placement_outcomes"], DECISIONS, {"prefill": 4, "decode": 8}
+    )
     assert "Affinity: MISS: 5 instance(s) outside their Deployment Group's domain." in broken
 
 

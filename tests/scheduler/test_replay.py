@@ -1,5 +1,7 @@
 """Replaying per-cycle targets: differencing against the reached state, cycle after cycle."""
 
+from datetime import UTC, datetime
+
 import polars as pl
 import pytest
 
@@ -8,6 +10,7 @@ from scheduler import (
     OUTCOME_SCHEMA,
     PLAN_SCHEMA,
     SMALL_TOPOLOGY_PATH,
+    instance_hours,
     load_topology,
     replay_targets,
 )
@@ -86,3 +89,43 @@ def test_a_shortfall_is_asked_for_again_and_placed_once_gpus_are_free():
 def test_bad_targets_are_refused(frame, message):
     with pytest.raises(ValueError, match=message):
         replay_targets(load_topology(SMALL_TOPOLOGY_PATH), frame, {"chat": service()})
+
+
+def test_instance_hours_weigh_what_ran_against_what_was_asked():
+    """One decode removal kept back in the first hour runs one decode instance-hour more than
+    the policy asked; the last decision starts no span."""
+    at = [datetime(2024, 1, 1, h, tzinfo=UTC) for h in (0, 1, 3)]
+    decisions = pl.DataFrame(
+        {
+            "ts": at,
+            "service": ["svc"] * 3,
+            "current_prefill": [2, 2, 4],
+            "current_decode": [5, 3, 3],
+            "next_prefill": [2, 4, 4],
+            "next_decode": [3, 3, 2],
+        }
+    )
+    outcomes = pl.DataFrame(
+        {
+            "cycle": [0, 0, 1, 2, 2, 3],
+            "service": ["svc"] * 6,
+            "role": ["prefill", "decode", "decode", "prefill", "decode", "decode"],
+            "action": ["scale_out", "scale_out", "scale_in", "scale_out", "scale_in", "scale_in"],
+            "placed_instances": [2, 5, 1, 2, 1, 1],
+        }
+    )
+    hours = instance_hours(decisions, outcomes)
+    assert hours.to_dicts() == [
+        {
+            "service": "svc",
+            "role": "decode",
+            "asked_instance_hours": 9.0,
+            "placed_instance_hours": 10.0,
+        },
+        {
+            "service": "svc",
+            "role": "prefill",
+            "asked_instance_hours": 10.0,
+            "placed_instance_hours": 10.0,
+        },
+    ]
