@@ -1,4 +1,4 @@
-"""The rooms' import rules (CONVENTIONS.md): only pipelines imports dagster, and imports point
+"""The rooms' import rules (docs/architecture.md): only pipelines imports dagster, and imports point
 toward the base (telemetry) and never back up."""
 
 import ast
