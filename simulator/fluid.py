@@ -54,7 +54,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy.stats import poisson
 
 from simulator.calibration import default_efficiency
 from simulator.cluster import DECODE, PREFILL, ClusterSpec, PoolSpec
@@ -442,6 +441,8 @@ class _DecodePool:
         resident = tps * step.duration_s
         util = np.minimum(resident / batch, 1.0)
         queued = (backlog > 0) | (np.concatenate(([0.0], backlog[:-1])) > 0)
+        from scipy.stats import poisson  # 0.6 s to import: paid by fast mode's runs alone
+
         tbt = []
         for q in QUANTILES:
             seen = np.minimum(1 + poisson.ppf(q, resident), self.b_max)

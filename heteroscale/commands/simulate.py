@@ -67,7 +67,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _simulate(args: argparse.Namespace) -> int:
     """Bad input raises; :func:`heteroscale.cli.main` turns it into one line."""
-    from policies.rollout import check_pools
     from scheduler import load_topology
     from simulator import default_cluster, load_trace
     from simulator.cluster_file import load_cluster
@@ -84,6 +83,8 @@ def _simulate(args: argparse.Namespace) -> int:
     spec = _policy(args.policy) if args.policy else None
     topology = load_topology(args.topology) if args.topology else None
     if spec:
+        from policies.rollout import check_pools  # only a policy's run needs policies/
+
         check_pools(spec, cluster)
     service = args.service or (spec.service if spec else "chat")
     if spec and service != spec.service:
