@@ -2,12 +2,16 @@
 the Dagster UI reads: the main job on a simulated scenario, or the policy job on the telemetry a
 store holds. In this process by default (the imports are paid once); with ``workers`` > 1 on
 the jobs' multiprocess executor, whose steps run in processes of their own, so the curation
-sweep spreads over ``workers`` cores (:mod:`pipelines.executors`)."""
+sweep spreads over ``workers`` cores (:mod:`pipelines.executors`). A store of several services
+gets one policy run per service, ``workers`` of them at once in processes of their own
+(:func:`run_policy_jobs`)."""
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +20,13 @@ import dagster as dg
 from pipelines.assets.dashboards import REPORT_KEY
 from pipelines.definitions import build_definitions
 from pipelines.executors import multiprocess
-from pipelines.resources import SIMULATOR, ScenarioResource, StoreResource, TelemetrySourceResource
+from pipelines.resources import (
+    REPORT_NAME,
+    SIMULATOR,
+    ScenarioResource,
+    StoreResource,
+    TelemetrySourceResource,
+)
 
 DB_NAME = "heteroscale.duckdb"
 #: The repository root, whose dagster.yaml ``dg dev`` reads when started there.
@@ -68,11 +78,72 @@ def run_main_job(
 
 
 def run_policy_job(
-    db_path: Path, scenario: ScenarioResource, *, log_level: str = "INFO", workers: int = 1
+    db_path: Path,
+    scenario: ScenarioResource,
+    *,
+    log_level: str = "INFO",
+    workers: int = 1,
+    report_file: Path | None = None,
 ) -> RunOutputs:
     """Run ``policy_job`` (study, curation, backtest, gate, placement, report) on the telemetry
-    ``db_path`` holds, simulating nothing."""
-    return _execute("policy_job", db_path, scenario, log_level, workers)
+    ``db_path`` holds, simulating nothing; the report's index at ``report_file`` (default:
+    beside the store)."""
+    return _execute("policy_job", db_path, scenario, log_level, workers, report_file=report_file)
+
+
+def run_policy_jobs(
+    db_path: Path,
+    scenarios: list[ScenarioResource],
+    *,
+    log_level: str = "INFO",
+    workers: int = 1,
+) -> list[RunOutputs]:
+    """``policy_job`` for each service of ``scenarios``, each run recorded on its own, up to
+    ``workers`` at once in processes of their own; each service's report is
+    ``heteroscale-report-<service>.html`` beside the store (:func:`service_report_path`).
+
+    The runs share the store, whose calls take turns on the file
+    (:class:`telemetry.store.TelemetryStore`); their own steps run in their process.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    jobs = [
+        (
+            str(db_path),
+            scenario.model_dump(),
+            log_level,
+            str(service_report_path(db_path, scenario)),
+        )
+        for scenario in scenarios
+    ]
+    if workers == 1 or len(jobs) == 1:
+        return [_policy_run(*job) for job in jobs]
+    # Opened here first: workers creating a new instance's databases at once would each
+    # stamp its schema version (two migration heads, an instance no one can open).
+    with ui_instance():
+        pass
+    # forkserver: a fresh process per worker, not a fork of one that may hold DuckDB's threads.
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+        return list(pool.map(_policy_run, *zip(*jobs, strict=True)))
+
+
+def service_report_path(db_path: Path, scenario: ScenarioResource) -> Path:
+    """Where one service's report goes when a store's services run together: beside the store,
+    named after the service."""
+    stem = Path(REPORT_NAME).stem
+    return Path(db_path).resolve().parent / f"{stem}-{scenario.service}.html"
+
+
+def _policy_run(db_path: str, scenario: dict, log_level: str, report_file: str) -> RunOutputs:
+    """One service's policy run, in this process (what a worker of :func:`run_policy_jobs`
+    runs: plain arguments)."""
+    return run_policy_job(
+        Path(db_path),
+        ScenarioResource(**scenario),
+        log_level=log_level,
+        report_file=Path(report_file),
+    )
 
 
 def render_report(db_path: Path, scenario: ScenarioResource, out: Path | None = None) -> RunOutputs:
@@ -92,11 +163,11 @@ def render_report(db_path: Path, scenario: ScenarioResource, out: Path | None = 
     return _outputs(result, store)
 
 
-def bound_job(job: str, db_path: str, scenario: dict, workers: int) -> dg.JobDefinition:
-    """``job`` bound to the store at ``db_path``, the scenario's fields and the simulator as
-    the telemetry source, its steps over ``workers`` processes: what a step's process rebuilds
+def bound_job(job: str, store: dict, scenario: dict, workers: int) -> dg.JobDefinition:
+    """``job`` bound to the store's and the scenario's fields and the simulator as the
+    telemetry source, its steps over ``workers`` processes: what a step's process rebuilds
     (:func:`dg.build_reconstructable_job` needs plain arguments)."""
-    store = StoreResource(db_path=db_path)
+    store = StoreResource(**store)
     source = TelemetrySourceResource(sources=SIMULATOR)
     defs = build_definitions(
         store, ScenarioResource(**scenario), source, executor=multiprocess(workers)
@@ -111,14 +182,20 @@ def _execute(
     log_level: str,
     workers: int,
     partition_key: str | None = None,
+    report_file: Path | None = None,
 ) -> RunOutputs:
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    store = StoreResource(db_path=str(Path(db_path).resolve()))
+    store = StoreResource(
+        db_path=str(Path(db_path).resolve()),
+        report_file=str(report_file.resolve()) if report_file else "",
+    )
     loggers = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     with ui_instance() as instance:
         if workers == 1:
-            result = bound_job(job, store.db_path, scenario.model_dump(), 1).execute_in_process(
+            result = bound_job(
+                job, store.model_dump(), scenario.model_dump(), 1
+            ).execute_in_process(
                 instance=instance,
                 partition_key=partition_key,
                 raise_on_error=False,
@@ -128,7 +205,7 @@ def _execute(
         reconstructable = dg.build_reconstructable_job(
             __name__,
             bound_job.__name__,
-            reconstructable_args=(job, store.db_path, scenario.model_dump(), workers),
+            reconstructable_args=(job, store.model_dump(), scenario.model_dump(), workers),
         )
         with dg.execute_job(
             reconstructable,

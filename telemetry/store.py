@@ -10,6 +10,7 @@ decisions, placements) take their schema from the frame that first creates them.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,20 +131,35 @@ def _replace(conn: duckdb.DuckDBPyConnection, write: TableWrite, incoming: str) 
     conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {incoming}")
 
 
+#: How long a store call waits for another process to let go of the file before it fails.
+LOCK_WAIT_S = 600.0
+
+
 class TelemetryStore:
     """Partitioned, idempotent reads and writes of polars frames in one DuckDB file.
 
-    DuckDB allows one writer per file, so each call opens and closes its own connection;
-    callers keep DuckDB-heavy steps serial.
+    DuckDB lets one process at a time open a file to write (and none to read meanwhile), so
+    each call opens and closes its own connection, and one that finds the file held by another
+    process waits for it, up to ``lock_wait_s``: processes sharing a store (runs of several
+    services at once) take turns call by call.
     """
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], *, lock_wait_s: float = LOCK_WAIT_S):
         self.path = Path(path)
+        self.lock_wait_s = lock_wait_s
 
     def _connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        return connect(str(self.path), read_only=read_only)
+        deadline, pause_s = time.monotonic() + self.lock_wait_s, 0.01
+        while True:
+            try:
+                return connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as error:
+                if "Could not set lock" not in str(error) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause_s)
+            pause_s = min(2 * pause_s, 0.5)
 
     def write(
         self, table: str, frame: pl.DataFrame, partition_by: Sequence[str] | None = None

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 from heteroscale.cli import build_parser, main
@@ -17,6 +18,7 @@ from pipelines import run as pipelines_run
 from pipelines.resources import REPORT_NAME
 from scheduler import FLEET_TOPOLOGY_PATH
 from simulator import DEFAULT_TRACE_PATH
+from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
 from telemetry.store import TelemetryStore
 from tests.canonical_frames import instance_samples, service_load
 from tests.simulated_store import azure_hour_store, ingested_azure_hour_store
@@ -80,6 +82,52 @@ def test_the_report_is_written_beside_the_store_and_a_failed_gate_is_named(store
     assert "Traceback" not in done.stdout + done.stderr
 
 
+@pytest.fixture(scope="module")
+def two_services_run(tmp_path_factory):
+    """`heteroscale run --db --workers 2` on a store holding the Azure hour as two services."""
+    folder = tmp_path_factory.mktemp("two")
+    db = ingested_azure_hour_store(folder / "telemetry.duckdb")
+    store = TelemetryStore(db)
+    for table in (INSTANCE_SAMPLES, SERVICE_LOAD):
+        store.write(table, store.read(table).drop("day").with_columns(service=pl.lit("code")))
+    env = {**os.environ, "DAGSTER_HOME": str(folder / "dagster_home")}
+    (folder / "dagster_home").mkdir()
+    done = subprocess.run(
+        [str(CLI), "run", "--db", str(db), "--workers", "2", "--log-level", "ERROR"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    return db, env, done
+
+
+@pytest.mark.slow
+def test_a_store_of_several_services_gets_a_run_and_a_report_per_service(two_services_run):
+    db, env, done = two_services_run
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
+    assert "running the policy job on" in done.stderr and "(service chat, code)" in done.stderr
+    assert "2 runs, one per service, in " in done.stdout
+    for service in ("chat", "code"):
+        report = db.parent / f"heteroscale-report-{service}.html"
+        assert report.is_file()
+        assert f"HTML report ({service}):  {report}" in done.stdout
+        # Each service fails the gate on its half hour of evaluation, and says so on its own.
+        assert f"{service}: FAILED (run " in done.stdout
+        assert f"failed: {service}: heteroscale failed the publication gate" in done.stdout
+    assert not (db.parent / REPORT_NAME).exists()
+    with duckdb.connect(str(db), read_only=True) as conn:
+        curated = conn.execute("SELECT service FROM curated_policy ORDER BY service").fetchall()
+    assert curated == [("chat",), ("code",)]
+    # Both runs are recorded where the Dagster UI reads.
+    runs = subprocess.run(
+        [str(CLI.with_name("dagster")), "run", "list", "--limit", "5"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert runs.stdout.count("policy_job") == 2, runs.stdout + runs.stderr
+
+
 def refused(capsys, *options: str) -> str:
     assert main(["run", *options]) == 2
     out, err = capsys.readouterr()
@@ -124,7 +172,7 @@ def test_trace_cluster_and_topology_pick_the_scenario(tmp_path):
         ["run", "--trace", str(DEFAULT_TRACE_PATH), "--format", "azure", "--cluster", str(cluster)]
         + ["--topology", str(FLEET_TOPOLOGY_PATH), "--service", "llama"]
     )
-    scenario = run_command._scenario(args)
+    (scenario,) = run_command._scenarios(args)
     assert (scenario.trace_path, scenario.trace_format) == (str(DEFAULT_TRACE_PATH), "azure")
     assert scenario.cluster_path == str(cluster) and scenario.service == "llama"
     assert scenario.topology_path == str(FLEET_TOPOLOGY_PATH)

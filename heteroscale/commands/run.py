@@ -36,7 +36,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "the report goes beside it",
     )
     run.add_argument(
-        "--service", help="the service (default: the store's only one with --db, else chat)"
+        "--service",
+        help="the service (default: with --db, every service the store holds, each in a run "
+        "of its own; else chat)",
     )
     add_trace(run, "simulate this request trace, not the ServeGen day")
     add_cluster(run, " simulated and backtested")
@@ -49,7 +51,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--workers",
         type=at_least_one,
         default=1,
-        help="processes to spread the steps over, the curation sweep's in parallel (default 1: "
+        help="processes to spread the steps over, the curation sweep's in parallel; with --db "
+        "on a store of several services, services run at once (default 1: one after another, "
         "every step in this process, which pays the imports once)",
     )
     run.add_argument(
@@ -63,43 +66,57 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     # dagster is slow to import: only here
-    from pipelines.run import DB_NAME, run_main_job, run_policy_job
+    from pipelines.run import DB_NAME, run_main_job, run_policy_job, run_policy_jobs
 
-    scenario = _scenario(args)  # bad input raises: one line from heteroscale.cli.main
+    scenarios = _scenarios(args)  # bad input raises: one line from heteroscale.cli.main
+    started = time.perf_counter()
     if args.db:
-        db_path = args.db
+        services = ", ".join(scenario.service for scenario in scenarios)
         print(
-            f"heteroscale: running the policy job on {db_path} (service {scenario.service}), "
+            f"heteroscale: running the policy job on {args.db} (service {services}), "
             "its backtest on the offered load recorded there",
             file=sys.stderr,
         )
-        job = run_policy_job
+        if len(scenarios) == 1:
+            runs = [run_policy_job(args.db, scenarios[0], **_options(args))]
+        else:
+            runs = run_policy_jobs(args.db, scenarios, **_options(args))
     else:
         db_path = args.out / DB_NAME if args.out else default_db_path()
         print(f"heteroscale: running the main job, writing to {db_path}", file=sys.stderr)
-        job = run_main_job
-    started = time.perf_counter()
-    outputs = job(db_path, scenario, log_level=args.log_level, workers=args.workers)
+        runs = [run_main_job(db_path, scenarios[0], **_options(args))]
     elapsed_s = time.perf_counter() - started
-    verdict = "succeeded" if outputs.success else "FAILED"
-    print(f"{verdict} in {elapsed_s:.1f} s (run {outputs.run_id})")
-    for failure in outputs.failures:
-        print(f"  {failure}")
-    print(f"DuckDB store: {outputs.db_path}")
-    for table, rows in TelemetryStore(outputs.db_path).row_counts().items():
+    if len(runs) > 1:
+        print(f"{len(runs)} runs, one per service, in {elapsed_s:.1f} s")
+    for scenario, outputs in zip(scenarios, runs, strict=True):
+        verdict = "succeeded" if outputs.success else "FAILED"
+        if len(runs) > 1:
+            print(f"{scenario.service}: {verdict} (run {outputs.run_id})")
+        else:
+            print(f"{verdict} in {elapsed_s:.1f} s (run {outputs.run_id})")
+        for failure in outputs.failures:
+            print(f"  {failure}")
+    print(f"DuckDB store: {runs[0].db_path}")
+    for table, rows in TelemetryStore(runs[0].db_path).row_counts().items():
         print(f"  {table:<24} {rows:>9,} rows")
-    print(f"HTML report:  {outputs.report_path or 'none written by this run'}")
-    return 0 if outputs.success else 1
+    for scenario, outputs in zip(scenarios, runs, strict=True):
+        named = f" ({scenario.service})" if len(runs) > 1 else ""
+        print(f"HTML report{named}:  {outputs.report_path or 'none written by this run'}")
+    return 0 if all(outputs.success for outputs in runs) else 1
 
 
-def _scenario(args: argparse.Namespace):
-    """The scenario the options name, checked before Dagster starts: every file readable, the
-    topology holding the cluster's GPU types, a store with telemetry and offered load to
-    split."""
+def _options(args: argparse.Namespace) -> dict:
+    return {"log_level": args.log_level, "workers": args.workers}
+
+
+def _scenarios(args: argparse.Namespace) -> list:
+    """The scenarios the options name, checked before Dagster starts: every file readable, the
+    topology holding the cluster's GPU types, a store with telemetry and offered load to split
+    for each service run (``--service``, else every service whose offered load it recorded)."""
     from pipelines.resources import ScenarioResource
     from policies.fleet import store_scenario
     from scheduler import load_topology
-    from telemetry.schema import INSTANCE_SAMPLES
+    from telemetry.schema import INSTANCE_SAMPLES, SERVICE_LOAD
 
     if args.db and (args.out or args.trace):
         raise ValueError("--db runs on a store's telemetry; --out and --trace simulate: not both")
@@ -125,12 +142,17 @@ def _scenario(args: argparse.Namespace):
             **fields,
         )
         scenario.trace()
-        return scenario
+        return [scenario]
     if not args.db.is_file():
         raise ValueError(f"no store at {args.db}")
     store = TelemetryStore(args.db)
-    service = store_scenario(store, service=args.service, cluster=cluster).service
+    offered = store.distinct(SERVICE_LOAD, ["service"])
+    services = [args.service] if args.service or offered is None else offered["service"]
     samples = store.distinct(INSTANCE_SAMPLES, ["service"])
-    if samples is None or service not in samples["service"].to_list():
-        raise ValueError(f"{args.db} holds no instance_samples of {service}: nothing to study")
-    return ScenarioResource(service=service, fleet_from_store=True, **fields)
+    scenarios = []
+    for named in sorted(services):
+        service = store_scenario(store, service=named, cluster=cluster).service
+        if samples is None or service not in samples["service"].to_list():
+            raise ValueError(f"{args.db} holds no instance_samples of {service}: nothing to study")
+        scenarios.append(ScenarioResource(service=service, fleet_from_store=True, **fields))
+    return scenarios

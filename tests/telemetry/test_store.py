@@ -1,5 +1,7 @@
 """The store's promises: idempotent partition writes, untouched neighbours, atomic failure."""
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -124,3 +126,44 @@ def test_ingested_telemetry_has_its_own_store_unless_one_is_chosen(monkeypatch):
     assert default_db_path(ingested=True) == Path("out/ingested/heteroscale.duckdb")
     monkeypatch.setenv(DB_ENV_VAR, "mine.duckdb")
     assert default_db_path() == default_db_path(ingested=True) == Path("mine.duckdb")
+
+
+def _held(path: Path, seconds: float) -> subprocess.Popen:
+    """Another process holding the store's file open for ``seconds``."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+            " time.sleep(float(sys.argv[2]))",
+            str(path),
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_call_waits_for_another_process_to_let_go_of_the_file(store):
+    store.write("service_load", load_frame("a", [0]))
+    holder = _held(store.path, 1.5)
+    try:
+        written = store.write("service_load", load_frame("b", [0]))
+    finally:
+        holder.wait()
+    assert written == 1
+    assert sorted(store.read("service_load")["service"]) == ["a", "b"]
+
+
+def test_a_call_fails_naming_the_holder_when_the_file_stays_held(tmp_path):
+    store = TelemetryStore(tmp_path / "store.duckdb", lock_wait_s=0.3)
+    store.write("service_load", load_frame("a", [0]))
+    holder = _held(store.path, 5.0)
+    try:
+        with pytest.raises(duckdb.IOException, match="Could not set lock.*PID"):
+            store.read("service_load")
+    finally:
+        holder.kill()
+        holder.wait()
