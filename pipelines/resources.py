@@ -18,6 +18,7 @@ from simulator import ClusterSpec, Trace, default_cluster, load_trace, servegen_
 from simulator.cluster_file import load_cluster
 from simulator.servegen import DAY_RATE_SCALE
 from telemetry.ingest import Mapping, load_mapping
+from telemetry.schema import INSTANCE_SAMPLES
 from telemetry.store import TelemetryStore, ingested_db_path
 
 REPORT_NAME = "heteroscale-report.html"
@@ -38,8 +39,17 @@ class StoreResource(dg.ConfigurableResource):
     db_path: str
     report_file: str = ""
 
-    def report_path(self) -> Path:
-        return Path(self.report_file or Path(self.db_path).parent / REPORT_NAME)
+    def report_path(self, service: str) -> Path:
+        """``report_file``, else :data:`REPORT_NAME` beside the store, named after the service
+        (``heteroscale-report-<service>.html``) when the store holds the telemetry of several:
+        each service's report is its own."""
+        if self.report_file:
+            return Path(self.report_file)
+        folder = Path(self.db_path).parent
+        services = self.store().distinct(INSTANCE_SAMPLES, ["service"])
+        if services is not None and services.height > 1:
+            return folder / f"{Path(REPORT_NAME).stem}-{service}.html"
+        return folder / REPORT_NAME
 
     def store(self) -> TelemetryStore:
         return TelemetryStore(self.db_path)

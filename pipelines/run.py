@@ -20,13 +20,7 @@ import dagster as dg
 from pipelines.assets.dashboards import REPORT_KEY
 from pipelines.definitions import build_definitions
 from pipelines.executors import multiprocess
-from pipelines.resources import (
-    REPORT_NAME,
-    SIMULATOR,
-    ScenarioResource,
-    StoreResource,
-    TelemetrySourceResource,
-)
+from pipelines.resources import SIMULATOR, ScenarioResource, StoreResource, TelemetrySourceResource
 
 DB_NAME = "heteroscale.duckdb"
 #: The repository root, whose dagster.yaml ``dg dev`` reads when started there.
@@ -78,17 +72,11 @@ def run_main_job(
 
 
 def run_policy_job(
-    db_path: Path,
-    scenario: ScenarioResource,
-    *,
-    log_level: str = "INFO",
-    workers: int = 1,
-    report_file: Path | None = None,
+    db_path: Path, scenario: ScenarioResource, *, log_level: str = "INFO", workers: int = 1
 ) -> RunOutputs:
     """Run ``policy_job`` (study, curation, backtest, gate, placement, report) on the telemetry
-    ``db_path`` holds, simulating nothing; the report's index at ``report_file`` (default:
-    beside the store)."""
-    return _execute("policy_job", db_path, scenario, log_level, workers, report_file=report_file)
+    ``db_path`` holds, simulating nothing."""
+    return _execute("policy_job", db_path, scenario, log_level, workers)
 
 
 def run_policy_jobs(
@@ -99,23 +87,15 @@ def run_policy_jobs(
     workers: int = 1,
 ) -> list[RunOutputs]:
     """``policy_job`` for each service of ``scenarios``, each run recorded on its own, up to
-    ``workers`` at once in processes of their own; each service's report is
-    ``heteroscale-report-<service>.html`` beside the store (:func:`service_report_path`).
+    ``workers`` at once in processes of their own, each writing its service's report
+    (:meth:`StoreResource.report_path`).
 
     The runs share the store, whose calls take turns on the file
     (:class:`telemetry.store.TelemetryStore`); their own steps run in their process.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    jobs = [
-        (
-            str(db_path),
-            scenario.model_dump(),
-            log_level,
-            str(service_report_path(db_path, scenario)),
-        )
-        for scenario in scenarios
-    ]
+    jobs = [(str(db_path), scenario.model_dump(), log_level) for scenario in scenarios]
     if workers == 1 or len(jobs) == 1:
         return [_policy_run(*job) for job in jobs]
     # Opened here first: workers creating a new instance's databases at once would each
@@ -128,22 +108,10 @@ def run_policy_jobs(
         return list(pool.map(_policy_run, *zip(*jobs, strict=True)))
 
 
-def service_report_path(db_path: Path, scenario: ScenarioResource) -> Path:
-    """Where one service's report goes when a store's services run together: beside the store,
-    named after the service."""
-    stem = Path(REPORT_NAME).stem
-    return Path(db_path).resolve().parent / f"{stem}-{scenario.service}.html"
-
-
-def _policy_run(db_path: str, scenario: dict, log_level: str, report_file: str) -> RunOutputs:
+def _policy_run(db_path: str, scenario: dict, log_level: str) -> RunOutputs:
     """One service's policy run, in this process (what a worker of :func:`run_policy_jobs`
     runs: plain arguments)."""
-    return run_policy_job(
-        Path(db_path),
-        ScenarioResource(**scenario),
-        log_level=log_level,
-        report_file=Path(report_file),
-    )
+    return run_policy_job(Path(db_path), ScenarioResource(**scenario), log_level=log_level)
 
 
 def render_report(db_path: Path, scenario: ScenarioResource, out: Path | None = None) -> RunOutputs:
@@ -182,14 +150,10 @@ def _execute(
     log_level: str,
     workers: int,
     partition_key: str | None = None,
-    report_file: Path | None = None,
 ) -> RunOutputs:
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    store = StoreResource(
-        db_path=str(Path(db_path).resolve()),
-        report_file=str(report_file.resolve()) if report_file else "",
-    )
+    store = StoreResource(db_path=str(Path(db_path).resolve()))
     loggers = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     with ui_instance() as instance:
         if workers == 1:
@@ -225,7 +189,7 @@ def _outputs(result: JobResult, store: StoreResource) -> RunOutputs:
     return RunOutputs(
         result.success,
         Path(store.db_path),
-        store.report_path() if written else None,
+        Path(written[-1].metadata["path"].value) if written else None,
         result.run_id,
         failures(result),
     )

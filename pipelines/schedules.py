@@ -10,6 +10,8 @@ from pipelines.assets.signals import SIGNAL_STUDY_KEY
 from pipelines.assets.telemetry import TELEMETRY_KEYS
 from pipelines.jobs import policy_job, telemetry_job
 from pipelines.partitions import INGEST_CRON_HOUR, POLICY_REFRESH_CRON
+from pipelines.resources import StoreResource
+from telemetry.schema import SERVICE_LOAD
 
 #: Loads yesterday's partition from ``HETEROSCALE_SOURCES`` at 01:00 UTC.
 daily_telemetry_schedule = dg.build_schedule_from_partitioned_job(
@@ -47,18 +49,38 @@ def new_telemetry_days(instance: dg.DagsterInstance) -> tuple[int, list[str]]:
     cron_schedule=POLICY_REFRESH_CRON,
     execution_timezone="UTC",
     description=(
-        "Every morning, re-run the study, curation, backtest, gate, placement and report when "
-        "telemetry days arrived since the last study."
+        "Every morning, re-run the study, curation, backtest, gate, placement and report of "
+        "each service, on the offered load the store recorded, when telemetry days arrived "
+        "since the last study."
     ),
 )
-def daily_policy_schedule(context: dg.ScheduleEvaluationContext):
-    """One run per batch of new telemetry days: the run key is the newest telemetry event, so
-    a day that brought nothing new asks for nothing, and a failed refresh is not repeated
-    until more telemetry arrives."""
+def daily_policy_schedule(context: dg.ScheduleEvaluationContext, store: StoreResource):
+    """One run per service per batch of new telemetry days, curated and backtested on the
+    offered load the store recorded for it: the run key is the newest telemetry event and the
+    service, so a day that brought nothing new asks for nothing, and a failed refresh is not
+    repeated until more telemetry arrives."""
     newest, days = new_telemetry_days(context.instance)
     if not days:
         return dg.SkipReason("no telemetry day materialised since the last signal study")
-    return dg.RunRequest(
-        run_key=f"telemetry-{newest}",
-        tags={"heteroscale/new_days": f"{days[0]}..{days[-1]} ({len(days)})"},
-    )
+    offered = store.store().distinct(SERVICE_LOAD, ["service"])
+    if offered is None or offered.is_empty():
+        return dg.SkipReason(
+            f"telemetry days {days[0]}..{days[-1]} arrived, but the store records no offered "
+            "load (service_load) to curate a policy on: ingest the router's or frontend's "
+            "request counters too (docs/ingest.md)"
+        )
+    return [
+        dg.RunRequest(
+            run_key=f"telemetry-{newest}-{service}",
+            run_config={
+                "resources": {
+                    "scenario": {"config": {"service": service, "fleet_from_store": True}}
+                }
+            },
+            tags={
+                "heteroscale/new_days": f"{days[0]}..{days[-1]} ({len(days)})",
+                "heteroscale/service": service,
+            },
+        )
+        for service in sorted(offered["service"])
+    ]

@@ -80,7 +80,7 @@ def report_html(
         keyword: store.read(table) for keyword, table in INGESTION_TABLES.items() if table in stored
     }
     path = write_report(
-        store.report_path(),
+        store.report_path(service),
         **tables,
         **ingestion,
         signal_series=paired_series(
