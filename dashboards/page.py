@@ -65,8 +65,15 @@ def page_path(index: Path, slug: str) -> Path:
     return index if slug == INDEX else index.with_name(f"{index.stem}-{slug}.html")
 
 
-def write_pages(index: Path, service: str, pages: Sequence[Page]) -> list[Path]:
-    """Render and write every page; return their paths in page order.
+def service_report(index: Path, service: str) -> Path:
+    """Where the report of one of a store's several services goes: beside ``index``, which
+    holds the index of the services (:mod:`dashboards.services_index`), named after it."""
+    return index.with_name(f"{index.stem}-{service}.html")
+
+
+def write_pages(index: Path, services: Sequence[str], pages: Sequence[Page]) -> list[Path]:
+    """Render and write every page about ``services`` (a service's report, or the index of
+    a store's several); return their paths in page order.
 
     Each page goes to a sibling temporary file first; the files are renamed into place only
     once all are written, the index last, so a reader who finds the index finds every page it
@@ -76,7 +83,7 @@ def write_pages(index: Path, service: str, pages: Sequence[Page]) -> list[Path]:
     paths = [page_path(index, page.slug) for page in pages]
     links = [(path.name, page.title) for path, page in zip(paths, pages, strict=True)]
     for path, page in zip(paths, pages, strict=True):
-        _partial(path).write_text(_render(page, service, links), encoding="utf-8")
+        _partial(path).write_text(_render(page, services, links), encoding="utf-8")
     for path in sorted(paths, key=lambda path: path == index):
         _partial(path).replace(path)
     return paths
@@ -86,7 +93,7 @@ def _partial(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
-def _render(page: Page, service: str, links: list[tuple[str, str]]) -> str:
+def _render(page: Page, services: Sequence[str], links: list[tuple[str, str]]) -> str:
     """The page's HTML: the navigation (this page's link marked), its title, its blocks."""
     nav = " ".join(
         f"<a href='{name}'{' class=here' if title == page.title else ''}>{html.escape(title)}</a>"
@@ -101,12 +108,14 @@ def _render(page: Page, service: str, links: list[tuple[str, str]]) -> str:
             )
             figures += 1
         body.append(block)
+    names = ", ".join(services)
+    named = ", ".join(f"<b>{html.escape(service)}</b>" for service in services)
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-        f"<title>{html.escape(f'{page.title} | {TITLE} ({service})')}</title>\n"
+        f"<title>{html.escape(f'{page.title} | {TITLE} ({names})')}</title>\n"
         f"<style>{STYLE}</style>\n</head>\n<body>\n<nav>{nav}</nav>\n"
         f"<h1>{html.escape(page.title)}</h1>\n"
-        f"<p>{TITLE} for service <b>{html.escape(service)}</b>.</p>\n"
+        f"<p>{TITLE} for service{'s' if len(services) > 1 else ''} {named}.</p>\n"
         + "\n".join(body)
         + "\n</body>\n</html>\n"
     )

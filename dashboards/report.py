@@ -241,7 +241,7 @@ def write_report(
         "fidelity": fidelity,
     }
     path = Path(path)
-    write_pages(path, service, [Page(slug, title, blocks[slug]) for slug, title in PAGES.items()])
+    write_pages(path, [service], [Page(slug, title, blocks[slug]) for slug, title in PAGES.items()])
     return path
 
 

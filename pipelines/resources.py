@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from dashboards import service_report
 from scheduler import FLEET_TOPOLOGY_PATH
 from simulator import ClusterSpec, Trace, default_cluster, load_trace, servegen_day
 from simulator.cluster_file import load_cluster
@@ -40,16 +41,22 @@ class StoreResource(dg.ConfigurableResource):
     report_file: str = ""
 
     def report_path(self, service: str) -> Path:
-        """``report_file``, else :data:`REPORT_NAME` beside the store, named after the service
-        (``heteroscale-report-<service>.html``) when the store holds the telemetry of several:
-        each service's report is its own."""
+        """``report_file``, else :data:`REPORT_NAME` beside the store, or, when the store holds
+        the telemetry of several services, the service's own report beside their index
+        (:meth:`services_index_path`)."""
         if self.report_file:
             return Path(self.report_file)
-        folder = Path(self.db_path).parent
+        index = self.services_index_path()
+        return service_report(index, service) if index else Path(self.db_path).parent / REPORT_NAME
+
+    def services_index_path(self) -> Path | None:
+        """Where the index of the store's services goes (:data:`REPORT_NAME` beside the
+        store), when it holds the telemetry of several and no ``report_file`` is set."""
+        if self.report_file:
+            return None
         services = self.store().distinct(INSTANCE_SAMPLES, ["service"])
-        if services is not None and services.height > 1:
-            return folder / f"{Path(REPORT_NAME).stem}-{service}.html"
-        return folder / REPORT_NAME
+        several = services is not None and services.height > 1
+        return Path(self.db_path).parent / REPORT_NAME if several else None
 
     def store(self) -> TelemetryStore:
         return TelemetryStore(self.db_path)

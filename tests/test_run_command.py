@@ -114,7 +114,13 @@ def test_a_store_of_several_services_gets_a_run_and_a_report_per_service(two_ser
         # Each service fails the gate on its half hour of evaluation, and says so on its own.
         assert f"{service}: FAILED (run " in done.stdout
         assert f"failed: {service}: heteroscale failed the publication gate" in done.stdout
-    assert not (db.parent / REPORT_NAME).exists()
+    # Where a reader starts: each service's verdicts, linking its report.
+    index = db.parent / REPORT_NAME
+    assert f"HTML index of the services:  {index}" in done.stdout
+    text = index.read_text()
+    assert "<a href='heteroscale-report-chat.html'>chat</a>" in text
+    assert "<a href='heteroscale-report-code.html'>code</a>" in text
+    assert text.count("<th>Publication gate</th><td>FAILED") == 2
     with duckdb.connect(str(db), read_only=True) as conn:
         curated = conn.execute("SELECT service FROM curated_policy ORDER BY service").fetchall()
     assert curated == [("chat",), ("code",)]

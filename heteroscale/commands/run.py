@@ -66,6 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     # dagster is slow to import: only here
+    from pipelines.resources import StoreResource
     from pipelines.run import DB_NAME, run_main_job, run_policy_job, run_policy_jobs
 
     scenarios = _scenarios(args)  # bad input raises: one line from heteroscale.cli.main
@@ -102,6 +103,10 @@ def _run(args: argparse.Namespace) -> int:
     for scenario, outputs in zip(scenarios, runs, strict=True):
         named = f" ({scenario.service})" if len(runs) > 1 else ""
         print(f"HTML report{named}:  {outputs.report_path or 'none written by this run'}")
+    if any(outputs.report_path for outputs in runs):
+        index = StoreResource(db_path=str(runs[0].db_path)).services_index_path()
+        if index is not None:
+            print(f"HTML index of the services:  {index}")
     return 0 if all(outputs.success for outputs in runs) else 1
 
 

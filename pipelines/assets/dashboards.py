@@ -3,7 +3,7 @@ the signal study, backtest, placement, telemetry health and simulator fidelity b
 
 import dagster as dg
 
-from dashboards import PAGES, page_path, write_report
+from dashboards import DECISION_TABLES, PAGES, page_path, write_report, write_services_index
 from pipelines.assets.policies import (
     CURATION_KEY,
     FLEET_BACKTEST_KEY,
@@ -92,6 +92,12 @@ def report_html(
     )
     pages = [page_path(path, slug) for slug in PAGES]
     context.log.info(f"report written to {path} and {len(pages) - 1} pages beside it")
+    index = store.services_index_path()
+    if index is not None:
+        services = store.store().distinct(INSTANCE_SAMPLES, ["service"])["service"]
+        decided = {name: store.read(name) for name in DECISION_TABLES}
+        pages.append(write_services_index(index, sorted(services), decided))
+        context.log.info(f"the index of the store's services written to {index}")
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),
