@@ -30,8 +30,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     report.add_argument(
         "--out",
         type=Path,
-        help="the index page to write; the other pages go beside it (default: "
-        "heteroscale-report.html beside the store)",
+        help="the index page to write; the other pages go beside it (default: beside the "
+        "store, heteroscale-report.html, or in a store of several services "
+        "heteroscale-report-<service>.html and the index of the services)",
     )
     report.add_argument("--service", help="the service to report (default: the store's only one)")
     report.add_argument(
