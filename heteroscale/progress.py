@@ -1,6 +1,6 @@
 """Progress bars for the commands' long work, drawn on stderr only when it is a terminal.
 
-Library code takes an optional ``progress`` wrapper (:data:`policies.curation.Progress`) and
+Library code takes an optional ``progress`` wrapper (:data:`policies.parallel.Progress`) and
 runs unchanged without one; the commands pass :func:`bar`. Piped, redirected, under Dagster or
 in tests, the bars are off and stdout stays the command's output alone.
 """

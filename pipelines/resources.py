@@ -151,6 +151,9 @@ class ScenarioResource(dg.ConfigurableResource):
     request_level_start_h: float = 7.0
     request_level_hours: float = 1.0
     interval_s: float = 15.0
+    #: Processes the fleet backtest's policies spread over inside its step (the results are
+    #: the same for any number; ``policies.parallel.spread``).
+    backtest_workers: int = 1
     #: The window the signal study judges signals over.
     signal_window_s: float = 60.0
 

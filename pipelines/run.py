@@ -48,7 +48,9 @@ def ui_instance() -> dg.DagsterInstance:
     dagster.yaml, whose storage (``.dagster_home/``) is relative to the repository root, so it
     is opened from there whatever the caller's working directory. Installed without the
     repository, runs are recorded in an ephemeral instance."""
-    if os.environ.get("DAGSTER_HOME"):
+    if home := os.environ.get("DAGSTER_HOME"):
+        if not Path(home).is_dir():
+            raise ValueError(f"$DAGSTER_HOME {home} is not a folder: create it, or unset it")
         return dg.DagsterInstance.get()
     if not (PROJECT_ROOT / "dagster.yaml").is_file():
         return dg.DagsterInstance.ephemeral()

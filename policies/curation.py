@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,6 +33,7 @@ from policies.controller import DECODE, PREFILL
 from policies.heteroscale import HeteroScale, HeteroScaleConfig
 from policies.inputs import PolicyInputs, PoolCapacity
 from policies.loop import run_controller
+from policies.parallel import Progress, spread
 from policies.scoring import DAY_S, daily_scores, score
 from policies.slo import ServiceSLO
 from simulator.cluster import ClusterSpec, LifecycleSpec
@@ -47,11 +48,6 @@ SWEEP_DECODE = 4
 BUDGET_SHARE = 0.25
 #: Flaps per day a chosen configuration may make (a shorter history is allowed one day's).
 MAX_FLAPS_PER_DAY = 4.0
-
-#: Shows a loop's progress: ``progress(items, total=n, desc=what)`` yields ``items`` unchanged
-#: (e.g. a terminal bar). The long loops here and in :mod:`policies.fleet` take one; without it
-#: they run as they are.
-Progress = Callable[..., Iterable]
 
 #: Candidate configurations swept on the curation days: headroom, scale-in pace, tiers.
 DEFAULT_GRID: dict[str, tuple] = {
@@ -367,13 +363,14 @@ class CurationPlan:
         config = HeteroScaleConfig(**{name: chosen[name] for name in self.grid})
         return Curation(self.inputs, config, met, self.pressure, candidates)
 
-    def run(self, progress: Progress | None = None) -> Curation:
-        """Every candidate scored in turn in this process (``progress`` wraps the sweep, one
-        item per candidate), and the choice."""
-        sweep = self.candidates
-        if progress is not None:
-            sweep = progress(sweep, total=len(sweep), desc="curation")
-        return self.choose(self.score(params) for params in sweep)
+    def run(self, progress: Progress | None = None, workers: int = 1) -> Curation:
+        """Every candidate scored, in this process or over ``workers`` processes
+        (:func:`policies.parallel.spread`; ``progress`` wraps the sweep, one item per
+        candidate), and the choice."""
+        scores = spread(
+            self.score, self.candidates, workers=workers, progress=progress, desc="curation"
+        )
+        return self.choose(scores)
 
 
 def plan_curation(
@@ -424,9 +421,10 @@ def curate(
     slo: ServiceSLO,
     *,
     progress: Progress | None = None,
+    workers: int = 1,
     **options,
 ) -> Curation:
-    """Run Algorithm 1 on the curation days ``history`` in this process: :func:`plan_curation`
-    with the same arguments and ``options`` (``lifecycle``, ``control_interval_s``, ``grid``),
-    then :meth:`CurationPlan.run`."""
-    return plan_curation(history, cluster, slo, **options).run(progress)
+    """Run Algorithm 1 on the curation days ``history``: :func:`plan_curation` with the same
+    arguments and ``options`` (``lifecycle``, ``control_interval_s``, ``grid``), then
+    :meth:`CurationPlan.run` over ``workers`` processes."""
+    return plan_curation(history, cluster, slo, **options).run(progress, workers)

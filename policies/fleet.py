@@ -27,12 +27,12 @@ from policies.curation import (
     DEFAULT_GRID,
     Curation,
     CurationPlan,
-    Progress,
     initial_cluster,
     plan_curation,
 )
 from policies.loop import ControlRun, run_controller
 from policies.oracle import INSTANT, Oracle
+from policies.parallel import Progress, spread
 from policies.scoring import DAY_S, daily_scores, interval_outcome, score
 from policies.slo import ServiceSLO
 from simulator.cluster import ClusterSpec, LifecycleSpec, default_cluster
@@ -416,6 +416,22 @@ def timeline(backtest: FleetBacktest, *, bin_s: float = 600.0) -> pl.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class PolicyLoop:
+    """One policy's closed loop on the evaluation days, built and ready: what a process of
+    :func:`run_fleet_backtest` is handed."""
+
+    controller: Controller
+    load: FluidLoad
+    start: ClusterSpec
+    lifecycle: LifecycleSpec
+    control_interval_s: float
+
+    def run(self) -> ControlRun:
+        plant = FluidLoop(self.load, self.start, lifecycle=self.lifecycle)
+        return run_controller(plant, self.controller, control_interval_s=self.control_interval_s)
+
+
 def run_fleet_backtest(
     scenario: FleetScenario,
     builders: Mapping[str, Builder],
@@ -423,6 +439,7 @@ def run_fleet_backtest(
     grid: dict[str, tuple] | None = None,
     curation: Curation | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> FleetBacktest:
     """Curate on the scenario's curation part, then run every policy on its evaluation part.
 
@@ -435,28 +452,33 @@ def run_fleet_backtest(
         Curation's candidate grid (:data:`policies.curation.DEFAULT_GRID` when omitted).
     curation : Curation, optional
         Reuse an earlier curation of the same curation part instead of curating again.
-    progress : policies.curation.Progress, optional
+    progress : policies.parallel.Progress, optional
         Wraps curation's sweep and the policies' runs, one after the other.
+    workers : int
+        Processes the sweep's candidates and the policies' runs spread over
+        (:func:`policies.parallel.spread`); the results are the same for any number.
     """
-    curation = curation or scenario.plan_curation(grid).run(progress)
+    curation = curation or scenario.plan_curation(grid).run(progress, workers)
     evaluation = scenario.evaluation
     start = initial_cluster(scenario.cluster, curation.inputs, evaluation)
-    runs, skipped = {}, {}
-    policies = builders.items()
-    if progress is not None:
-        policies = progress(policies, total=len(builders), desc="policies")
-    for name, build in policies:
+    controllers, skipped = {}, {}
+    for name, build in builders.items():
         try:
-            controller = build(curation, evaluation)
+            controllers[name] = build(curation, evaluation)
         except ValueError as error:
             skipped[name] = str(error)
-            continue
-        lifecycle = INSTANT if isinstance(controller, Oracle) else scenario.lifecycle
-        runs[name] = run_controller(
-            FluidLoop(evaluation, start, lifecycle=lifecycle),
+    loops = [
+        PolicyLoop(
             controller,
-            control_interval_s=scenario.control_interval_s,
+            evaluation,
+            start,
+            INSTANT if isinstance(controller, Oracle) else scenario.lifecycle,
+            scenario.control_interval_s,
         )
+        for controller in controllers.values()
+    ]
+    done = spread(PolicyLoop.run, loops, workers=workers, progress=progress, desc="policies")
+    runs = dict(zip(controllers, done, strict=True))
     per_day = _per_day(runs, scenario, curation)
     return FleetBacktest(
         scenario=scenario,

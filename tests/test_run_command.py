@@ -141,6 +141,17 @@ def refused(capsys, *options: str) -> str:
     return err
 
 
+def test_a_dagster_home_that_is_no_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "missing"))
+    assert main(["run", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        f"heteroscale run: $DAGSTER_HOME {tmp_path / 'missing'} is not a folder: create it, or "
+        "unset it"
+    )
+    assert "Traceback" not in err
+
+
 def test_a_missing_store_is_refused_in_one_line(tmp_path, capsys):
     assert "no store at" in refused(capsys, "--db", str(tmp_path / "none.duckdb"))
 

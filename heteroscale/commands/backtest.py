@@ -4,7 +4,7 @@ import argparse
 import json
 from dataclasses import replace
 
-from heteroscale.arguments import add_trace, positive
+from heteroscale.arguments import add_trace, at_least_one, positive
 
 #: Scores the readable table shows, in order.
 _COLUMNS = (
@@ -60,6 +60,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     backtest.add_argument(
         "--ablations", action="store_true", help="also run HeteroScale without each mechanism"
     )
+    backtest.add_argument(
+        "--workers",
+        type=at_least_one,
+        default=1,
+        help="processes the curation sweep's candidates and the policies spread over; the "
+        "results are the same for any number (default 1)",
+    )
     backtest.add_argument("--json", action="store_true", help="print one JSON object")
     backtest.set_defaults(handler=_backtest)
 
@@ -89,7 +96,9 @@ def _backtest(args: argparse.Namespace) -> int:
             servegen_service=args.servegen or "m-large",
         )
     slo = ServiceSLO(ttft_p99_s=args.ttft_slo_s, tbt_p99_s=args.tbt_slo_s)
-    result = run_fleet_backtest(replace(scenario, slo=slo), builders, progress=bar)
+    result = run_fleet_backtest(
+        replace(scenario, slo=slo), builders, progress=bar, workers=args.workers
+    )
     report = _report(result)
     if args.json:
         print(json.dumps(report))

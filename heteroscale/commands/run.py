@@ -51,9 +51,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--workers",
         type=at_least_one,
         default=1,
-        help="processes to spread the steps over, the curation sweep's in parallel; with --db "
-        "on a store of several services, services run at once (default 1: one after another, "
-        "every step in this process, which pays the imports once)",
+        help="processes to spread the steps over, the curation sweep's and the backtest's "
+        "policies in parallel; with --db on a store of several services, services run at once "
+        "(default 1: one after another, every step in this process, which pays the imports "
+        "once)",
     )
     run.add_argument(
         "--log-level",
@@ -66,10 +67,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     # dagster is slow to import: only here
-    from pipelines.resources import StoreResource
+    from pipelines.resources import ScenarioResource, StoreResource
     from pipelines.run import DB_NAME, run_main_job, run_policy_job, run_policy_jobs
 
     scenarios = _scenarios(args)  # bad input raises: one line from heteroscale.cli.main
+    if len(scenarios) == 1:  # one run: its backtest's policies over the workers too
+        scenarios = [
+            ScenarioResource(**(scenarios[0].model_dump() | {"backtest_workers": args.workers}))
+        ]
     started = time.perf_counter()
     if args.db:
         services = ", ".join(scenario.service for scenario in scenarios)

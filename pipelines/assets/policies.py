@@ -157,7 +157,9 @@ def fleet_policy(
     it all."""
     fleet = fleet_scenario(scenario, store)
     context.log.info(f"fleet backtest on {fleet.source}")
-    backtest = run_fleet_backtest(fleet, select(None, ablations=True), curation=curation)
+    backtest = run_fleet_backtest(
+        fleet, select(None, ablations=True), curation=curation, workers=scenario.backtest_workers
+    )
     service = scenario.service
     tables = {
         name: frame.with_columns(service=pl.lit(service))

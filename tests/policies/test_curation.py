@@ -68,6 +68,16 @@ def backtest(scenario):
     return run_fleet_backtest(scenario, BUILDERS, grid=GRID)
 
 
+def test_processes_give_the_same_curation_and_backtest(scenario, backtest):
+    """The sweep's candidates and the policies over two processes: the same choice, scores
+    and decisions as in this process."""
+    spread = run_fleet_backtest(scenario, BUILDERS, grid=GRID, workers=2)
+    assert spread.curation.config == backtest.curation.config
+    assert spread.curation.candidates.equals(backtest.curation.candidates)
+    assert spread.summary.equals(backtest.summary)
+    assert spread.decisions.equals(backtest.decisions)
+
+
 def test_curation_chooses_a_feasible_candidate_by_fewest_gpu_hours(backtest):
     candidates = backtest.curation.candidates
     assert candidates.height == 3
