@@ -9,9 +9,7 @@ gets one policy run per service, ``workers`` of them at once in processes of the
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from pipelines.assets.dashboards import REPORT_KEY
 from pipelines.definitions import build_definitions
 from pipelines.executors import multiprocess
 from pipelines.resources import SIMULATOR, ScenarioResource, StoreResource, TelemetrySourceResource
+from policies.parallel import spread
 
 DB_NAME = "heteroscale.duckdb"
 #: The repository root, whose dagster.yaml ``dg dev`` reads when started there.
@@ -89,30 +88,25 @@ def run_policy_jobs(
     workers: int = 1,
 ) -> list[RunOutputs]:
     """``policy_job`` for each service of ``scenarios``, each run recorded on its own, up to
-    ``workers`` at once in processes of their own, each writing its service's report
-    (:meth:`StoreResource.report_path`).
+    ``workers`` at once in processes of their own (:func:`policies.parallel.spread`), each
+    writing its service's report (:meth:`StoreResource.report_path`).
 
     The runs share the store, whose calls take turns on the file
     (:class:`telemetry.store.TelemetryStore`); their own steps run in their process.
     """
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
     jobs = [(str(db_path), scenario.model_dump(), log_level) for scenario in scenarios]
-    if workers == 1 or len(jobs) == 1:
-        return [_policy_run(*job) for job in jobs]
-    # Opened here first: workers creating a new instance's databases at once would each
-    # stamp its schema version (two migration heads, an instance no one can open).
-    with ui_instance():
-        pass
-    # forkserver: a fresh process per worker, not a fork of one that may hold DuckDB's threads.
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-        return list(pool.map(_policy_run, *zip(*jobs, strict=True)))
+    if workers > 1 and len(jobs) > 1:
+        # Opened here first: workers creating a new instance's databases at once would each
+        # stamp its schema version (two migration heads, an instance no one can open).
+        with ui_instance():
+            pass
+    return spread(_policy_run, jobs, workers=workers)
 
 
-def _policy_run(db_path: str, scenario: dict, log_level: str) -> RunOutputs:
+def _policy_run(job: tuple[str, dict, str]) -> RunOutputs:
     """One service's policy run, in this process (what a worker of :func:`run_policy_jobs`
-    runs: plain arguments)."""
+    runs: the store's path, the scenario's fields and the log level)."""
+    db_path, scenario, log_level = job
     return run_policy_job(Path(db_path), ScenarioResource(**scenario), log_level=log_level)
 
 

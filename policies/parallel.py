@@ -1,4 +1,5 @@
-"""Independent closed-loop runs (curation's candidates, the backtest's policies) over processes.
+"""Independent runs over processes: curation's candidates, the backtest's policies, and the
+policy jobs of a store's services (:func:`pipelines.run.run_policy_jobs`).
 
 Each item runs alone from what it is given, so results do not depend on how many processes ran
 them. Workers start by forkserver: fresh processes that import what they need, not forks of one
