@@ -127,11 +127,11 @@ def render_report(db_path: Path, scenario: ScenarioResource, out: Path | None = 
     return _outputs(result, store)
 
 
-def bound_job(job: str, store: dict, scenario: dict, workers: int) -> dg.JobDefinition:
-    """``job`` bound to the store's and the scenario's fields and the simulator as the
-    telemetry source, its steps over ``workers`` processes: what a step's process rebuilds
+def bound_job(job: str, db_path: str, scenario: dict, workers: int) -> dg.JobDefinition:
+    """``job`` bound to the store at ``db_path``, the scenario's fields and the simulator as
+    the telemetry source, its steps over ``workers`` processes: what a step's process rebuilds
     (:func:`dg.build_reconstructable_job` needs plain arguments)."""
-    store = StoreResource(**store)
+    store = StoreResource(db_path=db_path)
     source = TelemetrySourceResource(sources=SIMULATOR)
     defs = build_definitions(
         store, ScenarioResource(**scenario), source, executor=multiprocess(workers)
@@ -153,9 +153,7 @@ def _execute(
     loggers = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     with ui_instance() as instance:
         if workers == 1:
-            result = bound_job(
-                job, store.model_dump(), scenario.model_dump(), 1
-            ).execute_in_process(
+            result = bound_job(job, store.db_path, scenario.model_dump(), 1).execute_in_process(
                 instance=instance,
                 partition_key=partition_key,
                 raise_on_error=False,
@@ -165,7 +163,7 @@ def _execute(
         reconstructable = dg.build_reconstructable_job(
             __name__,
             bound_job.__name__,
-            reconstructable_args=(job, store.model_dump(), scenario.model_dump(), workers),
+            reconstructable_args=(job, store.db_path, scenario.model_dump(), workers),
         )
         with dg.execute_job(
             reconstructable,
